@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install kb-service into a virtualenv: `install.sh` for running it, `install.sh --dev` for
+# its tests too. The Dockerfile runs this same script, so CI exercises the image's install path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${KB_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+MODE="${1:-}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+
+# torch first and pinned, so nothing later pulls a CUDA build. TORCH_INDEX_URL (set in the
+# Dockerfile) points at PyTorch's CPU-only wheels; without it pip's configured index is used.
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    "${PIP[@]}" --index-url "$TORCH_INDEX_URL" torch==2.13.0
+else
+    "${PIP[@]}" torch==2.13.0
+fi
+
+case "$MODE" in
+    --dev) "${PIP[@]}" -e ".[dev]" ;;
+    --image) "${PIP[@]}" . ;;
+    "") "${PIP[@]}" -e . ;;
+    *) echo "usage: $0 [--dev|--image]" >&2; exit 2 ;;
+esac
+echo "kb-service installed in $VENV"

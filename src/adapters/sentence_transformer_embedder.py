@@ -1,0 +1,75 @@
+"""SentenceTransformerEmbedder: the real model behind the `Embedder` port."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from adapters.model_loader import resolve_model
+from domain.errors import ModelUnavailableError
+from domain.ports import Vectors
+
+
+class SentenceTransformerEmbedder:
+    """Embeds with sentence-transformers on the CPU; vectors are L2-normalised float32."""
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        location = resolve_model(model)
+        try:
+            self._model = SentenceTransformer(location, device=device)
+        except (OSError, ValueError) as error:
+            raise ModelUnavailableError(
+                f"cannot load embedding model KB_EMBEDDING_MODEL={model!r}: {error}"
+            ) from error
+        self._model.eval()
+        self._name = model
+        self._batch_size = batch_size
+        self._dimension = int(self._model.get_embedding_dimension())
+        self._max_seq_length = int(self._model.max_seq_length)
+        tokenizer = self._model.tokenizer
+        self._window = self._max_seq_length - int(tokenizer.num_special_tokens_to_add(pair=False))
+        # A private copy without truncation or padding: the model's own tokenizer changes
+        # those settings on every encode call, which is not safe to share between threads.
+        self._offsets_tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self._offsets_tokenizer.no_truncation()
+        self._offsets_tokenizer.no_padding()
+        self._encode_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._max_seq_length
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dimension), np.float32)
+        # The model's tokenizer is stateful (truncation/padding): one encode at a time.
+        with self._encode_lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)
+        return [(int(start), int(end)) for start, end in encoding.offsets]

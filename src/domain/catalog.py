@@ -1,0 +1,59 @@
+"""The live vector index and lock of every knowledge base, kept beside the repository."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from domain.locking import ReadWriteLock
+from domain.model import KnowledgeBase
+from domain.ports import DocumentRepository, VectorIndex, VectorIndexFactory
+
+
+@dataclass
+class Slot:
+    """One knowledge base's index; searches hold `lock` shared, writes hold it exclusive."""
+
+    index: VectorIndex
+    lock: ReadWriteLock = field(default_factory=ReadWriteLock)
+
+
+class Catalog:
+    """Maps knowledge base names to slots; creation and removal are serialised here."""
+
+    def __init__(self, repository: DocumentRepository, index_factory: VectorIndexFactory) -> None:
+        self._repository = repository
+        self._index_factory = index_factory
+        self._slots: dict[str, Slot] = {}
+        self._lock = threading.Lock()
+
+    def load(self, kb: KnowledgeBase) -> Slot:
+        """Build a slot from the vectors the repository kept, unless one is already live."""
+        slot = Slot(self._index_factory(kb.dimension))
+        labels, vectors = self._repository.load_vectors(kb.name)
+        if len(labels):
+            slot.index.add(labels, vectors)
+        with self._lock:
+            return self._slots.setdefault(kb.name, slot)
+
+    def create(self, kb: KnowledgeBase) -> None:
+        with self._lock:
+            self._repository.add_knowledge_base(kb)
+            self._slots[kb.name] = Slot(self._index_factory(kb.dimension))
+
+    def slot(self, name: str) -> Slot:
+        with self._lock:
+            slot = self._slots.get(name)
+        if slot is None:
+            # Raises KnowledgeBaseNotFoundError when the repository does not know it either.
+            slot = self.load(self._repository.get_knowledge_base(name))
+        return slot
+
+    def remove(self, name: str) -> None:
+        slot = self.slot(name)
+        # Exclusive on the slot so no write or search is half-way through the index.
+        with slot.lock.writing():
+            self._repository.remove_knowledge_base(name)
+            with self._lock:
+                if self._slots.get(name) is slot:
+                    del self._slots[name]

@@ -1,0 +1,74 @@
+"""Chunking texts with the embedder's tokenizer and embedding the chunks in one model call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from domain.chunking import chunk_spans
+from domain.errors import InvalidInputError
+from domain.model import Chunking, Span
+from domain.ports import Embedder, Vectors
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """A text's chunk spans, one unit vector per span, and whether text was left out."""
+
+    spans: list[Span]
+    vectors: Vectors
+    truncated: bool
+
+
+def encode_texts(
+    embedder: Embedder, texts: Sequence[str], chunking: Chunking, overlap: int
+) -> list[EncodedText]:
+    """Chunk every text and embed all chunks of all texts in a single `embed` call."""
+    plans = [
+        chunk_spans(embedder.token_offsets(text), len(text), embedder.window, overlap, chunking)
+        for text in texts
+    ]
+    pieces = [text[s.start : s.end] for text, (spans, _) in zip(texts, plans) for s in spans]
+    matrix = embedder.embed(pieces) if pieces else np.zeros((0, embedder.dimension), np.float32)
+    encoded: list[EncodedText] = []
+    row = 0
+    for spans, truncated in plans:
+        encoded.append(EncodedText(spans, matrix[row : row + len(spans)], truncated))
+        row += len(spans)
+    return encoded
+
+
+def mean_direction(vectors: Vectors) -> Vectors:
+    """The re-normalised mean of unit vectors: one query vector for several chunks."""
+    mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise InvalidInputError(
+            "the query has no direction (zero vector)", errors={"vector": ["zero norm"]}
+        )
+    return (mean / norm).astype(np.float32)
+
+
+def encode_query(embedder: Embedder, text: str, overlap: int = 32) -> Vectors:
+    """One unit vector for a query text of any length (chunk vectors averaged)."""
+    (encoded,) = encode_texts(embedder, [text], Chunking.WINDOW, overlap)
+    if len(encoded.spans) == 1:
+        return encoded.vectors[0]
+    return mean_direction(encoded.vectors)
+
+
+def vector_query(values: Sequence[float], dimension: int) -> Vectors:
+    """Validate a raw query vector and return it normalised to unit length."""
+    vector = np.asarray(values, dtype=np.float64)
+    if vector.shape != (dimension,):
+        raise InvalidInputError(
+            f"vector must have {dimension} numbers, got {vector.size}",
+            errors={"vector": [f"expected length {dimension}"]},
+        )
+    if not np.all(np.isfinite(vector)):
+        raise InvalidInputError(
+            "vector must hold finite numbers", errors={"vector": ["not finite"]}
+        )
+    return mean_direction(vector[np.newaxis, :])

@@ -1,0 +1,61 @@
+"""The one hierarchy of errors the domain raises; the HTTP edge maps each family to a status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error the knowledge-base core raises on purpose."""
+
+    def __init__(self, message: str, *, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+
+class NotFoundError(DomainError):
+    """Something addressed by name or id does not exist."""
+
+
+class KnowledgeBaseNotFoundError(NotFoundError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"knowledge base {name!r} does not exist")
+
+
+class DocumentNotFoundError(NotFoundError):
+    def __init__(self, kb: str, document_id: str) -> None:
+        super().__init__(f"document {document_id!r} does not exist in knowledge base {kb!r}")
+
+
+class ConflictError(DomainError):
+    """The request contradicts the current state (a name or id already taken, a model mismatch)."""
+
+
+class KnowledgeBaseExistsError(ConflictError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"knowledge base {name!r} already exists")
+
+
+class DocumentExistsError(ConflictError):
+    def __init__(self, kb: str, document_ids: list[str]) -> None:
+        shown = ", ".join(repr(i) for i in document_ids[:10])
+        more = f" and {len(document_ids) - 10} more" if len(document_ids) > 10 else ""
+        super().__init__(
+            f"document id(s) {shown}{more} already exist in knowledge base {kb!r}; "
+            "use PUT to replace a document",
+            errors={"ids": document_ids[:100]},
+        )
+        self.document_ids = document_ids
+
+
+class ModelMismatchError(ConflictError):
+    """A knowledge base was built with another embedding model than the one loaded."""
+
+
+class InvalidInputError(DomainError):
+    """A value breaks a domain rule (bad name, empty text, bad metadata, ...)."""
+
+
+class ModelUnavailableError(DomainError):
+    """The embedding model cannot be loaded (not cached and not downloadable, or a bad path)."""

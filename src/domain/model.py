@@ -1,0 +1,208 @@
+"""Entities and value objects: knowledge bases, documents, chunks and search hits."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Union
+
+from domain.errors import InvalidInputError
+
+Scalar = Union[str, int, float, bool]
+MetadataValue = Union[Scalar, list[Scalar]]
+Metadata = Mapping[str, MetadataValue]
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_DOCUMENT_ID_LENGTH = 256
+MAX_METADATA_KEY_LENGTH = 128
+
+
+class Chunking(str, Enum):
+    """How a text longer than the model's window is embedded."""
+
+    WINDOW = "window"
+    TRUNCATE = "truncate"
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidInputError(
+            f"invalid knowledge base name {name!r}: use 1-64 lowercase letters, digits, "
+            "'-', '_' or '.', starting with a letter or digit",
+            errors={"name": ["must match ^[a-z0-9][a-z0-9._-]{0,63}$"]},
+        )
+    return name
+
+
+def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata") -> dict[str, Any]:
+    """Return a plain copy of flat metadata or raise InvalidInputError naming the bad key."""
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError("metadata must be an object", errors={field_name: ["not an object"]})
+    clean: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY_LENGTH:
+            raise InvalidInputError(
+                f"metadata key {key!r} must be a non-empty string of at most "
+                f"{MAX_METADATA_KEY_LENGTH} characters",
+                errors={field_name: {str(key): ["invalid key"]}},
+            )
+        if isinstance(value, list):
+            if not all(_is_scalar(item) for item in value):
+                raise InvalidInputError(
+                    f"metadata {key!r}: list items must be strings, numbers or booleans",
+                    errors={field_name: {key: ["list items must be str, int, float or bool"]}},
+                )
+            clean[key] = list(value)
+        elif _is_scalar(value):
+            clean[key] = value
+        else:
+            raise InvalidInputError(
+                f"metadata {key!r}: values must be strings, numbers, booleans or lists of those",
+                errors={field_name: {key: ["must be str, int, float, bool or a list of those"]}},
+            )
+    return clean
+
+
+def _is_scalar(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int, bool))
+
+
+def validate_text(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError("text must be a non-empty string", errors={"text": ["empty text"]})
+    return text
+
+
+def validate_document_id(document_id: str) -> str:
+    if (
+        not isinstance(document_id, str)
+        or not document_id
+        or len(document_id) > MAX_DOCUMENT_ID_LENGTH
+        or document_id != document_id.strip()
+    ):
+        raise InvalidInputError(
+            f"invalid document id {document_id!r}: 1-{MAX_DOCUMENT_ID_LENGTH} characters, "
+            "no leading or trailing whitespace",
+            errors={"id": ["invalid document id"]},
+        )
+    return document_id
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """A named collection of documents embedded with one model."""
+
+    name: str
+    model: str
+    dimension: int
+    created_at: datetime
+    description: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    chunking: Chunking = Chunking.WINDOW
+    chunk_overlap: int = 32
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        object.__setattr__(self, "metadata", validate_metadata(self.metadata))
+        object.__setattr__(self, "chunking", Chunking(self.chunking))
+        if self.created_at.tzinfo is None:
+            raise InvalidInputError("created_at must be timezone-aware")
+        if self.dimension <= 0:
+            raise InvalidInputError("dimension must be positive")
+        if self.chunk_overlap < 0:
+            raise InvalidInputError(
+                "chunk_overlap must be >= 0", errors={"chunk_overlap": ["must be >= 0"]}
+            )
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open character range [start, end) of a document's text."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise InvalidInputError(f"invalid span [{self.start}, {self.end})")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One embedded window of a document; `id` is the vector's label in the index."""
+
+    id: int
+    span: Span
+
+
+@dataclass(frozen=True)
+class Document:
+    """A stored document: its text, metadata and the chunks that were embedded."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    chunks: tuple[Chunk, ...] = ()
+    truncated: bool = False
+
+    def __post_init__(self) -> None:
+        validate_document_id(self.id)
+        validate_text(self.text)
+        object.__setattr__(self, "metadata", validate_metadata(self.metadata))
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A document as a client submits it: id optional, not embedded yet."""
+
+    text: str
+    id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.id is not None:
+            validate_document_id(self.id)
+        validate_text(self.text)
+        object.__setattr__(self, "metadata", validate_metadata(self.metadata))
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The part of a hit's text that matched best."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked search result; `score` is a cosine similarity in [-1, 1]."""
+
+    id: str
+    score: float
+    text: str
+    metadata: Mapping[str, Any]
+    passage: Passage
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; `next_cursor` is None on the last page."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class KnowledgeBaseStats:
+    document_count: int
+    chunk_count: int

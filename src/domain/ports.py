@@ -1,0 +1,126 @@
+"""The three ports the core depends on; adapters implement them, tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
+
+Vectors = NDArray[np.float32]
+Labels = NDArray[np.int64]
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors with one fixed model."""
+
+    @property
+    def model_name(self) -> str:
+        """The model's name or path, as recorded on every knowledge base."""
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector `embed` returns."""
+
+    @property
+    def max_seq_length(self) -> int:
+        """Word pieces the model sees per input, special tokens included (from the loaded model)."""
+
+    @property
+    def window(self) -> int:
+        """Word pieces of text per input: `max_seq_length` minus the special tokens."""
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Return a (len(texts), dimension) float32 matrix of L2-normalised rows.
+
+        Inputs longer than the window are cut by the model; callers chunk first.
+        """
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character [start, end) of every word piece of `text`, special tokens excluded."""
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search by inner product over int64-labelled unit vectors."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def __len__(self) -> int:
+        """Number of vectors held."""
+
+    def add(self, labels: Labels, vectors: Vectors) -> None:
+        """Add rows of `vectors` (n, dimension) under `labels` (n,); labels must be new."""
+
+    def remove(self, labels: Collection[int]) -> int:
+        """Remove the given labels (unknown ones are ignored); return how many went."""
+
+    def get(self, labels: Sequence[int]) -> Vectors:
+        """Return the stored vectors of `labels`, in order; KeyError for an unknown label."""
+
+    def search(
+        self, vector: Vectors, k: int, allowed: Collection[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Return up to k (label, inner product) pairs, best first, restricted to `allowed`."""
+
+
+VectorIndexFactory = Callable[[int], VectorIndex]
+
+
+class DocumentRepository(Protocol):
+    """Knowledge bases, their documents and chunks. Every call is all-or-nothing.
+
+    Raises KnowledgeBaseNotFoundError for an unknown knowledge base name throughout.
+    """
+
+    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
+        """Store a new knowledge base; KnowledgeBaseExistsError if the name is taken."""
+
+    def get_knowledge_base(self, name: str) -> KnowledgeBase: ...
+
+    def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
+        """Up to `limit` knowledge bases ordered by name, names strictly after `after`."""
+
+    def update_knowledge_base(self, kb: KnowledgeBase) -> None: ...
+
+    def remove_knowledge_base(self, name: str) -> None:
+        """Remove a knowledge base with all its documents and chunks."""
+
+    def stats(self, name: str) -> KnowledgeBaseStats: ...
+
+    def allocate_chunk_ids(self, count: int) -> list[int]:
+        """Return `count` chunk labels never handed out before (unique across all KBs)."""
+
+    def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
+        """Store new documents; `vectors` has one row per chunk, in document then chunk order.
+
+        Raises DocumentExistsError (and stores nothing) if any id is taken.
+        Durable repositories keep the vectors; volatile ones may drop them.
+        """
+
+    def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
+        """Store `document` under its id, replacing any previous one; return the previous."""
+
+    def update_metadata(self, kb: str, document_id: str, metadata: dict[str, Any]) -> Document:
+        """Replace a document's metadata only (chunks unchanged); return the new document."""
+
+    def get_document(self, kb: str, document_id: str) -> Document:
+        """DocumentNotFoundError if absent."""
+
+    def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
+        """Which of `document_ids` are already stored."""
+
+    def list_documents(self, kb: str, limit: int, after: str | None = None) -> list[Document]:
+        """Up to `limit` documents ordered by id, ids strictly after `after`."""
+
+    def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
+        """Remove the documents that exist among `document_ids`; return them."""
+
+    def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
+        """Map each known chunk label to its document; unknown labels are left out."""
+
+    def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
+        """All kept chunk labels and vectors of a knowledge base (empty if none are kept)."""

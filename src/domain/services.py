@@ -1,0 +1,322 @@
+"""KnowledgeBaseService: the use cases every entrypoint (HTTP, CLI, library) calls."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from domain.catalog import Catalog, Slot
+from domain.encoding import EncodedText, encode_texts
+from domain.errors import (
+    DocumentExistsError,
+    DocumentNotFoundError,
+    InvalidInputError,
+    ModelMismatchError,
+)
+from domain.model import (
+    Chunk,
+    Chunking,
+    Document,
+    Hit,
+    KnowledgeBase,
+    KnowledgeBaseStats,
+    NewDocument,
+    Page,
+    validate_metadata,
+    validate_name,
+)
+from domain.ports import DocumentRepository, Embedder, Labels, VectorIndexFactory, Vectors
+from domain.ranking import Ranker, SearchRequest
+
+Clock = Callable[[], datetime]
+DEFAULT_CHUNK_OVERLAP = 32
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_document_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class KnowledgeBaseInfo:
+    """A knowledge base with its live counts."""
+
+    knowledge_base: KnowledgeBase
+    stats: KnowledgeBaseStats
+
+
+class KnowledgeBaseService:
+    """Create knowledge bases, add and remove documents, and rank documents by similarity.
+
+    Thread-safe: embedding happens outside any lock; each knowledge base lets searches run
+    together and gives writes exclusive access, so the index and the repository agree.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        repository: DocumentRepository,
+        index_factory: VectorIndexFactory,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.embedder = embedder
+        self._repository = repository
+        self._catalog = Catalog(repository, index_factory)
+        self._clock = clock
+        self._ranker = Ranker(embedder, repository)
+
+    def load(self) -> int:
+        """Build every knowledge base's index from the repository; return how many."""
+        count = 0
+        after: str | None = None
+        while batch := self._repository.list_knowledge_bases(500, after):
+            for kb in batch:
+                self._catalog.load(kb)
+            count += len(batch)
+            after = batch[-1].name
+        return count
+
+    # Knowledge bases
+
+    def create_knowledge_base(
+        self,
+        name: str,
+        description: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        chunking: Chunking | str = Chunking.WINDOW,
+        chunk_overlap: int | None = None,
+    ) -> KnowledgeBase:
+        """Create an empty knowledge base bound to the loaded model; KnowledgeBaseExistsError.
+
+        `chunk_overlap` defaults to 32 tokens, or half the model's window if that is smaller.
+        """
+        if chunk_overlap is None:
+            chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, self.embedder.window // 2)
+        if not 0 <= chunk_overlap < self.embedder.window:
+            raise InvalidInputError(
+                f"chunk_overlap must be between 0 and {self.embedder.window - 1}",
+                errors={"chunk_overlap": [f"must be in [0, {self.embedder.window - 1}]"]},
+            )
+        kb = KnowledgeBase(
+            name=validate_name(name),
+            model=self.embedder.model_name,
+            dimension=self.embedder.dimension,
+            created_at=self._clock(),
+            description=description,
+            metadata=metadata or {},
+            chunking=Chunking(chunking),
+            chunk_overlap=chunk_overlap,
+        )
+        self._catalog.create(kb)
+        return kb
+
+    def get_knowledge_base(self, name: str) -> KnowledgeBaseInfo:
+        kb = self._repository.get_knowledge_base(name)
+        return KnowledgeBaseInfo(kb, self._repository.stats(name))
+
+    def list_knowledge_bases(self, limit: int = 100, cursor: str | None = None) -> Page:
+        found = self._repository.list_knowledge_bases(limit + 1, decode_cursor(cursor))
+        items = [KnowledgeBaseInfo(kb, self._repository.stats(kb.name)) for kb in found[:limit]]
+        more = len(found) > limit
+        return Page(items, encode_cursor(found[limit - 1].name) if more else None)
+
+    def update_knowledge_base(
+        self,
+        name: str,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> KnowledgeBaseInfo:
+        """Change a knowledge base's description and/or metadata (metadata is replaced)."""
+        slot = self._catalog.slot(name)
+        with slot.lock.writing():
+            kb = self._repository.get_knowledge_base(name)
+            changes: dict[str, Any] = {}
+            if description is not None:
+                changes["description"] = description
+            if metadata is not None:
+                changes["metadata"] = validate_metadata(metadata)
+            kb = replace(kb, **changes)
+            self._repository.update_knowledge_base(kb)
+            return KnowledgeBaseInfo(kb, self._repository.stats(name))
+
+    def delete_knowledge_base(self, name: str) -> None:
+        """Remove a knowledge base with all its documents and vectors."""
+        self._catalog.remove(name)
+
+    # Documents
+
+    def add_documents(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
+        """Embed and store new documents, all or none; DocumentExistsError if an id is taken."""
+        kb, slot = self._usable(kb_name)
+        ids = [doc.id if doc.id is not None else new_document_id() for doc in documents]
+        _reject_repeats(ids)
+        self._reject_existing(kb_name, ids)
+        encoded = encode_texts(
+            self.embedder, [doc.text for doc in documents], kb.chunking, kb.chunk_overlap
+        )
+        now = self._clock()
+        with slot.lock.writing():
+            labels = self._repository.allocate_chunk_ids(sum(len(e.spans) for e in encoded))
+            stored: list[Document] = []
+            for doc_id, doc, enc in zip(ids, documents, encoded):
+                chunk_labels, labels = labels[: len(enc.spans)], labels[len(enc.spans) :]
+                stored.append(_document(doc_id, doc.text, doc.metadata, now, now, enc, chunk_labels))
+            vectors = _stack([e.vectors for e in encoded], kb.dimension)
+            self._repository.add_documents(kb_name, stored, vectors)
+            slot.index.add(_labels(stored), vectors)
+        return stored
+
+    def upsert_document(
+        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None = None
+    ) -> tuple[Document, bool]:
+        """Create or replace a document; re-embed only if its text changed. Returns (doc, created)."""
+        kb, slot = self._usable(kb_name)
+        new = NewDocument(text=text, id=document_id, metadata=metadata or {})
+        encoded: EncodedText | None = None
+        while True:
+            current = self._find(kb_name, document_id)
+            if current is not None and current.text == new.text:
+                with slot.lock.writing():
+                    if self._find(kb_name, document_id) == current:
+                        return self._repository.update_metadata(
+                            kb_name, document_id, dict(new.metadata)
+                        ), False
+                continue
+            if encoded is None:
+                (encoded,) = encode_texts(self.embedder, [new.text], kb.chunking, kb.chunk_overlap)
+            with slot.lock.writing():
+                return self._replace(kb_name, slot, new, encoded)
+
+    def update_document_metadata(
+        self, kb_name: str, document_id: str, metadata: Mapping[str, Any]
+    ) -> Document:
+        """Replace a document's metadata without re-embedding it."""
+        _, slot = self._usable(kb_name)
+        with slot.lock.writing():
+            return self._repository.update_metadata(kb_name, document_id, validate_metadata(metadata))
+
+    def get_document(self, kb_name: str, document_id: str) -> Document:
+        return self._repository.get_document(kb_name, document_id)
+
+    def list_documents(self, kb_name: str, limit: int = 100, cursor: str | None = None) -> Page:
+        found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor))
+        more = len(found) > limit
+        return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)
+
+    def delete_document(self, kb_name: str, document_id: str) -> None:
+        """Remove one document and its vectors; DocumentNotFoundError if absent."""
+        if not self.delete_documents(kb_name, [document_id]):
+            raise DocumentNotFoundError(kb_name, document_id)
+
+    def delete_documents(self, kb_name: str, document_ids: Sequence[str]) -> list[str]:
+        """Remove the listed documents that exist; return the ids removed."""
+        slot = self._catalog.slot(kb_name)
+        with slot.lock.writing():
+            removed = self._repository.remove_documents(kb_name, set(document_ids))
+            slot.index.remove(_labels(removed))
+        return [doc.id for doc in removed]
+
+    # Search
+
+    def search(self, kb_name: str, request: SearchRequest) -> list[Hit]:
+        """Rank the knowledge base's documents by cosine similarity to the query, best first."""
+        kb, slot = self._usable(kb_name)
+        return self._ranker.search(kb, slot, request)
+
+    # Helpers
+
+    def _usable(self, kb_name: str) -> tuple[KnowledgeBase, Slot]:
+        slot = self._catalog.slot(kb_name)
+        kb = self._repository.get_knowledge_base(kb_name)
+        if kb.model != self.embedder.model_name or kb.dimension != self.embedder.dimension:
+            raise ModelMismatchError(
+                f"knowledge base {kb_name!r} was built with model {kb.model!r} "
+                f"({kb.dimension} dimensions) but the service runs {self.embedder.model_name!r} "
+                f"({self.embedder.dimension} dimensions); start it with KB_EMBEDDING_MODEL="
+                f"{kb.model!r} to use this knowledge base"
+            )
+        return kb, slot
+
+    def _find(self, kb_name: str, document_id: str) -> Document | None:
+        try:
+            return self._repository.get_document(kb_name, document_id)
+        except DocumentNotFoundError:
+            return None
+
+    def _reject_existing(self, kb_name: str, ids: Sequence[str]) -> None:
+        taken = self._repository.existing_ids(kb_name, ids)
+        if taken:
+            raise DocumentExistsError(kb_name, taken)
+
+    def _replace(
+        self, kb_name: str, slot: Slot, new: NewDocument, encoded: EncodedText
+    ) -> tuple[Document, bool]:
+        assert new.id is not None
+        previous = self._find(kb_name, new.id)
+        now = self._clock()
+        created_at = previous.created_at if previous else now
+        labels = self._repository.allocate_chunk_ids(len(encoded.spans))
+        document = _document(new.id, new.text, new.metadata, created_at, now, encoded, labels)
+        self._repository.replace_document(kb_name, document, encoded.vectors)
+        if previous is not None:
+            slot.index.remove(_labels([previous]))
+        slot.index.add(_labels([document]), encoded.vectors)
+        return document, previous is None
+
+
+def _document(
+    doc_id: str,
+    text: str,
+    metadata: Mapping[str, Any],
+    created_at: datetime,
+    updated_at: datetime,
+    encoded: EncodedText,
+    labels: Sequence[int],
+) -> Document:
+    chunks = tuple(Chunk(label, span) for label, span in zip(labels, encoded.spans))
+    return Document(doc_id, text, metadata, created_at, updated_at, chunks, encoded.truncated)
+
+
+def _labels(documents: Sequence[Document]) -> Labels:
+    return np.array([c.id for d in documents for c in d.chunks], dtype=np.int64)
+
+
+def _stack(blocks: Sequence[Vectors], dimension: int) -> Vectors:
+    return np.vstack(blocks) if blocks else np.zeros((0, dimension), np.float32)
+
+
+def _reject_repeats(ids: Sequence[str]) -> None:
+    counts = Counter(ids)
+    repeated = sorted(i for i, n in counts.items() if n > 1)
+    if repeated:
+        raise InvalidInputError(
+            f"document id(s) {', '.join(map(repr, repeated))} appear more than once in the batch",
+            errors={"documents": {"id": [f"repeated: {i}" for i in repeated]}},
+        )
+
+
+def encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInputError(
+            "invalid cursor: pass back the next_cursor of a previous page",
+            errors={"cursor": ["invalid cursor"]},
+        ) from None

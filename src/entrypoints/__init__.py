@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP app, its DI container, settings, gunicorn config and the `kb` CLI."""

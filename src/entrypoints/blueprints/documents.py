@@ -1,0 +1,164 @@
+"""/v1/knowledge-bases/{kb}/documents: add, list, read, replace, patch and delete documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dependency_injector.wiring import Provide, inject
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from domain.errors import InvalidInputError
+from domain.model import Document, NewDocument
+from domain.services import KnowledgeBaseService
+from entrypoints.container import Container
+from entrypoints.schemas import (
+    AddDocumentsSchema,
+    AddedDocumentsSchema,
+    DeleteDocumentsSchema,
+    DeletedDocumentsSchema,
+    DocumentPageSchema,
+    DocumentSchema,
+    MetadataPatchSchema,
+    PageArgsSchema,
+    UpsertDocumentSchema,
+)
+
+blp = Blueprint(
+    "documents", __name__, url_prefix="/v1/knowledge-bases/<string:kb>/documents",
+    description="Documents: texts with metadata, embedded and indexed on arrival.",
+)
+
+
+def document_body(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "text": document.text,
+        "metadata": dict(document.metadata),
+        "created_at": document.created_at,
+        "updated_at": document.updated_at,
+        "chunks": len(document.chunks),
+        "truncated": document.truncated,
+    }
+
+
+def check_limits(texts: list[str]) -> None:
+    settings = current_app.config["KB_SETTINGS"]
+    if len(texts) > settings.max_batch_documents:
+        raise InvalidInputError(
+            f"a batch holds at most {settings.max_batch_documents} documents (KB_MAX_BATCH_DOCUMENTS)",
+            errors={"documents": [f"at most {settings.max_batch_documents} documents"]},
+        )
+    too_long = {
+        str(i): {"text": [f"longer than {settings.max_text_chars} characters"]}
+        for i, text in enumerate(texts)
+        if len(text) > settings.max_text_chars
+    }
+    if too_long:
+        raise InvalidInputError(
+            f"texts are limited to {settings.max_text_chars} characters (KB_MAX_TEXT_CHARS)",
+            errors={"documents": too_long},
+        )
+
+
+@blp.route("")
+class Documents(MethodView):
+    @blp.arguments(AddDocumentsSchema)
+    @blp.response(201, AddedDocumentsSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @blp.alt_response(409, response="DEFAULT_ERROR", description="An id is taken; nothing was added.")
+    @inject
+    def post(
+        self, body: dict[str, Any], kb: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> dict[str, Any]:
+        """Add one document or a batch (all or nothing)"""
+        check_limits([doc["text"] for doc in body["documents"]])
+        documents = [NewDocument(**doc) for doc in body["documents"]]
+        added = service.add_documents(kb, documents)
+        return {
+            "items": [
+                {"id": doc.id, "chunks": len(doc.chunks), "truncated": doc.truncated}
+                for doc in added
+            ]
+        }
+
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, DocumentPageSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def get(
+        self, args: dict[str, Any], kb: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> dict[str, Any]:
+        """List documents, by id, a page at a time"""
+        page = service.list_documents(kb, args["limit"], args.get("cursor"))
+        return {"items": [document_body(d) for d in page.items], "next_cursor": page.next_cursor}
+
+
+@blp.route("/<path:document_id>")
+class DocumentById(MethodView):
+    @blp.response(200, DocumentSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def get(
+        self, kb: str, document_id: str, service: KnowledgeBaseService = Provide[Container.service]
+    ) -> dict[str, Any]:
+        """Get one document"""
+        return document_body(service.get_document(kb, document_id))
+
+    @blp.arguments(UpsertDocumentSchema)
+    @blp.response(200, DocumentSchema, description="Replaced.")
+    @blp.alt_response(201, schema=DocumentSchema, description="Created.", success=True)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def put(
+        self, body: dict[str, Any], kb: str, document_id: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> tuple[dict[str, Any], int]:
+        """Create or replace a document (re-embedded only if its text changed)"""
+        check_limits([body["text"]])
+        document, created = service.upsert_document(kb, document_id, body["text"], body["metadata"])
+        return document_body(document), 201 if created else 200
+
+    @blp.arguments(MetadataPatchSchema)
+    @blp.response(200, DocumentSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def patch(
+        self, body: dict[str, Any], kb: str, document_id: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> dict[str, Any]:
+        """Replace a document's metadata without re-embedding it"""
+        return document_body(service.update_document_metadata(kb, document_id, body["metadata"]))
+
+    @blp.response(204)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def delete(
+        self, kb: str, document_id: str, service: KnowledgeBaseService = Provide[Container.service]
+    ) -> None:
+        """Delete a document and its vectors"""
+        service.delete_document(kb, document_id)
+
+
+bulk = Blueprint(
+    "bulk-delete", __name__, url_prefix="/v1/knowledge-bases/<string:kb>/documents/delete",
+    description="Remove many documents at once.",
+)
+
+
+@bulk.route("")
+class DocumentDeletion(MethodView):
+    @bulk.arguments(DeleteDocumentsSchema)
+    @bulk.response(200, DeletedDocumentsSchema)
+    @bulk.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def post(
+        self, body: dict[str, Any], kb: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> dict[str, Any]:
+        """Delete documents by id; ids that do not exist are reported by omission"""
+        deleted = service.delete_documents(kb, body["ids"])
+        return {"deleted": deleted, "count": len(deleted)}

@@ -1,0 +1,92 @@
+"""/v1/knowledge-bases: create, list, read, update and delete knowledge bases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dependency_injector.wiring import Provide, inject
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
+from entrypoints.container import Container
+from entrypoints.schemas import (
+    KnowledgeBaseCreateSchema,
+    KnowledgeBasePageSchema,
+    KnowledgeBaseSchema,
+    KnowledgeBaseUpdateSchema,
+    PageArgsSchema,
+)
+
+blp = Blueprint(
+    "knowledge-bases", __name__, url_prefix="/v1/knowledge-bases",
+    description="Knowledge bases: named collections of embedded documents.",
+)
+
+
+def kb_body(info: KnowledgeBaseInfo) -> dict[str, Any]:
+    kb = info.knowledge_base
+    return {
+        "name": kb.name,
+        "description": kb.description,
+        "metadata": dict(kb.metadata),
+        "created_at": kb.created_at,
+        "model": kb.model,
+        "dimension": kb.dimension,
+        "chunking": kb.chunking.value,
+        "chunk_overlap": kb.chunk_overlap,
+        "document_count": info.stats.document_count,
+        "chunk_count": info.stats.chunk_count,
+    }
+
+
+@blp.route("")
+class KnowledgeBases(MethodView):
+    @blp.arguments(KnowledgeBaseCreateSchema)
+    @blp.response(201, KnowledgeBaseSchema)
+    @blp.alt_response(409, response="DEFAULT_ERROR", description="The name is taken.")
+    @inject
+    def post(
+        self, body: dict[str, Any], service: KnowledgeBaseService = Provide[Container.service]
+    ) -> dict[str, Any]:
+        """Create a knowledge base"""
+        kb = service.create_knowledge_base(**body)
+        return kb_body(service.get_knowledge_base(kb.name))
+
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, KnowledgeBasePageSchema)
+    @inject
+    def get(
+        self, args: dict[str, Any], service: KnowledgeBaseService = Provide[Container.service]
+    ) -> dict[str, Any]:
+        """List knowledge bases, by name, a page at a time"""
+        page = service.list_knowledge_bases(args["limit"], args.get("cursor"))
+        return {"items": [kb_body(info) for info in page.items], "next_cursor": page.next_cursor}
+
+
+@blp.route("/<string:kb>")
+class KnowledgeBaseByName(MethodView):
+    @blp.response(200, KnowledgeBaseSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def get(self, kb: str, service: KnowledgeBaseService = Provide[Container.service]) -> dict[str, Any]:
+        """Get a knowledge base with its document and chunk counts"""
+        return kb_body(service.get_knowledge_base(kb))
+
+    @blp.arguments(KnowledgeBaseUpdateSchema)
+    @blp.response(200, KnowledgeBaseSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def patch(
+        self, body: dict[str, Any], kb: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> dict[str, Any]:
+        """Change a knowledge base's description or metadata"""
+        return kb_body(service.update_knowledge_base(kb, **body))
+
+    @blp.response(204)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def delete(self, kb: str, service: KnowledgeBaseService = Provide[Container.service]) -> None:
+        """Delete a knowledge base with all its documents"""
+        service.delete_knowledge_base(kb)

@@ -1,0 +1,45 @@
+"""/v1/knowledge-bases/{kb}/search: documents ranked by cosine similarity to a query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dependency_injector.wiring import Provide, inject
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from domain.model import Hit
+from domain.ranking import SearchRequest
+from domain.services import KnowledgeBaseService
+from entrypoints.container import Container
+from entrypoints.schemas import SearchResultSchema, SearchSchema
+
+blp = Blueprint(
+    "search", __name__, url_prefix="/v1/knowledge-bases/<string:kb>/search",
+    description="Similarity search by text, by an existing document, or by a raw vector.",
+)
+
+
+def hit_body(hit: Hit) -> dict[str, Any]:
+    return {
+        "id": hit.id,
+        "score": hit.score,
+        "text": hit.text,
+        "metadata": dict(hit.metadata),
+        "passage": {"start": hit.passage.start, "end": hit.passage.end, "text": hit.passage.text},
+    }
+
+
+@blp.route("")
+class Search(MethodView):
+    @blp.arguments(SearchSchema)
+    @blp.response(200, SearchResultSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def post(
+        self, body: dict[str, Any], kb: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> dict[str, Any]:
+        """Find the documents most similar to a query text, document or vector"""
+        hits = service.search(kb, SearchRequest(**body))
+        return {"hits": [hit_body(hit) for hit in hits]}

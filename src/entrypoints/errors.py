@@ -1,0 +1,66 @@
+"""The one place where domain errors become HTTP statuses, all in flask-smorest's error shape."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from domain.errors import (
+    ConflictError,
+    DomainError,
+    InvalidInputError,
+    ModelUnavailableError,
+    NotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: list[tuple[type[DomainError], int]] = [
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidInputError, 422),
+    (ModelUnavailableError, 503),
+]
+
+
+def error_body(code: int, message: str | None = None, errors: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase}
+    if message:
+        body["message"] = message
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError) -> tuple[dict[str, Any], int]:
+        code = next((status for kind, status in STATUS_OF if isinstance(error, kind)), 500)
+        return error_body(code, error.message, error.errors), code
+
+    @app.errorhandler(413)
+    def too_large(error: HTTPException) -> tuple[dict[str, Any], int]:
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return error_body(413, f"request body is larger than the limit of {limit} bytes"), 413
+
+    @app.errorhandler(400)
+    def bad_request(error: HTTPException) -> tuple[dict[str, Any], int]:
+        # A body that is not JSON at all is as malformed as a JSON body with wrong fields.
+        data = getattr(error, "data", None) or {}
+        errors = data.get("messages") or data.get("errors")
+        message = data.get("message") or "malformed request: the body must be a JSON object"
+        return error_body(422, message, errors), 422
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[dict[str, Any], int]:
+        if isinstance(error, HTTPException):
+            code = error.code or 500
+            data = getattr(error, "data", None) or {}
+            errors = data.get("messages") or data.get("errors")
+            return error_body(code, data.get("message") or error.description, errors), code
+        log.exception("unhandled error")
+        return error_body(500, "internal error; see the service log"), 500

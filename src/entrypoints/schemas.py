@@ -1,0 +1,184 @@
+"""Marshmallow schemas: the JSON shapes of the v1 API, requests and responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from domain.errors import InvalidInputError
+from domain.model import MAX_DOCUMENT_ID_LENGTH, NAME_PATTERN, validate_metadata
+from domain.ranking import MAX_TOP_K
+
+
+class Metadata(fields.Dict):
+    """Flat metadata: string keys, values str/int/float/bool or lists of those."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return validate_metadata(loaded)
+        except InvalidInputError as error:
+            raise ma.ValidationError(error.message) from error
+
+
+def _not_blank(text: str) -> None:
+    if not text.strip():
+        raise ma.ValidationError("Must contain something other than whitespace.")
+
+
+Text = fields.String(required=True, validate=[validate.Length(min=1), _not_blank])
+DocumentId = fields.String(validate=[validate.Length(min=1, max=MAX_DOCUMENT_ID_LENGTH)])
+
+
+class KnowledgeBaseCreateSchema(ma.Schema):
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(NAME_PATTERN, error="Use 1-64 of a-z 0-9 . _ -, starting a-z or 0-9."),
+    )
+    description = fields.String(load_default="", validate=validate.Length(max=10_000))
+    metadata = Metadata(load_default=dict)
+    chunking = fields.String(load_default="window", validate=validate.OneOf(["window", "truncate"]))
+    chunk_overlap = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+
+class KnowledgeBaseUpdateSchema(ma.Schema):
+    description = fields.String(validate=validate.Length(max=10_000))
+    metadata = Metadata()
+
+
+class KnowledgeBaseSchema(ma.Schema):
+    name = fields.String()
+    description = fields.String()
+    metadata = fields.Dict()
+    created_at = fields.DateTime()
+    model = fields.String()
+    dimension = fields.Integer()
+    chunking = fields.String()
+    chunk_overlap = fields.Integer()
+    document_count = fields.Integer()
+    chunk_count = fields.Integer()
+
+
+class PageArgsSchema(ma.Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(validate=validate.Length(min=1, max=1024))
+
+
+class KnowledgeBasePageSchema(ma.Schema):
+    items = fields.List(fields.Nested(KnowledgeBaseSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class NewDocumentSchema(ma.Schema):
+    id = DocumentId
+    text = Text
+    metadata = Metadata(load_default=dict)
+
+
+class AddDocumentsSchema(ma.Schema):
+    """Either {"documents": [...]} or one document {"id"?, "text", "metadata"?}."""
+
+    documents = fields.List(
+        fields.Nested(NewDocumentSchema), required=True, validate=validate.Length(min=1)
+    )
+
+    @ma.pre_load
+    def wrap_single_document(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict) and "documents" not in data:
+            return {"documents": [data]}
+        return data
+
+
+class AddedDocumentSchema(ma.Schema):
+    id = fields.String()
+    chunks = fields.Integer()
+    truncated = fields.Boolean()
+
+
+class AddedDocumentsSchema(ma.Schema):
+    items = fields.List(fields.Nested(AddedDocumentSchema))
+
+
+class UpsertDocumentSchema(ma.Schema):
+    text = Text
+    metadata = Metadata(load_default=dict)
+
+
+class MetadataPatchSchema(ma.Schema):
+    metadata = Metadata(required=True)
+
+
+class DocumentSchema(ma.Schema):
+    id = fields.String()
+    text = fields.String()
+    metadata = fields.Dict()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    chunks = fields.Integer()
+    truncated = fields.Boolean()
+
+
+class DocumentPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(DocumentSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class DeleteDocumentsSchema(ma.Schema):
+    ids = fields.List(DocumentId, required=True, validate=validate.Length(min=1, max=10_000))
+
+
+class DeletedDocumentsSchema(ma.Schema):
+    deleted = fields.List(fields.String())
+    count = fields.Integer()
+
+
+class SearchSchema(ma.Schema):
+    query = fields.String(validate=[validate.Length(min=1), _not_blank])
+    document_id = DocumentId
+    vector = fields.List(fields.Float(allow_nan=False), validate=validate.Length(min=1, max=8192))
+    top_k = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_TOP_K))
+    min_score = fields.Float(allow_nan=False, validate=validate.Range(min=-1.0, max=1.0))
+
+    @ma.validates_schema
+    def exactly_one_query(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = [key for key in ("query", "document_id", "vector") if key in data]
+        if len(given) != 1:
+            raise ma.ValidationError(
+                "Give exactly one of 'query', 'document_id' or 'vector'.", "_schema"
+            )
+
+
+class PassageSchema(ma.Schema):
+    start = fields.Integer()
+    end = fields.Integer()
+    text = fields.String()
+
+
+class HitSchema(ma.Schema):
+    id = fields.String()
+    score = fields.Float()
+    text = fields.String()
+    metadata = fields.Dict()
+    passage = fields.Nested(PassageSchema)
+
+
+class SearchResultSchema(ma.Schema):
+    hits = fields.List(fields.Nested(HitSchema))
+
+
+class InfoSchema(ma.Schema):
+    version = fields.String()
+    backend = fields.String()
+    model = fields.String()
+    dimension = fields.Integer()
+    max_seq_length = fields.Integer()
+    window = fields.Integer()
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String()

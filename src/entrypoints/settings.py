@@ -1,0 +1,71 @@
+"""Settings: every KB_* environment variable, read once into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
+BACKENDS = ("memory",)
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service configuration; `from_env` documents each variable's name and default."""
+
+    backend: str = "memory"
+    embedding_model: str = DEFAULT_MODEL
+    device: str = "cpu"
+    embed_batch_size: int = 32
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_batch_documents: int = 1000
+    max_text_chars: int = 1_000_000
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    threads: int = 8
+    timeout: int = 120
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise SettingsError(f"KB_BACKEND={self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        for name in ("embed_batch_size", "max_body_bytes", "max_batch_documents",
+                     "max_text_chars", "workers", "threads", "timeout"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"KB_{name.upper()} must be at least 1")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"KB_PORT={self.port} is not a TCP port")
+        if self.backend == "memory" and self.workers != 1:
+            raise SettingsError(
+                f"KB_WORKERS={self.workers}: the memory backend keeps every knowledge base in "
+                "one process's RAM, so each extra worker would hold a different copy and answer "
+                "differently. Run one worker and raise KB_THREADS instead."
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from KB_<FIELD> variables (e.g. KB_EMBEDDING_MODEL), else defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = environ.get(f"KB_{spec.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            if spec.type == "int":
+                try:
+                    values[spec.name] = int(raw)
+                except ValueError:
+                    raise SettingsError(f"KB_{spec.name.upper()}={raw!r} is not a whole number") from None
+            else:
+                values[spec.name] = raw.strip()
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
