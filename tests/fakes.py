@@ -5,10 +5,19 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
+from domain.errors import (
+    DocumentExistsError,
+    DocumentNotFoundError,
+    KnowledgeBaseExistsError,
+    KnowledgeBaseNotFoundError,
+)
+from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Vectors
 
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -63,3 +72,140 @@ class FakeEmbedder:
         seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
         vector = np.random.default_rng(seed).standard_normal(self._dimension)
         return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+class FakeVectorIndex:
+    """Brute-force `VectorIndex` over a dict: the reference the FAISS adapter must match."""
+
+    def __init__(self, dimension: int) -> None:
+        self._dimension = dimension
+        self._vectors: dict[int, Vectors] = {}
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def add(self, labels: np.ndarray, vectors: Vectors) -> None:
+        keys = [int(label) for label in labels]
+        if len(set(keys)) != len(keys) or set(keys) & self._vectors.keys():
+            raise ValueError("labels must be unique and new")
+        if np.shape(vectors) != (len(keys), self._dimension):
+            raise ValueError("wrong vector shape")
+        self._vectors.update(zip(keys, np.asarray(vectors, np.float32)))
+
+    def remove(self, labels: Collection[int]) -> int:
+        return sum(self._vectors.pop(int(label), None) is not None for label in set(labels))
+
+    def get(self, labels: Sequence[int]) -> Vectors:
+        rows = [self._vectors[int(label)] for label in labels]
+        return np.vstack(rows) if rows else np.zeros((0, self._dimension), np.float32)
+
+    def search(
+        self, vector: Vectors, k: int, allowed: Collection[int] | None = None
+    ) -> list[tuple[int, float]]:
+        scored = [
+            (label, float(np.dot(stored, vector)))
+            for label, stored in self._vectors.items()
+            if allowed is None or label in allowed
+        ]
+        scored.sort(key=lambda pair: -pair[1])
+        return scored[:k]
+
+
+class FakeDocumentRepository:
+    """Linear-scan `DocumentRepository` over plain dicts; keeps vectors, like a durable one."""
+
+    def __init__(self) -> None:
+        self.kbs: dict[str, KnowledgeBase] = {}
+        self.docs: dict[str, dict[str, Document]] = {}
+        self.vectors: dict[str, dict[int, Vectors]] = {}
+        self._next = 1
+
+    def _docs(self, name: str) -> dict[str, Document]:
+        if name not in self.kbs:
+            raise KnowledgeBaseNotFoundError(name)
+        return self.docs[name]
+
+    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
+        if kb.name in self.kbs:
+            raise KnowledgeBaseExistsError(kb.name)
+        self.kbs[kb.name], self.docs[kb.name], self.vectors[kb.name] = kb, {}, {}
+
+    def get_knowledge_base(self, name: str) -> KnowledgeBase:
+        self._docs(name)
+        return self.kbs[name]
+
+    def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
+        return [self.kbs[n] for n in sorted(self.kbs) if after is None or n > after][:limit]
+
+    def update_knowledge_base(self, kb: KnowledgeBase) -> None:
+        self._docs(kb.name)
+        self.kbs[kb.name] = kb
+
+    def remove_knowledge_base(self, name: str) -> None:
+        self._docs(name)
+        del self.kbs[name], self.docs[name], self.vectors[name]
+
+    def stats(self, name: str) -> KnowledgeBaseStats:
+        docs = self._docs(name).values()
+        return KnowledgeBaseStats(len(docs), sum(len(d.chunks) for d in docs))
+
+    def allocate_chunk_ids(self, count: int) -> list[int]:
+        start, self._next = self._next, self._next + count
+        return list(range(start, self._next))
+
+    def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
+        docs = self._docs(kb)
+        taken = [d.id for d in documents if d.id in docs]
+        if taken:
+            raise DocumentExistsError(kb, taken)
+        labels = [c.id for d in documents for c in d.chunks]
+        docs.update((d.id, d) for d in documents)
+        self.vectors[kb].update(zip(labels, vectors))
+
+    def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
+        previous = self._docs(kb).get(document.id)
+        if previous is not None:
+            self.remove_documents(kb, [document.id])
+        self.add_documents(kb, [document], vectors)
+        return previous
+
+    def update_metadata(self, kb: str, document_id: str, metadata: dict[str, Any]) -> Document:
+        document = replace(self.get_document(kb, document_id), metadata=metadata)
+        self.docs[kb][document_id] = document
+        return document
+
+    def get_document(self, kb: str, document_id: str) -> Document:
+        document = self._docs(kb).get(document_id)
+        if document is None:
+            raise DocumentNotFoundError(kb, document_id)
+        return document
+
+    def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
+        return [i for i in document_ids if i in self._docs(kb)]
+
+    def list_documents(self, kb: str, limit: int, after: str | None = None) -> list[Document]:
+        docs = self._docs(kb)
+        return [docs[i] for i in sorted(docs) if after is None or i > after][:limit]
+
+    def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
+        docs = self._docs(kb)
+        removed = [docs.pop(i) for i in dict.fromkeys(document_ids) if i in docs]
+        for chunk in (c for d in removed for c in d.chunks):
+            del self.vectors[kb][chunk.id]
+        return removed
+
+    def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
+        owners = {c.id: d for d in self._docs(kb).values() for c in d.chunks}
+        return {label: owners[label] for label in chunk_ids if label in owners}
+
+    def load_vectors(self, kb: str) -> tuple[np.ndarray, Vectors]:
+        self._docs(kb)
+        kept = self.vectors[kb]
+        labels = np.array(sorted(kept), dtype=np.int64)
+        rows = [kept[int(label)] for label in labels]
+        dimension = self.kbs[kb].dimension
+        return labels, (np.vstack(rows) if rows else np.zeros((0, dimension), np.float32))

@@ -223,7 +223,7 @@ class KnowledgeBaseService:
         """Remove the listed documents that exist; return the ids removed."""
         slot = self._catalog.slot(kb_name)
         with slot.lock.writing():
-            removed = self._repository.remove_documents(kb_name, set(document_ids))
+            removed = self._repository.remove_documents(kb_name, list(dict.fromkeys(document_ids)))
             slot.index.remove(_labels(removed))
         return [doc.id for doc in removed]
 
@@ -314,7 +314,8 @@ def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInputError(
             "invalid cursor: pass back the next_cursor of a previous page",

@@ -1,0 +1,43 @@
+"""gunicorn settings from KB_* variables: gthread workers, and the one-worker rule of `memory`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from entrypoints.settings import Settings, SettingsError
+
+try:
+    _settings = Settings.from_env()
+except SettingsError as error:
+    sys.exit(f"kb-service: {error}")
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "gthread"
+threads = _settings.threads
+timeout = _settings.timeout
+graceful_timeout = 30
+loglevel = _settings.log_level
+accesslog = "-"
+errorlog = "-"
+wsgi_app = "entrypoints.wsgi:app"
+
+
+def on_starting(server: Any) -> None:
+    """Refuse to start when the setup cannot work, with a message instead of a traceback."""
+    if _settings.backend == "memory" and server.cfg.workers != 1:
+        sys.exit(
+            f"kb-service: {server.cfg.workers} workers requested, but the memory backend keeps "
+            "every knowledge base in one process's RAM: each worker would hold a different copy "
+            "and answer differently. Run one worker (KB_WORKERS=1) with more threads (KB_THREADS)."
+        )
+    # Resolve the model in the master, before any worker starts: a model that cannot be found
+    # stops the server within seconds with a readable message instead of a crash loop.
+    from adapters.model_loader import resolve_model
+    from domain.errors import ModelUnavailableError
+
+    try:
+        resolve_model(_settings.embedding_model)
+    except ModelUnavailableError as error:
+        sys.exit(f"kb-service: {error.message}")

@@ -1,0 +1,234 @@
+"""Contract test classes: every VectorIndex and DocumentRepository (real or fake) must pass them.
+
+Subclass one in a test module and provide the `make_index` or `make_repository` fixture.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from domain.errors import (
+    DocumentExistsError,
+    DocumentNotFoundError,
+    KnowledgeBaseExistsError,
+    KnowledgeBaseNotFoundError,
+)
+from domain.model import Chunk, Document, KnowledgeBase, Span
+
+DIM = 8
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def unit_rows(count: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def labels(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+class VectorIndexContract:
+    @pytest.fixture
+    def index(self, make_index):
+        return make_index(DIM)
+
+    def test_search_returns_the_stored_vector_first_with_score_one(self, index):
+        rows = unit_rows(5)
+        index.add(labels(10, 20, 30, 40, 50), rows)
+        found = index.search(rows[2], 3)
+        assert found[0][0] == 30
+        assert found[0][1] == pytest.approx(1.0, abs=1e-6)
+        assert [score for _, score in found] == sorted((s for _, s in found), reverse=True)
+
+    def test_scores_are_inner_products(self, index):
+        rows = unit_rows(6, seed=1)
+        index.add(labels(*range(6)), rows)
+        query = unit_rows(1, seed=2)[0]
+        expected = sorted(((i, float(rows[i] @ query)) for i in range(6)), key=lambda p: -p[1])
+        found = index.search(query, 6)
+        assert [label for label, _ in found] == [label for label, _ in expected]
+        assert np.allclose([s for _, s in found], [s for _, s in expected], atol=1e-5)
+
+    def test_removed_labels_never_come_back(self, index):
+        rows = unit_rows(4)
+        index.add(labels(1, 2, 3, 4), rows)
+        assert index.remove([2, 99]) == 1
+        assert len(index) == 3
+        assert 2 not in [label for label, _ in index.search(rows[1], 10)]
+
+    def test_search_asks_for_more_than_held_returns_what_is_held(self, index):
+        index.add(labels(7, 8), unit_rows(2))
+        assert len(index.search(unit_rows(1, seed=3)[0], 50)) == 2
+
+    def test_empty_index_returns_nothing(self, index):
+        assert index.search(unit_rows(1)[0], 5) == []
+
+    def test_allowed_restricts_the_candidates(self, index):
+        rows = unit_rows(10)
+        index.add(labels(*range(10)), rows)
+        found = index.search(rows[0], 5, allowed={3, 5, 7})
+        assert {label for label, _ in found} == {3, 5, 7}
+
+    def test_get_returns_stored_vectors_in_order(self, index):
+        rows = unit_rows(3)
+        index.add(labels(5, 6, 7), rows)
+        assert np.allclose(index.get([7, 5]), rows[[2, 0]])
+        with pytest.raises(KeyError):
+            index.get([8])
+
+    def test_a_label_cannot_be_added_twice(self, index):
+        index.add(labels(1), unit_rows(1))
+        with pytest.raises(ValueError):
+            index.add(labels(1), unit_rows(1, seed=5))
+
+    def test_labels_stay_attached_to_their_vectors_after_many_adds_and_removes(self, index):
+        rng = random.Random(7)
+        live: dict[int, np.ndarray] = {}
+        next_label = 1
+        for step in range(60):
+            if live and rng.random() < 0.4:
+                gone = rng.sample(sorted(live), k=min(len(live), rng.randint(1, 4)))
+                index.remove(gone)
+                for label in gone:
+                    del live[label]
+            else:
+                count = rng.randint(1, 5)
+                rows = unit_rows(count, seed=step)
+                new = list(range(next_label, next_label + count))
+                next_label += count
+                index.add(np.array(new, dtype=np.int64), rows)
+                live.update(zip(new, rows))
+        assert len(index) == len(live)
+        for label, row in live.items():
+            best_label, best_score = index.search(row, 1)[0]
+            assert best_label == label
+            assert best_score == pytest.approx(1.0, abs=1e-5)
+
+
+def make_kb(name: str = "kb", dimension: int = DIM) -> KnowledgeBase:
+    return KnowledgeBase(name=name, model="fake-model", dimension=dimension, created_at=T0)
+
+
+def make_doc(doc_id: str, chunk_ids: list[int], text: str | None = None, **metadata) -> Document:
+    text = text or f"text of {doc_id} " * len(chunk_ids)
+    step = max(1, len(text) // len(chunk_ids))
+    spans = [Span(i * step, min(len(text), (i + 1) * step)) for i in range(len(chunk_ids))]
+    chunks = tuple(Chunk(cid, span) for cid, span in zip(chunk_ids, spans))
+    return Document(doc_id, text, metadata, T0, T0 + timedelta(seconds=1), chunks)
+
+
+class DocumentRepositoryContract:
+    @pytest.fixture
+    def repo(self, make_repository):
+        repository = make_repository()
+        repository.add_knowledge_base(make_kb())
+        return repository
+
+    def add(self, repo, *docs: Document, kb: str = "kb") -> None:
+        count = sum(len(d.chunks) for d in docs)
+        repo.add_documents(kb, list(docs), unit_rows(count, seed=count))
+
+    def test_a_knowledge_base_name_is_unique(self, repo):
+        with pytest.raises(KnowledgeBaseExistsError):
+            repo.add_knowledge_base(make_kb())
+
+    def test_unknown_knowledge_bases_are_not_found(self, repo):
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.get_knowledge_base("nope")
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.add_documents("nope", [make_doc("a", [1])], unit_rows(1))
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.list_documents("nope", 10)
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.remove_knowledge_base("nope")
+
+    def test_knowledge_bases_list_by_name_a_page_at_a_time(self, repo):
+        for name in ["c", "a", "b"]:
+            repo.add_knowledge_base(make_kb(name))
+        assert [kb.name for kb in repo.list_knowledge_bases(2)] == ["a", "b"]
+        assert [kb.name for kb in repo.list_knowledge_bases(10, after="b")] == ["c", "kb"]
+
+    def test_update_knowledge_base_keeps_the_new_description(self, repo):
+        kb = repo.get_knowledge_base("kb")
+        repo.update_knowledge_base(KnowledgeBase(**{**kb.__dict__, "description": "new"}))
+        assert repo.get_knowledge_base("kb").description == "new"
+
+    def test_documents_round_trip_with_chunks_and_metadata(self, repo):
+        doc = make_doc("a", [1, 2], tag="x", n=3, flags=[True, False])
+        self.add(repo, doc)
+        assert repo.get_document("kb", "a") == doc
+        assert repo.stats("kb").document_count == 1
+        assert repo.stats("kb").chunk_count == 2
+
+    def test_adding_a_taken_id_adds_nothing_from_the_batch(self, repo):
+        self.add(repo, make_doc("a", [1]))
+        with pytest.raises(DocumentExistsError) as raised:
+            self.add(repo, make_doc("b", [2]), make_doc("a", [3]))
+        assert raised.value.document_ids == ["a"]
+        assert repo.existing_ids("kb", ["a", "b"]) == ["a"]
+        assert repo.documents_for_chunks("kb", [2, 3]) == {}
+
+    def test_missing_documents_are_not_found(self, repo):
+        with pytest.raises(DocumentNotFoundError):
+            repo.get_document("kb", "zzz")
+        with pytest.raises(DocumentNotFoundError):
+            repo.update_metadata("kb", "zzz", {})
+
+    def test_documents_list_by_id_a_page_at_a_time(self, repo):
+        self.add(repo, *(make_doc(i, [n]) for n, i in enumerate(["d", "b", "a", "c"], start=1)))
+        first = repo.list_documents("kb", 2)
+        assert [d.id for d in first] == ["a", "b"]
+        assert [d.id for d in repo.list_documents("kb", 5, after="b")] == ["c", "d"]
+
+    def test_chunks_map_back_to_their_documents(self, repo):
+        a, b = make_doc("a", [1, 2]), make_doc("b", [3])
+        self.add(repo, a, b)
+        assert repo.documents_for_chunks("kb", [2, 3, 99]) == {2: a, 3: b}
+
+    def test_remove_documents_returns_what_went_and_ignores_the_rest(self, repo):
+        self.add(repo, make_doc("a", [1]), make_doc("b", [2, 3]))
+        removed = repo.remove_documents("kb", ["b", "zzz"])
+        assert [d.id for d in removed] == ["b"]
+        assert repo.documents_for_chunks("kb", [2, 3]) == {}
+        assert repo.stats("kb").chunk_count == 1
+
+    def test_replace_document_returns_the_previous_and_swaps_the_chunks(self, repo):
+        old = make_doc("a", [1, 2])
+        self.add(repo, old)
+        new = make_doc("a", [5], text="fresh text")
+        assert repo.replace_document("kb", new, unit_rows(1)) == old
+        assert repo.get_document("kb", "a") == new
+        assert repo.documents_for_chunks("kb", [1, 2, 5]) == {5: new}
+        assert repo.replace_document("kb", make_doc("z", [6]), unit_rows(1)) is None
+
+    def test_update_metadata_keeps_text_and_chunks(self, repo):
+        doc = make_doc("a", [1], tag="old")
+        self.add(repo, doc)
+        updated = repo.update_metadata("kb", "a", {"tag": "new"})
+        assert updated.metadata == {"tag": "new"}
+        assert updated.chunks == doc.chunks
+        assert repo.get_document("kb", "a").metadata == {"tag": "new"}
+
+    def test_removing_a_knowledge_base_removes_its_documents(self, repo):
+        self.add(repo, make_doc("a", [1]))
+        repo.remove_knowledge_base("kb")
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.get_document("kb", "a")
+        repo.add_knowledge_base(make_kb())
+        assert repo.stats("kb").document_count == 0
+
+    def test_chunk_ids_are_never_handed_out_twice(self, repo):
+        first, second = repo.allocate_chunk_ids(3), repo.allocate_chunk_ids(2)
+        assert len(set(first) | set(second)) == 5
+
+    def test_kept_vectors_belong_to_live_chunks_only(self, repo):
+        self.add(repo, make_doc("a", [1, 2]), make_doc("b", [3]))
+        repo.remove_documents("kb", ["a"])
+        kept_labels, kept_vectors = repo.load_vectors("kb")
+        assert set(kept_labels.tolist()) <= {3}
+        assert kept_vectors.shape == (len(kept_labels), DIM)
