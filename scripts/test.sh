@@ -9,4 +9,5 @@ ruff check src tests bench
 ruff format --check src tests bench
 mypy
 hadolint Dockerfile
+bash scripts/check_image_install.sh
 pytest "$@"

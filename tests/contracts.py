@@ -6,7 +6,7 @@ Subclass one in a test module and provide the `make_index` or `make_repository` 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from domain.errors import (
 from domain.model import Chunk, Document, KnowledgeBase, Span
 
 DIM = 8
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def unit_rows(count: int, seed: int = 0, dim: int = DIM) -> np.ndarray:

@@ -34,7 +34,9 @@ class FaissVectorIndex:
         labels = np.ascontiguousarray(labels, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(labels), self._dimension):
-            raise ValueError(f"expected ({len(labels)}, {self._dimension}) vectors, got {vectors.shape}")
+            raise ValueError(
+                f"expected ({len(labels)}, {self._dimension}) vectors, got {vectors.shape}"
+            )
         fresh = {int(label) for label in labels}
         if len(fresh) != len(labels) or fresh & self._labels:
             raise ValueError("labels must be unique and not yet in the index")
@@ -67,10 +69,8 @@ class FaissVectorIndex:
         params = None
         if allowed is not None:
             chosen = np.array(sorted(allowed), dtype=np.int64)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(chosen))
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(chosen))  # type: ignore[call-arg]
         scores, found = self._index.search(query, k, params=params)
         return [
-            (int(label), float(score))
-            for label, score in zip(found[0], scores[0])
-            if label != -1
+            (int(label), float(score)) for label, score in zip(found[0], scores[0]) if label != -1
         ]

@@ -40,7 +40,9 @@ def resolve_model(name_or_path: str, probe_timeout: float = 3.0) -> str:
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
         raise ModelUnavailableError(_unavailable(name_or_path, "HF_HUB_OFFLINE is set"))
     if not _hub_reachable(probe_timeout):
-        raise ModelUnavailableError(_unavailable(name_or_path, "the Hugging Face hub is unreachable"))
+        raise ModelUnavailableError(
+            _unavailable(name_or_path, "the Hugging Face hub is unreachable")
+        )
     return name_or_path
 
 

@@ -29,8 +29,16 @@ class SentenceTransformerEmbedder:
         self._model.eval()
         self._name = model
         self._batch_size = batch_size
-        self._dimension = int(self._model.get_embedding_dimension())
-        self._max_seq_length = int(self._model.max_seq_length)
+        dimension, max_seq_length = (
+            self._model.get_embedding_dimension(),
+            self._model.max_seq_length,
+        )
+        if dimension is None or max_seq_length is None:
+            raise ModelUnavailableError(
+                f"KB_EMBEDDING_MODEL={model!r} is not a sentence embedding model "
+                "(no embedding dimension or max_seq_length)"
+            )
+        self._dimension, self._max_seq_length = int(dimension), int(max_seq_length)
         tokenizer = self._model.tokenizer
         self._window = self._max_seq_length - int(tokenizer.num_special_tokens_to_add(pair=False))
         # A private copy without truncation or padding: the model's own tokenizer changes

@@ -12,7 +12,17 @@ from domain.errors import (
     ModelUnavailableError,
     NotFoundError,
 )
-from domain.model import Chunk, Chunking, Document, Hit, KnowledgeBase, NewDocument, Page, Passage, Span
+from domain.model import (
+    Chunk,
+    Chunking,
+    Document,
+    Hit,
+    KnowledgeBase,
+    NewDocument,
+    Page,
+    Passage,
+    Span,
+)
 from domain.ports import DocumentRepository, Embedder, VectorIndex, VectorIndexFactory
 from domain.ranking import SearchRequest
 from domain.services import KnowledgeBaseInfo, KnowledgeBaseService

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from domain.chunking import chunk_spans
 from domain.errors import InvalidInputError
@@ -40,22 +42,24 @@ def encode_texts(
     return encoded
 
 
-def mean_direction(vectors: Vectors) -> Vectors:
+def mean_direction(vectors: NDArray[np.floating[Any]]) -> Vectors:
     """The re-normalised mean of unit vectors: one query vector for several chunks."""
-    mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    mean: NDArray[np.float64] = np.asarray(vectors, dtype=np.float64).mean(axis=0)
     norm = float(np.linalg.norm(mean))
     if not np.isfinite(norm) or norm == 0.0:
         raise InvalidInputError(
             "the query has no direction (zero vector)", errors={"vector": ["zero norm"]}
         )
-    return (mean / norm).astype(np.float32)
+    direction: Vectors = (mean / norm).astype(np.float32)
+    return direction
 
 
 def encode_query(embedder: Embedder, text: str, overlap: int = 32) -> Vectors:
     """One unit vector for a query text of any length (chunk vectors averaged)."""
     (encoded,) = encode_texts(embedder, [text], Chunking.WINDOW, overlap)
     if len(encoded.spans) == 1:
-        return encoded.vectors[0]
+        single: Vectors = encoded.vectors[0]
+        return single
     return mean_direction(encoded.vectors)
 
 

@@ -7,13 +7,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
-from typing import Any, Union
+from enum import StrEnum
+from typing import Any
 
 from domain.errors import InvalidInputError
 
-Scalar = Union[str, int, float, bool]
-MetadataValue = Union[Scalar, list[Scalar]]
+Scalar = str | int | float | bool
+MetadataValue = Scalar | list[Scalar]
 Metadata = Mapping[str, MetadataValue]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -21,7 +21,7 @@ MAX_DOCUMENT_ID_LENGTH = 256
 MAX_METADATA_KEY_LENGTH = 128
 
 
-class Chunking(str, Enum):
+class Chunking(StrEnum):
     """How a text longer than the model's window is embedded."""
 
     WINDOW = "window"
@@ -41,7 +41,9 @@ def validate_name(name: str) -> str:
 def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata") -> dict[str, Any]:
     """Return a plain copy of flat metadata or raise InvalidInputError naming the bad key."""
     if not isinstance(metadata, Mapping):
-        raise InvalidInputError("metadata must be an object", errors={field_name: ["not an object"]})
+        raise InvalidInputError(
+            "metadata must be an object", errors={field_name: ["not an object"]}
+        )
     clean: dict[str, Any] = {}
     for key, value in metadata.items():
         if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY_LENGTH:

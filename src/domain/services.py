@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from domain.catalog import Catalog, Slot
+from domain.cursor import decode_cursor, encode_cursor
 from domain.encoding import EncodedText, encode_texts
 from domain.errors import (
     DocumentExistsError,
@@ -41,7 +40,7 @@ DEFAULT_CHUNK_OVERLAP = 32
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_document_id() -> str:
@@ -171,7 +170,9 @@ class KnowledgeBaseService:
             stored: list[Document] = []
             for doc_id, doc, enc in zip(ids, documents, encoded):
                 chunk_labels, labels = labels[: len(enc.spans)], labels[len(enc.spans) :]
-                stored.append(_document(doc_id, doc.text, doc.metadata, now, now, enc, chunk_labels))
+                stored.append(
+                    _document(doc_id, doc.text, doc.metadata, now, now, enc, chunk_labels)
+                )
             vectors = _stack([e.vectors for e in encoded], kb.dimension)
             self._repository.add_documents(kb_name, stored, vectors)
             slot.index.add(_labels(stored), vectors)
@@ -180,7 +181,7 @@ class KnowledgeBaseService:
     def upsert_document(
         self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None = None
     ) -> tuple[Document, bool]:
-        """Create or replace a document; re-embed only if its text changed. Returns (doc, created)."""
+        """Create or replace a document, re-embedding only a changed text; (document, created)."""
         kb, slot = self._usable(kb_name)
         new = NewDocument(text=text, id=document_id, metadata=metadata or {})
         encoded: EncodedText | None = None
@@ -204,7 +205,9 @@ class KnowledgeBaseService:
         """Replace a document's metadata without re-embedding it."""
         _, slot = self._usable(kb_name)
         with slot.lock.writing():
-            return self._repository.update_metadata(kb_name, document_id, validate_metadata(metadata))
+            return self._repository.update_metadata(
+                kb_name, document_id, validate_metadata(metadata)
+            )
 
     def get_document(self, kb_name: str, document_id: str) -> Document:
         return self._repository.get_document(kb_name, document_id)
@@ -304,20 +307,3 @@ def _reject_repeats(ids: Sequence[str]) -> None:
             f"document id(s) {', '.join(map(repr, repeated))} appear more than once in the batch",
             errors={"documents": {"id": [f"repeated: {i}" for i in repeated]}},
         )
-
-
-def encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInputError(
-            "invalid cursor: pass back the next_cursor of a previous page",
-            errors={"cursor": ["invalid cursor"]},
-        ) from None

@@ -35,7 +35,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     loaded = service.load()
     log.info(
         "loaded model %s and %d knowledge base(s) in %.1fs",
-        service.embedder.model_name, loaded, time.monotonic() - started,
+        service.embedder.model_name,
+        loaded,
+        time.monotonic() - started,
     )
 
     app = Flask("kb-service")

@@ -19,7 +19,7 @@ class Metadata(fields.Dict):
         super().__init__(keys=fields.String(), **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        loaded = super()._deserialize(value, attr, data, **kwargs)
+        loaded = super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]
         try:
             return validate_metadata(loaded)
         except InvalidInputError as error:
@@ -38,7 +38,9 @@ DocumentId = fields.String(validate=[validate.Length(min=1, max=MAX_DOCUMENT_ID_
 class KnowledgeBaseCreateSchema(ma.Schema):
     name = fields.String(
         required=True,
-        validate=validate.Regexp(NAME_PATTERN, error="Use 1-64 of a-z 0-9 . _ -, starting a-z or 0-9."),
+        validate=validate.Regexp(
+            NAME_PATTERN, error="Use 1-64 of a-z 0-9 . _ -, starting a-z or 0-9."
+        ),
     )
     description = fields.String(load_default="", validate=validate.Length(max=10_000))
     metadata = Metadata(load_default=dict)
@@ -141,7 +143,9 @@ class SearchSchema(ma.Schema):
     query = fields.String(validate=[validate.Length(min=1), _not_blank])
     document_id = DocumentId
     vector = fields.List(fields.Float(allow_nan=False), validate=validate.Length(min=1, max=8192))
-    top_k = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_TOP_K))
+    top_k = fields.Integer(
+        strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_TOP_K)
+    )
     min_score = fields.Float(allow_nan=False, validate=validate.Range(min=-1.0, max=1.0))
 
     @ma.validates_schema

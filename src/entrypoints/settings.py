@@ -36,8 +36,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise SettingsError(f"KB_BACKEND={self.backend!r}: choose one of {', '.join(BACKENDS)}")
-        for name in ("embed_batch_size", "max_body_bytes", "max_batch_documents",
-                     "max_text_chars", "workers", "threads", "timeout"):
+        for name in (
+            "embed_batch_size",
+            "max_body_bytes",
+            "max_batch_documents",
+            "max_text_chars",
+            "workers",
+            "threads",
+            "timeout",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"KB_{name.upper()} must be at least 1")
         if not 0 < self.port < 65536:
@@ -62,7 +69,9 @@ class Settings:
                 try:
                     values[spec.name] = int(raw)
                 except ValueError:
-                    raise SettingsError(f"KB_{spec.name.upper()}={raw!r} is not a whole number") from None
+                    raise SettingsError(
+                        f"KB_{spec.name.upper()}={raw!r} is not a whole number"
+                    ) from None
             else:
                 values[spec.name] = raw.strip()
         return cls(**values)

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
+from adapters.faiss_index import FaissVectorIndex
+from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from domain import KnowledgeBaseService, NewDocument, SearchRequest
 from domain.errors import ModelUnavailableError
-from adapters.faiss_index import FaissVectorIndex
-from adapters.memory_repository import InMemoryDocumentRepository
 from model_folder import l6_folder
 
 pytestmark = pytest.mark.model

@@ -29,7 +29,9 @@ def test_the_served_api_embeds_adds_and_ranks_with_the_real_model(server):
         {"id": "bread", "text": "A man is eating a piece of bread."},
         {"id": "market", "text": "The stock market fell sharply on Monday."},
     ]
-    status, body = server.call("POST", "/v1/knowledge-bases/e2e/documents", {"documents": documents})
+    status, body = server.call(
+        "POST", "/v1/knowledge-bases/e2e/documents", {"documents": documents}
+    )
     assert status == 201 and [item["id"] for item in body["items"]] == ["bread", "market"]
     status, body = server.call(
         "POST", "/v1/knowledge-bases/e2e/search", {"query": "Someone eats bread.", "top_k": 2}
@@ -50,7 +52,11 @@ def test_several_workers_on_the_memory_backend_are_refused_with_the_reason(tmp_p
 def test_gunicorn_worker_flags_cannot_bypass_the_one_worker_rule(tmp_path):
     env = server_env(KB_EMBEDDING_MODEL=l6_folder(), KB_PORT="1")
     command = [
-        KB.replace("/kb", "/gunicorn"), "-c", "python:entrypoints.gunicorn_config", "-w", "3"
+        KB.replace("/kb", "/gunicorn"),
+        "-c",
+        "python:entrypoints.gunicorn_config",
+        "-w",
+        "3",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0

@@ -1,3 +1,4 @@
+import itertools
 import re
 
 import pytest
@@ -26,7 +27,7 @@ def test_windows_cover_the_whole_text_and_overlap_by_the_configured_tokens():
     assert spans[0].start == 0 and spans[-1].end == len(TEXT)
     pieces = [TEXT[s.start : s.end].split() for s in spans]
     assert all(len(p) <= 10 for p in pieces)
-    for before, after in zip(pieces, pieces[1:]):
+    for before, after in itertools.pairwise(pieces):
         assert before[-3:] == after[:3]
     assert sorted({w for p in pieces for w in p}) == sorted(TEXT.split())
 

@@ -1,11 +1,11 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from domain.errors import InvalidInputError
 from domain.model import KnowledgeBase, NewDocument, validate_metadata, validate_name
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("name", ["a", "kb-1", "my_kb.v2", "0abc", "x" * 64])

@@ -102,8 +102,10 @@ def test_a_vector_of_the_wrong_length_is_refused(service, kb):
         service.search(kb, SearchRequest(vector=[1.0, 2.0]))
 
 
-LONG = " ".join(f"filler{i}" for i in range(40)) + " zebra giraffe okapi " + " ".join(
-    f"padding{i}" for i in range(40)
+LONG = (
+    " ".join(f"filler{i}" for i in range(40))
+    + " zebra giraffe okapi "
+    + " ".join(f"padding{i}" for i in range(40))
 )
 
 

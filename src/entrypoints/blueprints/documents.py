@@ -16,8 +16,8 @@ from entrypoints.container import Container
 from entrypoints.schemas import (
     AddDocumentsSchema,
     AddedDocumentsSchema,
-    DeleteDocumentsSchema,
     DeletedDocumentsSchema,
+    DeleteDocumentsSchema,
     DocumentPageSchema,
     DocumentSchema,
     MetadataPatchSchema,
@@ -26,7 +26,9 @@ from entrypoints.schemas import (
 )
 
 blp = Blueprint(
-    "documents", __name__, url_prefix="/v1/knowledge-bases/<string:kb>/documents",
+    "documents",
+    __name__,
+    url_prefix="/v1/knowledge-bases/<string:kb>/documents",
     description="Documents: texts with metadata, embedded and indexed on arrival.",
 )
 
@@ -47,7 +49,8 @@ def check_limits(texts: list[str]) -> None:
     settings = current_app.config["KB_SETTINGS"]
     if len(texts) > settings.max_batch_documents:
         raise InvalidInputError(
-            f"a batch holds at most {settings.max_batch_documents} documents (KB_MAX_BATCH_DOCUMENTS)",
+            f"a batch holds at most {settings.max_batch_documents} documents "
+            "(KB_MAX_BATCH_DOCUMENTS)",
             errors={"documents": [f"at most {settings.max_batch_documents} documents"]},
         )
     too_long = {
@@ -67,10 +70,14 @@ class Documents(MethodView):
     @blp.arguments(AddDocumentsSchema)
     @blp.response(201, AddedDocumentsSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
-    @blp.alt_response(409, response="DEFAULT_ERROR", description="An id is taken; nothing was added.")
+    @blp.alt_response(
+        409, response="DEFAULT_ERROR", description="An id is taken; nothing was added."
+    )
     @inject
     def post(
-        self, body: dict[str, Any], kb: str,
+        self,
+        body: dict[str, Any],
+        kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """Add one document or a batch (all or nothing)"""
@@ -89,7 +96,9 @@ class Documents(MethodView):
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def get(
-        self, args: dict[str, Any], kb: str,
+        self,
+        args: dict[str, Any],
+        kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """List documents, by id, a page at a time"""
@@ -114,7 +123,10 @@ class DocumentById(MethodView):
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def put(
-        self, body: dict[str, Any], kb: str, document_id: str,
+        self,
+        body: dict[str, Any],
+        kb: str,
+        document_id: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> tuple[dict[str, Any], int]:
         """Create or replace a document (re-embedded only if its text changed)"""
@@ -127,7 +139,10 @@ class DocumentById(MethodView):
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def patch(
-        self, body: dict[str, Any], kb: str, document_id: str,
+        self,
+        body: dict[str, Any],
+        kb: str,
+        document_id: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """Replace a document's metadata without re-embedding it"""
@@ -144,7 +159,9 @@ class DocumentById(MethodView):
 
 
 bulk = Blueprint(
-    "bulk-delete", __name__, url_prefix="/v1/knowledge-bases/<string:kb>/documents/delete",
+    "bulk-delete",
+    __name__,
+    url_prefix="/v1/knowledge-bases/<string:kb>/documents/delete",
     description="Remove many documents at once.",
 )
 
@@ -156,7 +173,9 @@ class DocumentDeletion(MethodView):
     @bulk.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def post(
-        self, body: dict[str, Any], kb: str,
+        self,
+        body: dict[str, Any],
+        kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """Delete documents by id; ids that do not exist are reported by omission"""

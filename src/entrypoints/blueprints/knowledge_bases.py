@@ -19,7 +19,9 @@ from entrypoints.schemas import (
 )
 
 blp = Blueprint(
-    "knowledge-bases", __name__, url_prefix="/v1/knowledge-bases",
+    "knowledge-bases",
+    __name__,
+    url_prefix="/v1/knowledge-bases",
     description="Knowledge bases: named collections of embedded documents.",
 )
 
@@ -69,7 +71,9 @@ class KnowledgeBaseByName(MethodView):
     @blp.response(200, KnowledgeBaseSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
-    def get(self, kb: str, service: KnowledgeBaseService = Provide[Container.service]) -> dict[str, Any]:
+    def get(
+        self, kb: str, service: KnowledgeBaseService = Provide[Container.service]
+    ) -> dict[str, Any]:
         """Get a knowledge base with its document and chunk counts"""
         return kb_body(service.get_knowledge_base(kb))
 
@@ -78,7 +82,9 @@ class KnowledgeBaseByName(MethodView):
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def patch(
-        self, body: dict[str, Any], kb: str,
+        self,
+        body: dict[str, Any],
+        kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """Change a knowledge base's description or metadata"""

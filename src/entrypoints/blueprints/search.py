@@ -15,7 +15,9 @@ from entrypoints.container import Container
 from entrypoints.schemas import SearchResultSchema, SearchSchema
 
 blp = Blueprint(
-    "search", __name__, url_prefix="/v1/knowledge-bases/<string:kb>/search",
+    "search",
+    __name__,
+    url_prefix="/v1/knowledge-bases/<string:kb>/search",
     description="Similarity search by text, by an existing document, or by a raw vector.",
 )
 
@@ -37,7 +39,9 @@ class Search(MethodView):
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def post(
-        self, body: dict[str, Any], kb: str,
+        self,
+        body: dict[str, Any],
+        kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """Find the documents most similar to a query text, document or vector"""

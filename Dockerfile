@@ -1,0 +1,36 @@
+# kb-service: CPU-only torch, the embedding model baked in at build time, gunicorn as a non-root user.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    KB_VENV=/opt/kb/venv \
+    TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu \
+    HF_HOME=/opt/kb/huggingface \
+    KB_EMBEDDING_MODEL=sentence-transformers/all-MiniLM-L12-v2
+
+WORKDIR /opt/kb/src
+COPY pyproject.toml README.md ./
+COPY scripts/ scripts/
+COPY src/ src/
+
+# The same script CI runs (scripts/check_image_install.sh), then the model download, so the
+# container starts offline.
+RUN bash scripts/install.sh --image \
+    && /opt/kb/venv/bin/kb download-model
+
+RUN useradd --system --uid 10001 --home-dir /opt/kb --shell /usr/sbin/nologin kb \
+    && mkdir -p /data \
+    && chown kb /data
+
+ENV PATH=/opt/kb/venv/bin:$PATH \
+    HF_HUB_OFFLINE=1 \
+    KB_HOST=0.0.0.0 \
+    KB_PORT=8000
+
+USER 10001
+WORKDIR /data
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+CMD ["kb", "serve"]
