@@ -19,13 +19,14 @@ def serve(args: argparse.Namespace) -> int:
 
 def download_model(args: argparse.Namespace) -> int:
     """Fetch KB_EMBEDDING_MODEL into the local cache (the Docker build runs this)."""
-    from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
     from domain.errors import ModelUnavailableError
+    from entrypoints.container import Container
     from entrypoints.settings import Settings, SettingsError
 
     try:
-        settings = Settings.from_env()
-        embedder = SentenceTransformerEmbedder(settings.embedding_model, device=settings.device)
+        container = Container()
+        container.config.from_dict(Settings.from_env().as_dict())
+        embedder = container.embedder()
     except (ModelUnavailableError, SettingsError) as error:
         print(f"kb: {getattr(error, 'message', error)}", file=sys.stderr)
         return 1

@@ -6,8 +6,11 @@ from dependency_injector import containers, providers
 
 from adapters.faiss_index import FaissVectorIndex
 from adapters.memory_repository import InMemoryDocumentRepository
+from adapters.model_loader import resolve_model
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from domain.services import KnowledgeBaseService
+
+__all__ = ["Container", "resolve_model"]
 
 
 class Container(containers.DeclarativeContainer):

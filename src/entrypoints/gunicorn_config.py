@@ -34,8 +34,8 @@ def on_starting(server: Any) -> None:
         )
     # Resolve the model in the master, before any worker starts: a model that cannot be found
     # stops the server within seconds with a readable message instead of a crash loop.
-    from adapters.model_loader import resolve_model
     from domain.errors import ModelUnavailableError
+    from entrypoints.container import resolve_model
 
     try:
         resolve_model(_settings.embedding_model)

@@ -116,8 +116,11 @@ def list_all(client: FlaskClient) -> Callable[[str, int], list[dict[str, Any]]]:
     return walk
 
 
-def assert_error(response: Any, status: int) -> dict[str, Any]:
-    """Check the one error body shape: {"code", "status", "message"?, "errors"?}."""
+def assert_error(response: Any, status: int, *fields: str) -> dict[str, Any]:
+    """Check the one error body shape {"code", "status", "message"?, "errors"?}.
+
+    Each of `fields` must be named somewhere in `errors` (a field-level message).
+    """
     assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
     assert response.is_json, response.get_data(as_text=True)
     body = response.get_json()
@@ -126,6 +129,8 @@ def assert_error(response: Any, status: int) -> dict[str, Any]:
     assert body["status"] == HTTPStatus(status).phrase
     if "message" in body:
         assert isinstance(body["message"], str) and body["message"]
+    for field in fields:
+        assert field in error_fields(body), (field, body)
     return body
 
 
@@ -147,10 +152,6 @@ def error_fields(body: dict[str, Any]) -> set[str]:
 
 
 @pytest.fixture
-def expect_error() -> Callable[[Any, int], dict[str, Any]]:
+def expect_error() -> Callable[..., dict[str, Any]]:
+    """`expect_error(response, status, *fields)`: assert the error shape, return the body."""
     return assert_error
-
-
-@pytest.fixture
-def fields_of() -> Callable[[dict[str, Any]], set[str]]:
-    return error_fields
