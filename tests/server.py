@@ -34,7 +34,8 @@ class Server:
     def __init__(self, log_path: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = server_env(KB_PORT=str(self.port), KB_LOG_LEVEL="warning", **settings)
+        settings.setdefault("KB_DATA_DIR", str(log_path.with_suffix(".data")))
+        env = server_env(KB_PORT=str(self.port), KB_LOG_LEVEL="info", **settings)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([KB, "serve"], env=env, stdout=self._log, stderr=self._log)
 
@@ -44,11 +45,11 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}")
             try:
-                self.call("GET", "/healthz")
-                self.call("GET", "/v1/info")
-                return
+                if self.call("GET", "/readyz")[0] == 200:
+                    return
             except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise TimeoutError("server did not become ready")
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -11,6 +11,7 @@ from domain.errors import (
     ModelMismatchError,
     ModelUnavailableError,
     NotFoundError,
+    StorageError,
 )
 from domain.model import (
     Chunk,
@@ -52,6 +53,7 @@ __all__ = [
     "Passage",
     "SearchRequest",
     "Span",
+    "StorageError",
     "VectorIndex",
     "VectorIndexFactory",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from domain.errors import StorageError
 from domain.locking import ReadWriteLock
 from domain.model import KnowledgeBase
 from domain.ports import DocumentRepository, VectorIndex, VectorIndexFactory
@@ -33,6 +34,12 @@ class Catalog:
         labels, vectors = self._repository.load_vectors(kb.name)
         if len(labels):
             slot.index.add(labels, vectors)
+        chunks = self._repository.stats(kb.name).chunk_count
+        if len(slot.index) != chunks:
+            raise StorageError(
+                f"knowledge base {kb.name!r}: {chunks} chunks are stored but {len(slot.index)} "
+                "vectors were kept; the index cannot be rebuilt without re-embedding"
+            )
         with self._lock:
             return self._slots.setdefault(kb.name, slot)
 

@@ -59,3 +59,7 @@ class InvalidInputError(DomainError):
 
 class ModelUnavailableError(DomainError):
     """The embedding model cannot be loaded (not cached and not downloadable, or a bad path)."""
+
+
+class StorageError(DomainError):
+    """The data store cannot be used: a foreign or newer file, or another process holds it."""

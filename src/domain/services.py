@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ from domain.model import (
 )
 from domain.ports import DocumentRepository, Embedder, Labels, VectorIndexFactory, Vectors
 from domain.ranking import Ranker, SearchRequest
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 DEFAULT_CHUNK_OVERLAP = 32
@@ -82,6 +85,14 @@ class KnowledgeBaseService:
         while batch := self._repository.list_knowledge_bases(500, after):
             for kb in batch:
                 self._catalog.load(kb)
+                if kb.model != self.embedder.model_name:
+                    log.error(
+                        "knowledge base %r was built with model %r, not the loaded %r: it will "
+                        "refuse searches and writes (409) until the service runs that model",
+                        kb.name,
+                        kb.model,
+                        self.embedder.model_name,
+                    )
             count += len(batch)
             after = batch[-1].name
         return count

@@ -2,65 +2,102 @@
 
 from __future__ import annotations
 
-import logging
-import time
+from collections.abc import Callable
+from typing import Any
 
 import swagger_ui_bundle
 from dependency_injector import providers
-from flask import Flask, send_from_directory
+from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.wrappers import Response
 
 from domain.ports import Embedder
 from entrypoints.blueprints import documents, knowledge_bases, search, system
 from entrypoints.container import Container
-from entrypoints.errors import register_error_handlers
+from entrypoints.errors import error_body, register_error_handlers
+from entrypoints.readiness import Readiness
 from entrypoints.settings import Settings
 from entrypoints.version import VERSION
 
-log = logging.getLogger(__name__)
-
 DOCS_ASSETS = "/docs/assets/"
+ALWAYS_ANSWERED = ("/healthz", "/readyz", "/openapi.json", "/docs")
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> Flask:
-    """Build the WSGI app. Tests pass their own settings and a fake embedder."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    background: bool = False,
+    on_load_failure: Callable[[], None] | None = None,
+) -> Flask:
+    """Build the WSGI app. Tests pass their own settings and a fake embedder.
+
+    With `background`, the model and the data load in a thread: /healthz answers at once and
+    /readyz says 503 until loading is done; the API answers 503 meanwhile. Otherwise loading
+    happens here and a failure raises.
+    """
     settings = settings or Settings.from_env()
     container = Container()
     container.config.from_dict(settings.as_dict())
     if embedder is not None:
         container.embedder.override(providers.Object(embedder))
-    started = time.monotonic()
-    service = container.service()
-    loaded = service.load()
-    log.info(
-        "loaded model %s and %d knowledge base(s) in %.1fs",
-        service.embedder.model_name,
-        loaded,
-        time.monotonic() - started,
-    )
+    readiness = Readiness()
+
+    def load() -> int:
+        container.init_resources()
+        return container.service().load()
 
     app = Flask("kb-service")
-    app.config.update(
-        KB_SETTINGS=settings,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        API_TITLE="kb-service",
-        API_VERSION=VERSION,
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
-    )
+    app.config.update(_flask_config(settings))
     app.extensions["kb_container"] = container
+    app.extensions["kb_readiness"] = readiness
     api = Api(app)
     for blueprint in (knowledge_bases.blp, documents.blp, documents.bulk, search.blp, system.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
+    _serve_docs_assets(app)
 
+    @app.before_request
+    def refuse_until_ready() -> tuple[dict[str, Any], int, dict[str, str]] | None:
+        if readiness.ready.is_set() or request.path.startswith(ALWAYS_ANSWERED):
+            return None
+        message = readiness.error or "kb-service is starting: the model and data are loading"
+        return error_body(503, message), 503, {"Retry-After": "5"}
+
+    if background:
+        readiness.start(load, on_load_failure)
+    else:
+        readiness.run(load)
+        if readiness.exception is not None:
+            container.unwire()
+            container.shutdown_resources()
+            raise readiness.exception
+    return app
+
+
+def _flask_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "KB_SETTINGS": settings,
+        "MAX_CONTENT_LENGTH": settings.max_body_bytes,
+        "API_TITLE": "kb-service",
+        "API_VERSION": VERSION,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        "OPENAPI_SWAGGER_UI_URL": DOCS_ASSETS,
+    }
+
+
+def _serve_docs_assets(app: Flask) -> None:
     @app.get(DOCS_ASSETS + "<path:filename>")
     def docs_assets(filename: str) -> Response:
         # Swagger UI's files ship in the swagger-ui-bundle wheel: the docs page needs no CDN.
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
-    return app
+
+def close_app(app: Flask) -> None:
+    """Unwire the container and close the store (tests, and gunicorn's worker exit)."""
+    container: Container = app.extensions["kb_container"]
+    container.unwire()
+    container.shutdown_resources()

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 from dependency_injector import containers, providers
 
 from adapters.faiss_index import FaissVectorIndex
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from adapters.sqlite_repository import SqliteDocumentRepository
+from domain.ports import DocumentRepository
 from domain.services import KnowledgeBaseService
 
-__all__ = ["Container", "resolve_model"]
+__all__ = ["Container", "check_storage", "resolve_model"]
+
+DATABASE_FILE = "kb.sqlite3"
+
+
+def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
+    """RAM only for KB_DATA_DIR=:memory:, else RAM backed by a SQLite file in KB_DATA_DIR."""
+    if data_dir == ":memory:":
+        yield InMemoryDocumentRepository()
+        return
+    repository = SqliteDocumentRepository(Path(data_dir) / DATABASE_FILE)
+    try:
+        yield repository
+    finally:
+        repository.close()
+
+
+def check_storage(backend: str, data_dir: str) -> None:
+    """Open and close the store once, so a foreign or newer file stops start-up at once."""
+    if backend == "memory" and data_dir != ":memory:":
+        SqliteDocumentRepository.check(Path(data_dir) / DATABASE_FILE)
 
 
 class Container(containers.DeclarativeContainer):
@@ -26,7 +51,7 @@ class Container(containers.DeclarativeContainer):
     )
     repository = providers.Selector(
         config.backend,
-        memory=providers.Singleton(InMemoryDocumentRepository),
+        memory=providers.Resource(memory_repository, data_dir=config.data_dir),
     )
     index_factory = providers.Selector(
         config.backend,

@@ -34,10 +34,20 @@ def on_starting(server: Any) -> None:
         )
     # Resolve the model in the master, before any worker starts: a model that cannot be found
     # stops the server within seconds with a readable message instead of a crash loop.
-    from domain.errors import ModelUnavailableError
-    from entrypoints.container import resolve_model
+    from domain.errors import ModelUnavailableError, StorageError
+    from entrypoints.container import check_storage, resolve_model
 
     try:
         resolve_model(_settings.embedding_model)
-    except ModelUnavailableError as error:
+        check_storage(_settings.backend, _settings.data_dir)
+    except (ModelUnavailableError, StorageError) as error:
         sys.exit(f"kb-service: {error.message}")
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Close the store cleanly when a worker stops (SIGTERM, max requests, shutdown)."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        from entrypoints.app import close_app
+
+        close_app(app)

@@ -186,3 +186,9 @@ class InfoSchema(ma.Schema):
 
 class HealthSchema(ma.Schema):
     status = fields.String()
+
+
+class ReadySchema(ma.Schema):
+    status = fields.String()
+    load_seconds = fields.Float()
+    knowledge_bases = fields.Integer()

@@ -20,6 +20,7 @@ class Settings:
     """Service configuration; `from_env` documents each variable's name and default."""
 
     backend: str = "memory"
+    data_dir: str = "./kb-data"
     embedding_model: str = DEFAULT_MODEL
     device: str = "cpu"
     embed_batch_size: int = 32

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from entrypoints.app import create_app
+from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
 
@@ -28,6 +28,7 @@ def make_app(fake_embedder: FakeEmbedder) -> Iterator[Callable[..., Flask]]:
     built: list[Flask] = []
 
     def make(**settings: Any) -> Flask:
+        settings.setdefault("data_dir", ":memory:")
         app = create_app(Settings(**settings), embedder=fake_embedder)
         app.config["TESTING"] = True
         built.append(app)
@@ -35,7 +36,7 @@ def make_app(fake_embedder: FakeEmbedder) -> Iterator[Callable[..., Flask]]:
 
     yield make
     for app in reversed(built):
-        app.extensions["kb_container"].unwire()
+        close_app(app)
 
 
 @pytest.fixture

@@ -220,128 +220,116 @@ def test_a_wrongly_typed_update_is_422_naming_the_field_and_changes_nothing(
     assert (client.get(f"{KBS}/kb").get_json(), client.get(f"{DOCS}/d1").get_json()) == before
 
 
-@pytest.mark.parametrize(
-    "query", [{"limit": "abc"}, {"limit": 0}, {"limit": 1001}, {"limit": -1}, {"cursor": "a"}]
-)
 @pytest.mark.parametrize("path", [KBS, DOCS])
-def test_bad_paging_arguments_are_422_naming_the_argument(
-    client, seeded, expect_error, path, query
-):
-    response = client.get(path, query_string=query)
+def test_bad_paging_arguments_are_422_naming_the_argument(client, seeded, expect_error, path):
+    for query in [{"limit": "abc"}, {"limit": 0}, {"limit": 1001}, {"limit": -1}, {"cursor": "a"}]:
+        response = client.get(path, query_string=query)
 
-    expect_error(response, 422, next(iter(query)))
+        expect_error(response, 422, *query)
 
 
-@pytest.mark.parametrize("text", ["", " ", "\n\t  ", "\u3000\u00a0"])
-def test_empty_or_whitespace_text_is_422_everywhere(
-    client, seeded, expect_error, text
-):
-    responses = [
-        client.post(DOCS, json={"text": text}),
-        client.post(DOCS, json={"documents": [{"text": text}]}),
-        client.put(f"{DOCS}/d1", json={"text": text}),
-        client.put(f"{DOCS}/d2", json={"text": text}),
-        client.post(SEARCH, json={"query": text}),
-    ]
+def test_empty_or_whitespace_text_is_422_everywhere(client, seeded, expect_error):
+    for text in ["", " ", "\n\t  ", "\u3000\u00a0"]:
+        expect_error(client.post(DOCS, json={"text": text}), 422, "text")
+        expect_error(client.post(DOCS, json={"documents": [{"text": text}]}), 422, "text")
+        expect_error(client.put(f"{DOCS}/d1", json={"text": text}), 422, "text")
+        expect_error(client.put(f"{DOCS}/d2", json={"text": text}), 422, "text")
+        expect_error(client.post(SEARCH, json={"query": text}), 422, "query")
 
-    for response, field in zip(responses, ["text", "text", "text", "text", "query"]):
-        expect_error(response, 422, field)
     assert client.get(f"{DOCS}/d1").get_json()["text"] == "the only document"
     assert document_count(client) == 1
 
 
-@pytest.mark.parametrize("top_k", [0, -1, 1001, 10**6])
-def test_top_k_outside_1_to_1000_is_422(client, seeded, expect_error, top_k):
-    response = client.post(SEARCH, json={"query": "document", "top_k": top_k})
+def test_top_k_outside_1_to_1000_is_422_and_inside_is_accepted(client, seeded, expect_error):
+    for top_k in [0, -1, 1001, 10**6]:
+        response = client.post(SEARCH, json={"query": "document", "top_k": top_k})
+        expect_error(response, 422, "top_k")
 
-    expect_error(response, 422, "top_k")
-
-
-@pytest.mark.parametrize("top_k", [1, 1000])
-def test_top_k_at_the_bounds_is_accepted(client, seeded, top_k):
-    assert client.post(SEARCH, json={"query": "document", "top_k": top_k}).status_code == 200
+    for top_k in [1, 1000]:
+        assert client.post(SEARCH, json={"query": "document", "top_k": top_k}).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "Upper",
-        "has space",
-        "a" * 65,
-        "-leading",
-        ".leading",
-        "_leading",
-        "",
-        "slash/name",
-        "ünïcode",
-        "tab\tname",
-        pytest.param(
-            "trailing-newline\n",
-            marks=pytest.mark.xfail(
-                reason="BUG: NAME_PATTERN ends in '$', which also matches before a final "
-                "newline, and it is applied with re.match (domain/model.py validate_name, "
-                "entrypoints/schemas.py validate.Regexp): 'name\\n' is accepted with 201",
-                strict=True,
-            ),
-        ),
-    ],
-)
-def test_a_bad_knowledge_base_name_is_422_and_nothing_is_created(
-    client, expect_error, name
-):
-    response = client.post(KBS, json={"name": name})
+BAD_NAMES = [
+    "Upper",
+    "has space",
+    "a" * 65,
+    "-leading",
+    ".leading",
+    "_leading",
+    "",
+    "slash/name",
+    "ünïcode",
+    "tab\tname",
+    "trailing-space ",
+]
 
-    body = expect_error(response, 422, "name")
-    assert body["errors"]
+
+def test_a_bad_knowledge_base_name_is_422_and_nothing_is_created(client, expect_error):
+    for name in BAD_NAMES:
+        expect_error(client.post(KBS, json={"name": name}), 422, "name")
+
     assert client.get(KBS).get_json()["items"] == []
 
 
-@pytest.mark.parametrize(
-    "metadata",
-    [
-        {"nested": {"a": 1}},
-        {"objects": [{"a": 1}]},
-        {"lists": [[1, 2]]},
-        {"none": None},
-        {"": "empty key"},
-        {"k" * 129: "long key"},
-    ],
+@pytest.mark.xfail(
+    reason="BUG: NAME_PATTERN ends in '$', which also matches before a final newline, and it "
+    "is applied with re.match (domain/model.py validate_name, entrypoints/schemas.py "
+    "validate.Regexp), so 'trailing-newline\\n' is created with 201",
+    strict=True,
 )
+def test_a_knowledge_base_name_ending_in_a_newline_is_422(client, expect_error):
+    response = client.post(KBS, json={"name": "trailing-newline\n"})
+
+    expect_error(response, 422, "name")
+    assert client.get(KBS).get_json()["items"] == []
+
+
+BAD_METADATA = [
+    {"nested": {"a": 1}},
+    {"objects": [{"a": 1}]},
+    {"lists": [[1, 2]]},
+    {"none": None},
+    {"": "empty key"},
+    {"k" * 129: "long key"},
+]
+
+
+@pytest.mark.parametrize("metadata", BAD_METADATA, ids=lambda m: next(iter(m)) or "empty-key")
 def test_bad_metadata_is_422_everywhere_and_changes_nothing(
     client, seeded, expect_error, metadata
 ):
     before = (client.get(f"{KBS}/kb").get_json(), client.get(f"{DOCS}/d1").get_json())
-    responses = [
-        client.post(KBS, json={"name": "other", "metadata": metadata}),
-        client.patch(f"{KBS}/kb", json={"metadata": metadata}),
-        client.post(DOCS, json={"id": "d2", "text": "x", "metadata": metadata}),
-        client.put(f"{DOCS}/d1", json={"text": "x", "metadata": metadata}),
-        client.put(f"{DOCS}/d2", json={"text": "x", "metadata": metadata}),
-        client.patch(f"{DOCS}/d1", json={"metadata": metadata}),
-    ]
 
-    for response in responses:
-        expect_error(response, 422, "metadata")
+    expect_error(client.post(KBS, json={"name": "other", "metadata": metadata}), 422, "metadata")
+    expect_error(client.patch(f"{KBS}/kb", json={"metadata": metadata}), 422, "metadata")
+    expect_error(
+        client.post(DOCS, json={"id": "d2", "text": "x", "metadata": metadata}), 422, "metadata"
+    )
+    expect_error(client.put(f"{DOCS}/d1", json={"text": "x", "metadata": metadata}), 422, "metadata")
+    expect_error(client.put(f"{DOCS}/d2", json={"text": "x", "metadata": metadata}), 422, "metadata")
+    expect_error(client.patch(f"{DOCS}/d1", json={"metadata": metadata}), 422, "metadata")
+
     assert client.get(f"{KBS}/other").status_code == 404
     assert client.get(f"{DOCS}/d2").status_code == 404
     assert (client.get(f"{KBS}/kb").get_json(), client.get(f"{DOCS}/d1").get_json()) == before
 
 
-@pytest.mark.parametrize(
-    ("data", "content_type"),
-    [
-        ("{not json", "application/json"),
-        ('{"text": "x",}', "application/json"),
-        ("", "application/json"),
-        (b"\xff\xfe\x00", "application/json"),
-        ("text=hello", "application/x-www-form-urlencoded"),
-        ("hello", "text/plain"),
-        ("[]", "application/json"),
-        ('"just a string"', "application/json"),
-        ("42", "application/json"),
-        ("null", "application/json"),
-    ],
-)
+NOT_JSON_OBJECTS = [
+    ("{not json", "application/json"),
+    ('{"text": "x",}', "application/json"),
+    (b"\xff\xfe\x00", "application/json"),
+    ("[]", "application/json"),
+    ('"just a string"', "application/json"),
+    ("42", "application/json"),
+    ("null", "application/json"),
+]
+NOT_JSON_AT_ALL = [
+    ("", "application/json"),
+    ("text=hello", "application/x-www-form-urlencoded"),
+    ("hello", "text/plain"),
+]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -354,46 +342,53 @@ def test_bad_metadata_is_422_everywhere_and_changes_nothing(
         ("post", SEARCH),
     ],
 )
-def test_a_body_that_is_not_a_json_object_is_422(
-    client, seeded, expect_error, method, path, data, content_type
+def test_a_body_that_is_not_a_json_object_is_422_and_changes_nothing(
+    client, seeded, expect_error, method, path
 ):
-    response = getattr(client, method)(path, data=data, content_type=content_type)
+    before = (client.get(f"{KBS}/kb").get_json(), client.get(DOCS).get_json())
+    cases = NOT_JSON_OBJECTS if path == f"{KBS}/kb" else NOT_JSON_OBJECTS + NOT_JSON_AT_ALL
 
-    if method == "patch" and path.endswith("/kb") and data in ("", "hello", "text=hello"):
-        # Every field of a knowledge-base patch is optional: an absent body changes nothing.
-        assert response.status_code in (200, 422)
-    else:
+    for data, content_type in cases:
+        response = getattr(client, method)(path, data=data, content_type=content_type)
         expect_error(response, 422)
-    assert client.get(f"{DOCS}/d1").get_json()["text"] == "the only document"
-    assert document_count(client) == 1
+
+    assert (client.get(f"{KBS}/kb").get_json(), client.get(DOCS).get_json()) == before
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
+@pytest.mark.xfail(
+    reason="BUG: webargs reads a body only when its Content-Type is JSON; otherwise the body "
+    "counts as absent, and as every field of a knowledge-base PATCH is optional the request "
+    "succeeds (200) and silently drops the change (entrypoints: no check that a non-empty "
+    "body is JSON)",
+    strict=True,
+)
+def test_a_knowledge_base_patch_sent_as_plain_text_is_refused_not_ignored(
+    client, kb, expect_error
+):
+    response = client.patch(
+        f"{KBS}/kb", data='{"description": "changed"}', content_type="text/plain"
+    )
+
+    expect_error(response, 422)
+
+
+def test_search_needs_exactly_one_of_query_document_id_and_vector(client, seeded, expect_error):
+    vector = [0.1] * 32
+    for body in [
         {},
         {"top_k": 3},
         {"query": "x", "document_id": "d1"},
-        {"query": "x", "vector": [0.1] * 32},
-        {"document_id": "d1", "vector": [0.1] * 32},
-        {"query": "x", "document_id": "d1", "vector": [0.1] * 32},
-    ],
-)
-def test_search_needs_exactly_one_of_query_document_id_and_vector(
-    client, seeded, expect_error, body
-):
-    body = expect_error(client.post(SEARCH, json=body), 422)
-
-    assert body.get("errors") or body.get("message")
+        {"query": "x", "vector": vector},
+        {"document_id": "d1", "vector": vector},
+        {"query": "x", "document_id": "d1", "vector": vector},
+    ]:
+        error = expect_error(client.post(SEARCH, json=body), 422)
+        assert error.get("errors"), body
 
 
-@pytest.mark.parametrize("vector", [[0.1] * 31, [0.1] * 33, [0.1], [0.0] * 32])
-def test_a_vector_of_the_wrong_length_or_no_direction_is_422(
-    client, seeded, expect_error, vector
-):
-    response = client.post(SEARCH, json={"vector": vector})
-
-    expect_error(response, 422, "vector")
+def test_a_vector_of_the_wrong_length_or_without_direction_is_422(client, seeded, expect_error):
+    for vector in [[0.1] * 31, [0.1] * 33, [0.1], [0.0] * 32]:
+        expect_error(client.post(SEARCH, json={"vector": vector}), 422, "vector")
 
 
 # All or nothing
@@ -491,51 +486,54 @@ PARSER_BUG = pytest.mark.xfail(
 )
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "data"),
-    [
-        ("post", KBS, "{"),
-        ("post", KBS, '{"name": null}'),
-        ("post", KBS, '{"name": "ok", "metadata": {"n": NaN}}'),
-        ("post", KBS, '{"name": "ok", "chunk_overlap": 1e400}'),
-        ("post", KBS, '{"name": "ok", "chunk_overlap": 100000000000000000000000}'),
-        ("patch", f"{KBS}/kb", '{"metadata": null}'),
-        ("patch", f"{KBS}/kb", '{"description": null}'),
-        ("post", DOCS, '{"text": "x", "metadata": {"n": Infinity}}'),
-        ("post", DOCS, '{"text": "x", "metadata": {"n": [1, NaN]}}'),
-        ("post", DOCS, '{"documents": [null]}'),
-        ("post", DOCS, '{"documents": [{"text": "x"}], "text": "y"}'),
-        ("post", DOCS, '{"documents": {"text": "x"}}'),
-        ("post", DOCS, '{"id": "   ", "text": "x"}'),
-        ("post", DOCS, '{"id": "d1", "text": "dupe"}'),
-        pytest.param("post", DOCS, '{"text": "a \\ud800 b"}', marks=SURROGATE_BUG),
-        pytest.param("put", f"{DOCS}/d9", '{"text": "\\udfff"}', marks=SURROGATE_BUG),
-        pytest.param("post", SEARCH, '{"query": "\\ud800"}', marks=SURROGATE_BUG),
-        pytest.param("post", DOCS, "[" * 50_000, marks=PARSER_BUG),
-        pytest.param("post", DOCS, '{"text": "x", "metadata": {"n": 1' + "0" * 5000 + "}}",
-                     marks=PARSER_BUG),
-        ("put", f"{DOCS}/%20padded", '{"text": "x"}'),
-        ("put", f"{DOCS}/{'x' * 257}", '{"text": "x"}'),
-        ("patch", f"{DOCS}/d1", '{"metadata": {"a": {"b": 1}}}'),
-        ("post", f"{DOCS}/delete", '{"ids": [null]}'),
-        ("post", f"{DOCS}/delete", '{"ids": [""]}'),
-        ("post", SEARCH, '{"query": "x", "top_k": 1e400}'),
-        ("post", SEARCH, '{"query": "x", "top_k": true}'),
-        ("post", SEARCH, '{"query": "x", "min_score": NaN}'),
-        ("post", SEARCH, '{"vector": [Infinity, 0]}'),
-        ("post", SEARCH, '{"vector": [' + ", ".join(["1e300"] * 32) + "]}"),
-        ("post", SEARCH, '{"vector": [' + ", ".join(["1e-320"] * 32) + "]}"),
-        ("post", SEARCH, '{"vector": [' + ", ".join(["0.1"] * 9000) + "]}"),
-        ("post", SEARCH, '{"vector": []}'),
-        ("post", SEARCH, '{"document_id": ""}'),
-        ("post", SEARCH, '{"document_id": "' + "x" * 300 + '"}'),
-        ("post", SEARCH, '{"query": "x", "filter": {"a": 1}}'),
-        ("get", f"{DOCS}?cursor=_w", None),
-        ("get", f"{KBS}?cursor=" + "A" * 2000, None),
-        ("get", f"{KBS}?limit=1e3", None),
-        ("delete", f"{KBS}/kb/documents/", None),
-    ],
-)
+def case(label, method, path, data=None, marks=()):
+    return pytest.param(method, path, data, id=label, marks=marks)
+
+
+MALFORMED = [
+    case("truncated json", "post", KBS, "{"),
+    case("null name", "post", KBS, '{"name": null}'),
+    case("nan metadata", "post", KBS, '{"name": "ok", "metadata": {"n": NaN}}'),
+    case("infinite overlap", "post", KBS, '{"name": "ok", "chunk_overlap": 1e400}'),
+    case("huge overlap", "post", KBS, '{"name": "ok", "chunk_overlap": 100000000000000000000000}'),
+    case("null kb metadata", "patch", f"{KBS}/kb", '{"metadata": null}'),
+    case("null description", "patch", f"{KBS}/kb", '{"description": null}'),
+    case("infinity metadata", "post", DOCS, '{"text": "x", "metadata": {"n": Infinity}}'),
+    case("nan in metadata list", "post", DOCS, '{"text": "x", "metadata": {"n": [1, NaN]}}'),
+    case("null document", "post", DOCS, '{"documents": [null]}'),
+    case("documents and text", "post", DOCS, '{"documents": [{"text": "x"}], "text": "y"}'),
+    case("documents not a list", "post", DOCS, '{"documents": {"text": "x"}}'),
+    case("blank id", "post", DOCS, '{"id": "   ", "text": "x"}'),
+    case("taken id", "post", DOCS, '{"id": "d1", "text": "dupe"}'),
+    case("lone surrogate text", "post", DOCS, '{"text": "a \\ud800 b"}', SURROGATE_BUG),
+    case("lone surrogate put", "put", f"{DOCS}/d9", '{"text": "\\udfff"}', SURROGATE_BUG),
+    case("lone surrogate query", "post", SEARCH, '{"query": "\\ud800"}', SURROGATE_BUG),
+    case("deeply nested json", "post", DOCS, "[" * 50_000, PARSER_BUG),
+    case("5000-digit integer", "post", DOCS, '{"text": "x", "metadata": {"n": 1' + "0" * 5000 + "}}",
+         PARSER_BUG),
+    case("padded id in url", "put", f"{DOCS}/%20padded", '{"text": "x"}'),
+    case("257-char id in url", "put", f"{DOCS}/{'x' * 257}", '{"text": "x"}'),
+    case("nested patch metadata", "patch", f"{DOCS}/d1", '{"metadata": {"a": {"b": 1}}}'),
+    case("null id to delete", "post", f"{DOCS}/delete", '{"ids": [null]}'),
+    case("empty id to delete", "post", f"{DOCS}/delete", '{"ids": [""]}'),
+    case("infinite top_k", "post", SEARCH, '{"query": "x", "top_k": 1e400}'),
+    case("boolean top_k", "post", SEARCH, '{"query": "x", "top_k": true}'),
+    case("nan min_score", "post", SEARCH, '{"query": "x", "min_score": NaN}'),
+    case("infinite vector", "post", SEARCH, '{"vector": [Infinity, 0]}'),
+    case("subnormal vector", "post", SEARCH, '{"vector": [' + ", ".join(["1e-320"] * 32) + "]}"),
+    case("9000-long vector", "post", SEARCH, '{"vector": [' + ", ".join(["0.1"] * 9000) + "]}"),
+    case("empty vector", "post", SEARCH, '{"vector": []}'),
+    case("empty document_id", "post", SEARCH, '{"document_id": ""}'),
+    case("300-char document_id", "post", SEARCH, '{"document_id": "' + "x" * 300 + '"}'),
+    case("unsupported filter", "post", SEARCH, '{"query": "x", "filter": {"a": 1}}'),
+    case("cursor of bad utf-8", "get", f"{DOCS}?cursor=_w"),
+    case("2000-char cursor", "get", f"{KBS}?cursor=" + "A" * 2000),
+    case("float limit", "get", f"{KBS}?limit=1e3"),
+    case("empty document id", "delete", f"{KBS}/kb/documents/"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "data"), MALFORMED)
 def test_malformed_requests_never_give_a_500(client, seeded, method, path, data):
     kwargs = {} if data is None else {"data": data, "content_type": "application/json"}
 
@@ -548,14 +546,18 @@ def test_malformed_requests_never_give_a_500(client, seeded, method, path, data)
 
 
 @pytest.mark.xfail(
-    reason="BUG: a document id holding a lone surrogate is stored, then listing with a page "
-    "boundary on it calls domain/services.py encode_cursor, whose key.encode() raises "
+    reason="BUG: a document id holding a lone surrogate ('\\ud800') is stored (201); a page "
+    "that ends on it makes domain/services.py encode_cursor call key.encode(), which raises "
     "UnicodeEncodeError -> 500",
     strict=True,
 )
-def test_a_document_id_that_is_not_valid_unicode_is_refused(client, kb, expect_error):
-    response = client.post(
-        DOCS, data='{"id": "\\ud800", "text": "x"}', content_type="application/json"
+def test_paging_through_documents_never_fails_whatever_ids_were_sent(client, kb):
+    client.post(
+        DOCS,
+        data='{"documents": [{"id": "\\ud800", "text": "x"}, {"id": "\\uffff", "text": "y"}]}',
+        content_type="application/json",
     )
 
-    expect_error(response, 422)
+    response = client.get(DOCS, query_string={"limit": 1})
+
+    assert response.status_code < 500, response.get_data(as_text=True)

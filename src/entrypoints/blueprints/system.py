@@ -1,4 +1,4 @@
-"""Service-level routes: /v1/info and the /healthz liveness probe."""
+"""Service-level routes: /v1/info, /healthz (alive) and /readyz (loaded)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 from dependency_injector.wiring import Provide, inject
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
 
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
-from entrypoints.schemas import HealthSchema, InfoSchema
+from entrypoints.schemas import HealthSchema, InfoSchema, ReadySchema
 from entrypoints.version import VERSION
 
 blp = Blueprint("system", __name__, description="What is running, and is it alive.")
@@ -31,6 +31,23 @@ class Info(MethodView):
             "dimension": embedder.dimension,
             "max_seq_length": embedder.max_seq_length,
             "window": embedder.window,
+        }
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(503, response="DEFAULT_ERROR", description="Still loading, or failed.")
+    def get(self) -> dict[str, Any]:
+        """Readiness: the model and every knowledge base are loaded"""
+        readiness = current_app.extensions["kb_readiness"]
+        if not readiness.ready.is_set():
+            message = readiness.error or "loading the model and the knowledge bases"
+            abort(503, message=message)
+        return {
+            "status": "ready",
+            "load_seconds": readiness.load_seconds,
+            "knowledge_bases": readiness.knowledge_bases,
         }
 
 
