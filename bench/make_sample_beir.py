@@ -202,7 +202,7 @@ def build(
         }
         for number, (_, synset, index, offset) in enumerate(chosen)
     ]
-    qrels = [(q["_id"], doc_id, 1) for q, (doc_id, *_rest) in zip(query_records, chosen)]
+    qrels = [(str(q["_id"]), c[0], 1) for q, c in zip(query_records, chosen)]
     beir.write(out, corpus, query_records, qrels)
 
     lengths = sorted(len(d["title"]) + 1 + len(d["text"]) for d in corpus)
@@ -227,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=300, help="queries (default 300)")
     parser.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
     parser.add_argument(
-        "--wordnet", type=Path, default=DEFAULT_WORDNET,
+        "--wordnet",
+        type=Path,
+        default=DEFAULT_WORDNET,
         help=f"WordNet dict folder holding data.noun (default {DEFAULT_WORDNET})",
     )
     args = parser.parse_args(argv)

@@ -37,7 +37,9 @@ DEFAULT_K_VALUES = (10, 100)
 
 def rank(scores: Mapping[str, float]) -> list[str]:
     """Document ids best first, by score descending then id descending (trec_eval's order)."""
-    return [doc for doc, _ in sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)]
+    return [
+        doc for doc, _ in sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    ]
 
 
 def ndcg_at(ranking: Sequence[str], grades: Mapping[str, int], k: int) -> float:
@@ -94,7 +96,9 @@ def per_query(
     return results
 
 
-def evaluate(qrels: Qrels, run: Run, k_values: Iterable[int] = DEFAULT_K_VALUES) -> dict[str, float]:
+def evaluate(
+    qrels: Qrels, run: Run, k_values: Iterable[int] = DEFAULT_K_VALUES
+) -> dict[str, float]:
     """Mean of each metric over the qrels' queries (unrounded; MTEB rounds to 5 decimals)."""
     scores = per_query(qrels, run, k_values)
     if not scores:

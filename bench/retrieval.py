@@ -41,7 +41,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,9 @@ class Client:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(
-            self.base_url + path, data=data, method=method,
+            self.base_url + path,
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         try:
@@ -121,9 +123,13 @@ def local_server(model: str, quiet: bool = False) -> Iterator[str]:
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below
         "w+b", prefix="kb-bench-server-", suffix=".log", delete=False
     )
-    command = _serve_command() + ["--host", "127.0.0.1", "--port", str(port)]
+    command = [*_serve_command(), "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        command,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: gunicorn's workers stop with it
     )
     url = f"http://127.0.0.1:{port}"
@@ -148,7 +154,9 @@ def local_server(model: str, quiet: bool = False) -> Iterator[str]:
                 )
             time.sleep(0.25)
         if not quiet:
-            print(f"started kb serve on {url} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+            print(
+                f"started kb serve on {url} in {time.monotonic() - started:.1f} s", file=sys.stderr
+            )
         yield url
     finally:
         _stop(process)
@@ -166,10 +174,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
 
 
@@ -353,7 +359,8 @@ def format_table(results: Sequence[ModeResult]) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(
-        f"{label:<{width}}" + "".join(f"  {value:>10}" for value in values) for label, values in rows
+        f"{label:<{width}}" + "".join(f"  {value:>10}" for value in values)
+        for label, values in rows
     )
 
 
@@ -365,7 +372,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m bench.retrieval",
         description="nDCG@10, Recall@10, Recall@100 and MAP@10 of kb-service on a BEIR folder.",
     )
-    parser.add_argument("data_dir", type=Path, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    parser.add_argument(
+        "data_dir", type=Path, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/"
+    )
     server = parser.add_mutually_exclusive_group(required=True)
     server.add_argument("--url", help="base URL of a running service, e.g. http://127.0.0.1:8000")
     server.add_argument(
@@ -373,22 +382,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
-        "--mode", choices=MODES, default="window",
+        "--mode",
+        choices=MODES,
+        default="window",
         help="chunking of the knowledge base: truncate = MTEB's protocol (default: window)",
     )
-    modes.add_argument("--compare", action="store_true", help="run truncate and window, side by side")
-    parser.add_argument("--batch", type=int, default=256, help="documents per add request (default 256)")
-    parser.add_argument(
-        "--kb", help="knowledge base name (with --compare, -truncate/-window is appended); "
-        "default: bench-<dataset>-<mode>-<random>"
+    modes.add_argument(
+        "--compare", action="store_true", help="run truncate and window, side by side"
     )
-    parser.add_argument("--split", default="test", help="qrels split: qrels/SPLIT.tsv (default test)")
+    parser.add_argument(
+        "--batch", type=int, default=256, help="documents per add request (default 256)"
+    )
+    parser.add_argument(
+        "--kb",
+        help="knowledge base name (with --compare, -truncate/-window is appended); "
+        "default: bench-<dataset>-<mode>-<random>",
+    )
+    parser.add_argument(
+        "--split", default="test", help="qrels split: qrels/SPLIT.tsv (default test)"
+    )
     parser.add_argument("--top-k", type=int, default=100, help="hits per query (default 100)")
     parser.add_argument(
         "--concurrency", type=int, default=1, help="queries in flight at once (default 1)"
     )
     parser.add_argument(
-        "--ignore-identical-ids", action="store_true",
+        "--ignore-identical-ids",
+        action="store_true",
         help="drop a hit whose id equals the query id, as MTEB does for some tasks (e.g. ArguAna)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -425,8 +444,15 @@ def run(args: argparse.Namespace) -> list[ModeResult]:
                 kb = default_kb_name(dataset.name, mode)
             results.append(
                 run_mode(
-                    client, dataset, mode, kb, args.batch, args.top_k, args.concurrency,
-                    args.ignore_identical_ids, progress=not args.quiet,
+                    client,
+                    dataset,
+                    mode,
+                    kb,
+                    args.batch,
+                    args.top_k,
+                    args.concurrency,
+                    args.ignore_identical_ids,
+                    progress=not args.quiet,
                 )
             )
         return results
@@ -440,8 +466,11 @@ def run(args: argparse.Namespace) -> list[ModeResult]:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"dataset": dataset.name, "split": args.split,
-                 "results": [r.summary() for r in results]},
+                {
+                    "dataset": dataset.name,
+                    "split": args.split,
+                    "results": [r.summary() for r in results],
+                },
                 indent=2,
             )
             + "\n",

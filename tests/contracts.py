@@ -177,7 +177,7 @@ class DocumentRepositoryContract:
         with pytest.raises(DocumentNotFoundError):
             repo.get_document("kb", "zzz")
         with pytest.raises(DocumentNotFoundError):
-            repo.update_metadata("kb", "zzz", {})
+            repo.update_metadata("kb", "zzz", {}, T0)
 
     def test_documents_list_by_id_a_page_at_a_time(self, repo):
         self.add(repo, *(make_doc(i, [n]) for n, i in enumerate(["d", "b", "a", "c"], start=1)))
@@ -209,10 +209,12 @@ class DocumentRepositoryContract:
     def test_update_metadata_keeps_text_and_chunks(self, repo):
         doc = make_doc("a", [1], tag="old")
         self.add(repo, doc)
-        updated = repo.update_metadata("kb", "a", {"tag": "new"})
+        later = T0 + timedelta(days=1)
+        updated = repo.update_metadata("kb", "a", {"tag": "new"}, later)
         assert updated.metadata == {"tag": "new"}
+        assert (updated.created_at, updated.updated_at) == (doc.created_at, later)
         assert updated.chunks == doc.chunks
-        assert repo.get_document("kb", "a").metadata == {"tag": "new"}
+        assert repo.get_document("kb", "a") == updated
 
     def test_removing_a_knowledge_base_removes_its_documents(self, repo):
         self.add(repo, make_doc("a", [1]))

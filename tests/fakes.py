@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -173,8 +174,12 @@ class FakeDocumentRepository:
         self.add_documents(kb, [document], vectors)
         return previous
 
-    def update_metadata(self, kb: str, document_id: str, metadata: dict[str, Any]) -> Document:
-        document = replace(self.get_document(kb, document_id), metadata=metadata)
+    def update_metadata(
+        self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
+    ) -> Document:
+        document = replace(
+            self.get_document(kb, document_id), metadata=metadata, updated_at=updated_at
+        )
         self.docs[kb][document_id] = document
         return document
 

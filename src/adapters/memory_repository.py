@@ -7,6 +7,7 @@ import itertools
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -112,10 +113,14 @@ class InMemoryDocumentRepository:
             shelf.put(document)
             return previous
 
-    def update_metadata(self, kb: str, document_id: str, metadata: dict[str, Any]) -> Document:
+    def update_metadata(
+        self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
+    ) -> Document:
         with self._lock:
             shelf = self._shelf(kb)
-            document = replace(self.get_document(kb, document_id), metadata=metadata)
+            document = replace(
+                self.get_document(kb, document_id), metadata=metadata, updated_at=updated_at
+            )
             shelf.documents[document_id] = document
             return document
 

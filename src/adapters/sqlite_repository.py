@@ -110,15 +110,17 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
                 self._insert(kb, [document], vectors)
             return super().replace_document(kb, document, vectors)
 
-    def update_metadata(self, kb: str, document_id: str, metadata: dict[str, Any]) -> Document:
+    def update_metadata(
+        self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
+    ) -> Document:
         with self._lock:
             self.get_document(kb, document_id)
             with self._db:
                 self._db.execute(
-                    "UPDATE documents SET metadata = ? WHERE kb = ? AND id = ?",
-                    (json.dumps(metadata), kb, document_id),
+                    "UPDATE documents SET metadata = ?, updated_at = ? WHERE kb = ? AND id = ?",
+                    (json.dumps(metadata), updated_at.isoformat(), kb, document_id),
                 )
-            return super().update_metadata(kb, document_id, metadata)
+            return super().update_metadata(kb, document_id, metadata, updated_at)
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:

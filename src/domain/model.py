@@ -29,7 +29,7 @@ class Chunking(StrEnum):
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidInputError(
             f"invalid knowledge base name {name!r}: use 1-64 lowercase letters, digits, "
             "'-', '_' or '.', starting with a letter or digit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -104,8 +105,10 @@ class DocumentRepository(Protocol):
     def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
         """Store `document` under its id, replacing any previous one; return the previous."""
 
-    def update_metadata(self, kb: str, document_id: str, metadata: dict[str, Any]) -> Document:
-        """Replace a document's metadata only (chunks unchanged); return the new document."""
+    def update_metadata(
+        self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
+    ) -> Document:
+        """Replace a document's metadata and updated_at only (text and chunks unchanged)."""
 
     def get_document(self, kb: str, document_id: str) -> Document:
         """DocumentNotFoundError if absent."""

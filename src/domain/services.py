@@ -202,7 +202,7 @@ class KnowledgeBaseService:
                 with slot.lock.writing():
                     if self._find(kb_name, document_id) == current:
                         return self._repository.update_metadata(
-                            kb_name, document_id, dict(new.metadata)
+                            kb_name, document_id, dict(new.metadata), self._clock()
                         ), False
                 continue
             if encoded is None:
@@ -217,7 +217,7 @@ class KnowledgeBaseService:
         _, slot = self._usable(kb_name)
         with slot.lock.writing():
             return self._repository.update_metadata(
-                kb_name, document_id, validate_metadata(metadata)
+                kb_name, document_id, validate_metadata(metadata), self._clock()
             )
 
     def get_document(self, kb_name: str, document_id: str) -> Document:

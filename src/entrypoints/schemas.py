@@ -26,6 +26,13 @@ class Metadata(fields.Dict):
             raise ma.ValidationError(error.message) from error
 
 
+NAME_RULE = "Use 1-64 of a-z 0-9 . _ -, starting a-z or 0-9."
+
+
+def _refuse(message: str) -> bool:
+    raise ma.ValidationError(message)
+
+
 def _not_blank(text: str) -> None:
     if not text.strip():
         raise ma.ValidationError("Must contain something other than whitespace.")
@@ -38,9 +45,12 @@ DocumentId = fields.String(validate=[validate.Length(min=1, max=MAX_DOCUMENT_ID_
 class KnowledgeBaseCreateSchema(ma.Schema):
     name = fields.String(
         required=True,
-        validate=validate.Regexp(
-            NAME_PATTERN, error="Use 1-64 of a-z 0-9 . _ -, starting a-z or 0-9."
-        ),
+        validate=[
+            # The Regexp documents the pattern in OpenAPI; fullmatch also refuses a final "\n",
+            # which "$" lets through.
+            validate.Regexp(NAME_PATTERN, error=NAME_RULE),
+            lambda name: NAME_PATTERN.fullmatch(name) is not None or _refuse(NAME_RULE),
+        ],
     )
     description = fields.String(load_default="", validate=validate.Length(max=10_000))
     metadata = Metadata(load_default=dict)

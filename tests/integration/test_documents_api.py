@@ -205,12 +205,6 @@ def test_patched_metadata_shows_up_in_search_hits(client, kb, add_documents, sea
     assert hit["score"] == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.xfail(
-    reason="BUG: metadata-only changes (PATCH, or PUT with the same text) keep the old "
-    "updated_at; InMemoryDocumentRepository.update_metadata / KnowledgeBaseService"
-    ".update_document_metadata never set updated_at",
-    strict=True,
-)
 def test_patching_metadata_moves_updated_at_forward(client, kb, add_documents):
     add_documents(kb, {"id": "d1", "text": "stable text"})
     before = client.get(docs_path(kb, "d1")).get_json()

@@ -41,7 +41,7 @@ def test_everything_written_is_there_after_reopening(path):
     a, b = make_doc("a", [1, 2], tag="x"), make_doc("b", [3])
     vectors = unit_rows(3)
     repo.add_documents("kb", [a, b], vectors)
-    repo.update_metadata("kb", "b", {"tag": "y"})
+    repo.update_metadata("kb", "b", {"tag": "y"}, b.updated_at)
     repo = reopen(repo, path)
     assert repo.get_document("kb", "a") == a
     assert repo.get_document("kb", "b").metadata == {"tag": "y"}

@@ -7,12 +7,12 @@ from typing import Any
 from dependency_injector.wiring import Provide, inject
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from domain.errors import InvalidInputError
 from domain.model import Document, NewDocument
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
+from entrypoints.json_body import Blueprint
 from entrypoints.schemas import (
     AddDocumentsSchema,
     AddedDocumentsSchema,

@@ -6,10 +6,10 @@ from typing import Any
 
 from dependency_injector.wiring import Provide, inject
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
 from entrypoints.container import Container
+from entrypoints.json_body import Blueprint
 from entrypoints.schemas import (
     KnowledgeBaseCreateSchema,
     KnowledgeBasePageSchema,

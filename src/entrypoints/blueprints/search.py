@@ -6,12 +6,12 @@ from typing import Any
 
 from dependency_injector.wiring import Provide, inject
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from domain.model import Hit
 from domain.ranking import SearchRequest
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
+from entrypoints.json_body import Blueprint
 from entrypoints.schemas import SearchResultSchema, SearchSchema
 
 blp = Blueprint(

@@ -7,10 +7,11 @@ from typing import Any
 from dependency_injector.wiring import Provide, inject
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
+from entrypoints.json_body import Blueprint
 from entrypoints.schemas import HealthSchema, InfoSchema, ReadySchema
 from entrypoints.version import VERSION
 

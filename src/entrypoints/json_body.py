@@ -1,0 +1,57 @@
+"""Strict JSON bodies: what Python's parser or storage would choke on is a 422, never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import flask
+import flask_smorest
+from flask_smorest import abort
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+
+def strict_loads(raw: bytes) -> Any:
+    """Parse JSON, raising JSONDecodeError for anything that is not clean UTF-8 JSON."""
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text)
+        _reject_surrogates(value)
+        return value
+    except json.JSONDecodeError:
+        raise
+    except (UnicodeError, RecursionError, ValueError) as error:
+        # Lone surrogates ("\ud800"), nesting past the recursion limit, integers over
+        # Python's 4300-digit limit: the body is not usable JSON.
+        raise json.JSONDecodeError(f"unusable JSON: {type(error).__name__}", "?", 0) from None
+
+
+def _reject_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class StrictJsonParser(FlaskParser):
+    """webargs' Flask parser, with strict parsing and no silent dropping of non-JSON bodies."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            if req.get_data(cache=True):
+                abort(422, message="send the body as JSON with Content-Type: application/json")
+            return core.missing
+        return strict_loads(req.get_data(cache=True))
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+    """flask-smorest's Blueprint reading bodies with `StrictJsonParser`."""
+
+    ARGUMENTS_PARSER = StrictJsonParser()
