@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +39,10 @@ class Server:
         settings.setdefault("KB_DATA_DIR", str(log_path.with_suffix(".data")))
         env = server_env(KB_PORT=str(self.port), KB_LOG_LEVEL="info", **settings)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([KB, "serve"], env=env, stdout=self._log, stderr=self._log)
+        # A session of its own, so `crash()` can SIGKILL the master and its worker together.
+        self.process = subprocess.Popen(
+            [KB, "serve"], env=env, stdout=self._log, stderr=self._log, start_new_session=True
+        )
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -63,6 +68,13 @@ class Server:
                 return response.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+
+    def crash(self) -> None:
+        """SIGKILL every process of the server at once: no shutdown code runs."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
 
     def stop(self) -> None:
         if self.process.poll() is None:

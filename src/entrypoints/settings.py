@@ -48,6 +48,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"KB_{name.upper()} must be at least 1")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise SettingsError(
+                f"KB_LOG_LEVEL={self.log_level!r}: use debug, info, warning or error"
+            )
         if not 0 < self.port < 65536:
             raise SettingsError(f"KB_PORT={self.port} is not a TCP port")
         if self.backend == "memory" and self.workers != 1:

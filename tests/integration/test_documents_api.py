@@ -262,15 +262,16 @@ def test_bulk_delete_of_unknown_ids_deletes_nothing(client, kb, add_documents, l
     assert [doc["id"] for doc in list_all(docs_path(kb))] == ["d1"]
 
 
-@pytest.mark.parametrize("document_id", ["a/b/c", "ünïcødé", "with space", "delete", "x" * 256])
-def test_unusual_ids_round_trip_through_the_url(client, kb, add_documents, document_id):
-    add_documents(kb, {"id": document_id, "text": "odd id"})
+def test_unusual_ids_round_trip_through_the_url(client, kb, add_documents):
+    for document_id in ["a/b/c", "ünïcødé", "with space", "delete", "50%", "x" * 256]:
+        add_documents(kb, {"id": document_id, "text": "odd id"})
+        path = docs_path(kb, document_id)
 
-    assert client.get(docs_path(kb, document_id)).get_json()["id"] == document_id
-    assert client.put(docs_path(kb, document_id), json={"text": "new"}).status_code == 200
-    assert client.patch(docs_path(kb, document_id), json={"metadata": {"x": 1}}).status_code == 200
-    assert client.delete(docs_path(kb, document_id)).status_code == 204
-    assert client.get(docs_path(kb, document_id)).status_code == 404
+        assert client.get(path).get_json()["id"] == document_id
+        assert client.put(path, json={"text": "new"}).status_code == 200
+        assert client.patch(path, json={"metadata": {"x": 1}}).status_code == 200
+        assert client.delete(path).status_code == 204
+        assert client.get(path).status_code == 404
 
 
 def test_a_long_text_is_split_into_several_chunks_and_kept_whole(client, kb):

@@ -36,12 +36,14 @@ def test_a_created_knowledge_base_reads_back_by_name(client, create_kb):
     assert response.get_json() == created
 
 
-@pytest.mark.parametrize("name", ["a", "0kb", "a.b_c-d", "k" * 64, "9"])
-def test_names_at_the_edges_of_the_slug_rule_are_accepted(client, name):
-    response = client.post(KBS, json={"name": name})
+def test_names_at_the_edges_of_the_slug_rule_are_accepted(client, list_all):
+    names = ["a", "0kb", "a.b_c-d", "k" * 64, "9", "x-", "y.", "z_"]
 
-    assert response.status_code == 201
-    assert client.get(f"{KBS}/{name}").status_code == 200
+    for name in names:
+        assert client.post(KBS, json={"name": name}).status_code == 201, name
+        assert client.get(f"{KBS}/{name}").get_json()["name"] == name
+
+    assert sorted(item["name"] for item in list_all(KBS)) == sorted(names)
 
 
 def test_listing_walks_every_knowledge_base_page_by_page_in_name_order(client, create_kb):

@@ -17,6 +17,7 @@ V1_OPERATIONS = {
     "/v1/knowledge-bases/{kb}/search": {"post"},
     "/v1/info": {"get"},
     "/healthz": {"get"},
+    "/readyz": {"get"},
 }
 
 
@@ -44,6 +45,15 @@ def test_healthz_answers_ok(client):
 
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_says_ready_once_the_model_and_knowledge_bases_are_loaded(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ready"
+    assert body["knowledge_bases"] == 0
 
 
 def test_openapi_json_describes_every_v1_operation(client):

@@ -1,0 +1,113 @@
+"""The memory backend's SQLite file: a restart loses nothing and never mixes models."""
+
+import logging
+
+import pytest
+
+from entrypoints.app import close_app, create_app
+from entrypoints.settings import Settings
+from fakes import FakeEmbedder
+
+DOCS = [
+    {"id": "cat", "text": "the cat sat on the mat", "metadata": {"n": 1}},
+    {"id": "dog", "text": "a dog barked at the postman"},
+    {"id": "fish", "text": "fish swim in the cold sea"},
+    {"id": "long", "text": " ".join(f"word{i}" for i in range(60)) + " zebra crossing"},
+]
+QUERIES = ["the cat sat", "zebra crossing", "cold sea fish", "postman"]
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return str(tmp_path / "kb-data")
+
+
+def start(data_dir, embedder=None):
+    app = create_app(Settings(data_dir=data_dir), embedder=embedder or FakeEmbedder())
+    return app, app.test_client()
+
+
+def snapshot(client):
+    hits = [
+        client.post("/v1/knowledge-bases/kb/search", json={"query": q, "top_k": 10}).get_json()
+        for q in QUERIES
+    ]
+    documents = client.get("/v1/knowledge-bases/kb/documents").get_json()["items"]
+    kb = client.get("/v1/knowledge-bases/kb").get_json()
+    return hits, documents, kb
+
+
+def test_a_restart_gives_identical_documents_and_search_results(data_dir):
+    app, client = start(data_dir)
+    assert (
+        client.post("/v1/knowledge-bases", json={"name": "kb", "metadata": {"a": 1}}).status_code
+        == 201
+    )
+    assert (
+        client.post("/v1/knowledge-bases/kb/documents", json={"documents": DOCS}).status_code == 201
+    )
+    client.put("/v1/knowledge-bases/kb/documents/dog", json={"text": "a dog chased the cat"})
+    client.patch("/v1/knowledge-bases/kb/documents/cat", json={"metadata": {"n": 2}})
+    client.delete("/v1/knowledge-bases/kb/documents/fish")
+    client.post("/v1/knowledge-bases", json={"name": "dropped"})
+    client.delete("/v1/knowledge-bases/dropped")
+    before = snapshot(client)
+    close_app(app)
+
+    app, client = start(data_dir)
+    assert client.get("/readyz").get_json()["knowledge_bases"] == 1
+    assert snapshot(client) == before
+    assert before[2]["document_count"] == 3
+    added = client.post("/v1/knowledge-bases/kb/documents", json={"text": "after restart"})
+    assert added.status_code == 201
+    close_app(app)
+
+
+def test_chunk_ids_handed_out_after_a_restart_never_collide(data_dir):
+    app, client = start(data_dir)
+    client.post("/v1/knowledge-bases", json={"name": "kb"})
+    client.post("/v1/knowledge-bases/kb/documents", json={"documents": DOCS})
+    close_app(app)
+    app, client = start(data_dir)
+    client.post("/v1/knowledge-bases/kb/documents", json={"id": "new", "text": "the cat sat again"})
+    close_app(app)
+    app, client = start(data_dir)  # a collision would make the rebuilt index disagree
+    hits = client.post("/v1/knowledge-bases/kb/search", json={"query": "the cat sat again"})
+    assert hits.get_json()["hits"][0]["id"] == "new"
+    close_app(app)
+
+
+def test_a_knowledge_base_of_another_model_is_refused_with_an_explanation(data_dir, caplog):
+    app, client = start(data_dir, FakeEmbedder(model_name="model-a"))
+    client.post("/v1/knowledge-bases", json={"name": "kb"})
+    client.post("/v1/knowledge-bases/kb/documents", json={"documents": DOCS})
+    close_app(app)
+
+    with caplog.at_level(logging.ERROR):
+        app, client = start(data_dir, FakeEmbedder(model_name="model-b"))
+    assert any("model-a" in r.getMessage() and "model-b" in r.getMessage() for r in caplog.records)
+    response = client.post("/v1/knowledge-bases/kb/search", json={"query": "cat"})
+    assert response.status_code == 409
+    assert "model-a" in response.get_json()["message"]
+    assert "KB_EMBEDDING_MODEL" in response.get_json()["message"]
+    added = client.post("/v1/knowledge-bases/kb/documents", json={"text": "mixed?"})
+    assert added.status_code == 409
+    assert client.get("/v1/knowledge-bases/kb").get_json()["document_count"] == len(DOCS)
+    close_app(app)
+
+
+def test_a_foreign_file_in_the_data_dir_stops_start_up_and_is_kept(tmp_path):
+    data = tmp_path / "kb-data"
+    data.mkdir()
+    (data / "kb.sqlite3").write_text("not ours")
+    with pytest.raises(Exception, match="not a kb-service database"):
+        create_app(Settings(data_dir=str(data)), embedder=FakeEmbedder())
+    assert (data / "kb.sqlite3").read_text() == "not ours"
+
+
+def test_memory_data_dir_keeps_nothing_on_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app, client = start(":memory:")
+    client.post("/v1/knowledge-bases", json={"name": "kb"})
+    close_app(app)
+    assert list(tmp_path.iterdir()) == []
