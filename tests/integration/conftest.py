@@ -94,7 +94,7 @@ def search(client: FlaskClient) -> Callable[..., list[dict[str, Any]]]:
 
 
 @pytest.fixture
-def list_all(client: FlaskClient) -> Callable[[str, int], list[dict[str, Any]]]:
+def list_all(client: FlaskClient) -> Callable[..., list[dict[str, Any]]]:
     """Walk a paginated listing to the end, following next_cursor."""
 
     def walk(path: str, limit: int = 100) -> list[dict[str, Any]]:
