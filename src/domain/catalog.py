@@ -56,6 +56,11 @@ class Catalog:
             slot = self.load(self._repository.get_knowledge_base(name))
         return slot
 
+    def is_live(self, name: str, slot: Slot) -> bool:
+        """Whether `slot` is still the index of knowledge base `name`."""
+        with self._lock:
+            return self._slots.get(name) is slot
+
     def remove(self, name: str) -> None:
         slot = self.slot(name)
         # Exclusive on the slot so no write or search is half-way through the index.

@@ -32,7 +32,13 @@ def encode_texts(
         chunk_spans(embedder.token_offsets(text), len(text), embedder.window, overlap, chunking)
         for text in texts
     ]
-    pieces = [text[s.start : s.end] for text, (spans, _) in zip(texts, plans) for s in spans]
+    # A truncated text goes to the model whole: the model cuts it at its own limit, token for
+    # token as MTEB's protocol does, instead of re-tokenising a cut string.
+    pieces = [
+        text if truncated else text[span.start : span.end]
+        for text, (spans, truncated) in zip(texts, plans)
+        for span in spans
+    ]
     matrix = embedder.embed(pieces) if pieces else np.zeros((0, embedder.dimension), np.float32)
     encoded: list[EncodedText] = []
     row = 0
@@ -45,8 +51,15 @@ def encode_texts(
 def mean_direction(vectors: NDArray[np.floating[Any]]) -> Vectors:
     """The re-normalised mean of unit vectors: one query vector for several chunks."""
     mean: NDArray[np.float64] = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    # Scale by the largest entry first: the sum of squares of huge finite values overflows.
+    largest = float(np.max(np.abs(mean))) if mean.size else 0.0
+    if not np.isfinite(largest) or largest == 0.0:
+        raise InvalidInputError(
+            "the query has no direction (zero vector)", errors={"vector": ["zero norm"]}
+        )
+    mean = mean / largest
     norm = float(np.linalg.norm(mean))
-    if not np.isfinite(norm) or norm == 0.0:
+    if norm == 0.0:
         raise InvalidInputError(
             "the query has no direction (zero vector)", errors={"vector": ["zero norm"]}
         )
@@ -54,9 +67,14 @@ def mean_direction(vectors: NDArray[np.floating[Any]]) -> Vectors:
     return direction
 
 
-def encode_query(embedder: Embedder, text: str, overlap: int = 32) -> Vectors:
-    """One unit vector for a query text of any length (chunk vectors averaged)."""
-    (encoded,) = encode_texts(embedder, [text], Chunking.WINDOW, overlap)
+def encode_query(
+    embedder: Embedder, text: str, chunking: Chunking = Chunking.WINDOW, overlap: int = 32
+) -> Vectors:
+    """One unit vector for a query text of any length.
+
+    `WINDOW` averages the chunk vectors of a long query; `TRUNCATE` embeds its first window.
+    """
+    (encoded,) = encode_texts(embedder, [text], chunking, overlap)
     if len(encoded.spans) == 1:
         single: Vectors = encoded.vectors[0]
         return single

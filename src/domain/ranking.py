@@ -62,7 +62,7 @@ class Ranker:
     def _query_vector(self, kb: KnowledgeBase, request: SearchRequest) -> Vectors | None:
         # Text is embedded before any lock is taken: the model is the slow part.
         if request.query is not None:
-            return encode_query(self._embedder, request.query, kb.chunk_overlap)
+            return encode_query(self._embedder, request.query, kb.chunking, kb.chunk_overlap)
         if request.vector is not None:
             return vector_query(request.vector, kb.dimension)
         return None

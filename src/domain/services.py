@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from domain.catalog import Catalog, Slot
 from domain.cursor import decode_cursor, encode_cursor
 from domain.encoding import EncodedText, encode_texts
 from domain.errors import (
+    ConflictError,
     DocumentExistsError,
     DocumentNotFoundError,
     InvalidInputError,
@@ -143,14 +145,14 @@ class KnowledgeBaseService:
 
     def update_knowledge_base(
         self,
-        name: str,
+        kb_name: str,
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> KnowledgeBaseInfo:
         """Change a knowledge base's description and/or metadata (metadata is replaced)."""
-        slot = self._catalog.slot(name)
-        with slot.lock.writing():
-            kb = self._repository.get_knowledge_base(name)
+        slot = self._catalog.slot(kb_name)
+        with self._writing(kb_name, slot):
+            kb = self._repository.get_knowledge_base(kb_name)
             changes: dict[str, Any] = {}
             if description is not None:
                 changes["description"] = description
@@ -158,7 +160,7 @@ class KnowledgeBaseService:
                 changes["metadata"] = validate_metadata(metadata)
             kb = replace(kb, **changes)
             self._repository.update_knowledge_base(kb)
-            return KnowledgeBaseInfo(kb, self._repository.stats(name))
+            return KnowledgeBaseInfo(kb, self._repository.stats(kb_name))
 
     def delete_knowledge_base(self, name: str) -> None:
         """Remove a knowledge base with all its documents and vectors."""
@@ -176,7 +178,7 @@ class KnowledgeBaseService:
             self.embedder, [doc.text for doc in documents], kb.chunking, kb.chunk_overlap
         )
         now = self._clock()
-        with slot.lock.writing():
+        with self._writing(kb_name, slot):
             labels = self._repository.allocate_chunk_ids(sum(len(e.spans) for e in encoded))
             stored: list[Document] = []
             for doc_id, doc, enc in zip(ids, documents, encoded):
@@ -199,7 +201,7 @@ class KnowledgeBaseService:
         while True:
             current = self._find(kb_name, document_id)
             if current is not None and current.text == new.text:
-                with slot.lock.writing():
+                with self._writing(kb_name, slot):
                     if self._find(kb_name, document_id) == current:
                         return self._repository.update_metadata(
                             kb_name, document_id, dict(new.metadata), self._clock()
@@ -207,7 +209,7 @@ class KnowledgeBaseService:
                 continue
             if encoded is None:
                 (encoded,) = encode_texts(self.embedder, [new.text], kb.chunking, kb.chunk_overlap)
-            with slot.lock.writing():
+            with self._writing(kb_name, slot):
                 return self._replace(kb_name, slot, new, encoded)
 
     def update_document_metadata(
@@ -215,7 +217,7 @@ class KnowledgeBaseService:
     ) -> Document:
         """Replace a document's metadata without re-embedding it."""
         _, slot = self._usable(kb_name)
-        with slot.lock.writing():
+        with self._writing(kb_name, slot):
             return self._repository.update_metadata(
                 kb_name, document_id, validate_metadata(metadata), self._clock()
             )
@@ -236,7 +238,7 @@ class KnowledgeBaseService:
     def delete_documents(self, kb_name: str, document_ids: Sequence[str]) -> list[str]:
         """Remove the listed documents that exist; return the ids removed."""
         slot = self._catalog.slot(kb_name)
-        with slot.lock.writing():
+        with self._writing(kb_name, slot):
             removed = self._repository.remove_documents(kb_name, list(dict.fromkeys(document_ids)))
             slot.index.remove(_labels(removed))
         return [doc.id for doc in removed]
@@ -249,6 +251,22 @@ class KnowledgeBaseService:
         return self._ranker.search(kb, slot, request)
 
     # Helpers
+
+    @contextmanager
+    def _writing(self, kb_name: str, slot: Slot) -> Iterator[None]:
+        """Hold the knowledge base exclusively, provided `slot` is still its live index.
+
+        A request takes the slot before embedding; if the knowledge base was deleted (and maybe
+        re-created) meanwhile, writing would put vectors into a discarded index.
+        """
+        with slot.lock.writing():
+            if not self._catalog.is_live(kb_name, slot):
+                self._repository.get_knowledge_base(kb_name)  # KnowledgeBaseNotFoundError
+                raise ConflictError(
+                    f"knowledge base {kb_name!r} was deleted and re-created while this request "
+                    "ran; nothing was written. Send the request again."
+                )
+            yield
 
     def _usable(self, kb_name: str) -> tuple[KnowledgeBase, Slot]:
         slot = self._catalog.slot(kb_name)

@@ -235,13 +235,6 @@ class TestWritesRacingTheDeleteOfTheirKnowledgeBase:
     def fake_embedder(self):
         return GatedEmbedder()
 
-    @pytest.mark.xfail(
-        reason="BUG: add_documents/upsert_document take the knowledge base's slot before "
-        "embedding (outside any lock) and write after; if the KB is deleted and re-created "
-        "meanwhile, domain/services.py writes the document into the NEW KB's repository but "
-        "its vectors into the OLD, discarded index: listed and counted, never found by search",
-        strict=True,
-    )
     @pytest.mark.parametrize("write", ["post", "put"])
     def test_a_write_racing_a_delete_and_recreate_never_leaves_an_unsearchable_document(
         self, app, client, fake_embedder, write

@@ -11,13 +11,9 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from bench import beir, make_sample_beir, retrieval
 
-# bench/ lives at the repository root, which pytest does not put on sys.path by itself.
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench import beir, make_sample_beir, retrieval  # noqa: E402
 
 METRIC_LINE = re.compile(r"^(nDCG@10|Recall@10|Recall@100|MAP@10)\s+([0-9.]+)\s+([0-9.]+)\s*$")
 needs_wordnet = pytest.mark.skipif(

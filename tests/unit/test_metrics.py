@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-from pathlib import Path
 
 import pytest
-
-# bench/ lives at the repository root, which pytest does not put on sys.path by itself.
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from bench.metrics import evaluate, per_query, rank  # noqa: E402
+from bench.metrics import evaluate, per_query, rank
 
 # The hand-worked example.
 #

@@ -248,3 +248,17 @@ def test_embedding_happens_outside_the_knowledge_base_lock(repository):
     embedder.release.set()
     writer.join(5)
     assert service.get_knowledge_base("kb").stats.document_count == 4
+
+
+def test_truncate_mode_lets_the_model_cut_the_whole_text_itself(service, embedder):
+    service.create_knowledge_base("short", chunking="truncate")
+    service.add_documents("short", [NewDocument(LONG, id="long")])
+    assert embedder.calls[-1] == [LONG]
+
+
+def test_truncate_mode_queries_are_cut_like_the_documents(service, embedder):
+    service.create_knowledge_base("short", chunking="truncate")
+    service.add_documents("short", [NewDocument(LONG, id="long")])
+    (hit,) = service.search("short", SearchRequest(query=LONG, top_k=1))
+    assert embedder.calls[-1] == [LONG]
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
