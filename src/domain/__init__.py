@@ -25,7 +25,7 @@ from domain.model import (
     Span,
 )
 from domain.ports import DocumentRepository, Embedder, VectorIndex, VectorIndexFactory
-from domain.ranking import SearchRequest
+from domain.search_request import SearchRequest
 from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
 
 __all__ = [

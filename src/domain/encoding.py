@@ -67,20 +67,6 @@ def mean_direction(vectors: NDArray[np.floating[Any]]) -> Vectors:
     return direction
 
 
-def encode_query(
-    embedder: Embedder, text: str, chunking: Chunking = Chunking.WINDOW, overlap: int = 32
-) -> Vectors:
-    """One unit vector for a query text of any length.
-
-    `WINDOW` averages the chunk vectors of a long query; `TRUNCATE` embeds its first window.
-    """
-    (encoded,) = encode_texts(embedder, [text], chunking, overlap)
-    if len(encoded.spans) == 1:
-        single: Vectors = encoded.vectors[0]
-        return single
-    return mean_direction(encoded.vectors)
-
-
 def vector_query(values: Sequence[float], dimension: int) -> Vectors:
     """Validate a raw query vector and return it normalised to unit length."""
     vector = np.asarray(values, dtype=np.float64)

@@ -194,6 +194,7 @@ class Hit:
     text: str
     metadata: Mapping[str, Any]
     passage: Passage
+    chunk: int = field(default=-1, compare=False)
 
 
 @dataclass(frozen=True)

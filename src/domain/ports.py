@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 
 Vectors = NDArray[np.float32]
@@ -116,8 +117,13 @@ class DocumentRepository(Protocol):
     def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
         """Which of `document_ids` are already stored."""
 
-    def list_documents(self, kb: str, limit: int, after: str | None = None) -> list[Document]:
-        """Up to `limit` documents ordered by id, ids strictly after `after`."""
+    def list_documents(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[Document]:
+        """Up to `limit` documents ordered by id, ids strictly after `after`, matching `where`."""
+
+    def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
+        """Labels of every chunk whose document's metadata matches `where`."""
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         """Remove the documents that exist among `document_ids`; return them."""

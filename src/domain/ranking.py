@@ -1,47 +1,21 @@
-"""Search: turn a query into a unit vector and rank documents by their best chunk."""
+"""Search: turn queries into unit vectors and rank documents by their best chunk."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import numpy as np
 
 from domain.catalog import Slot
-from domain.encoding import encode_query, mean_direction, vector_query
-from domain.errors import InvalidInputError
+from domain.encoding import encode_texts, mean_direction, vector_query
 from domain.model import Document, Hit, KnowledgeBase, Passage
 from domain.ports import DocumentRepository, Embedder, Vectors
+from domain.search_request import MAX_TOP_K, SearchRequest
 
-MAX_TOP_K = 1000
+__all__ = ["MAX_TOP_K", "Ranker", "SearchRequest"]
 
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """Exactly one of `query` (text), `document_id` (more like this) or `vector`."""
-
-    query: str | None = None
-    document_id: str | None = None
-    vector: Sequence[float] | None = None
-    top_k: int = 10
-    min_score: float | None = None
-
-    def __post_init__(self) -> None:
-        given = [n for n in ("query", "document_id", "vector") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise InvalidInputError(
-                "give exactly one of 'query', 'document_id' or 'vector'",
-                errors={"_schema": ["exactly one of query, document_id, vector is required"]},
-            )
-        if self.query is not None and not self.query.strip():
-            raise InvalidInputError("query must not be empty", errors={"query": ["empty"]})
-        if not 1 <= self.top_k <= MAX_TOP_K:
-            raise InvalidInputError(
-                f"top_k must be between 1 and {MAX_TOP_K}",
-                errors={"top_k": [f"must be in [1, {MAX_TOP_K}]"]},
-            )
-        if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
-            raise InvalidInputError(
-                "min_score must be between -1 and 1", errors={"min_score": ["must be in [-1, 1]"]}
-            )
+EXACT_PASS_LIMIT = 4096  # filtered searches over fewer chunks skip the index: a dot product each
+MMR_POOL = 50
 
 
 class Ranker:
@@ -51,21 +25,36 @@ class Ranker:
         self._embedder = embedder
         self._repository = repository
 
-    def search(self, kb: KnowledgeBase, slot: Slot, request: SearchRequest) -> list[Hit]:
-        vector = self._query_vector(kb, request)
+    def search(
+        self, kb: KnowledgeBase, slot: Slot, requests: Sequence[SearchRequest]
+    ) -> list[list[Hit]]:
+        """Answer several requests; all their query texts go to the model in one batch."""
+        vectors = self._query_vectors(kb, requests)
         with slot.lock.reading():
-            if request.document_id is not None:
-                vector = self._document_vector(kb, slot, request.document_id)
-            assert vector is not None
-            return self._rank(kb.name, slot, vector, request)
+            results = []
+            for request, vector in zip(requests, vectors):
+                if request.document_id is not None:
+                    vector = self._document_vector(kb, slot, request.document_id)
+                assert vector is not None
+                results.append(self._rank(kb.name, slot, vector, request))
+            return results
 
-    def _query_vector(self, kb: KnowledgeBase, request: SearchRequest) -> Vectors | None:
+    def _query_vectors(
+        self, kb: KnowledgeBase, requests: Sequence[SearchRequest]
+    ) -> list[Vectors | None]:
         # Text is embedded before any lock is taken: the model is the slow part.
-        if request.query is not None:
-            return encode_query(self._embedder, request.query, kb.chunking, kb.chunk_overlap)
-        if request.vector is not None:
-            return vector_query(request.vector, kb.dimension)
-        return None
+        texts = [r.query for r in requests if r.query is not None]
+        encoded = iter(encode_texts(self._embedder, texts, kb.chunking, kb.chunk_overlap))
+        vectors: list[Vectors | None] = []
+        for request in requests:
+            if request.query is not None:
+                chunks = next(encoded).vectors
+                vectors.append(chunks[0] if len(chunks) == 1 else mean_direction(chunks))
+            elif request.vector is not None:
+                vectors.append(vector_query(request.vector, kb.dimension))
+            else:
+                vectors.append(None)
+        return vectors
 
     def _document_vector(self, kb: KnowledgeBase, slot: Slot, document_id: str) -> Vectors:
         document = self._repository.get_document(kb.name, document_id)
@@ -73,27 +62,74 @@ class Ranker:
         return vectors[0] if len(vectors) == 1 else mean_direction(vectors)
 
     def _rank(self, kb: str, slot: Slot, vector: Vectors, request: SearchRequest) -> list[Hit]:
-        total = len(slot.index)
-        excluded = request.document_id
-        k = min(total, request.top_k + (1 if excluded else 0))
+        allowed = None
+        if request.where is not None:
+            allowed = set(self._repository.chunk_ids_matching(kb, request.where))
+        wanted = max(request.top_k, MMR_POOL) if request.diversity > 0 else request.top_k
+        hits = self._best_documents(kb, slot, vector, request, allowed, wanted)
+        if request.diversity > 0 and len(hits) > 1:
+            hits = self._diversify(slot, vector, hits, request)
+        return hits[: request.top_k]
+
+    def _best_documents(
+        self,
+        kb: str,
+        slot: Slot,
+        vector: Vectors,
+        request: SearchRequest,
+        allowed: set[int] | None,
+        wanted: int,
+    ) -> list[Hit]:
+        total = len(slot.index) if allowed is None else len(allowed)
+        k = min(total, wanted + (1 if request.document_id else 0))
         while k > 0:
-            pairs = slot.index.search(vector, k)
+            pairs = self._nearest(slot, vector, k, allowed)
             owners = self._repository.documents_for_chunks(kb, [label for label, _ in pairs])
             best: dict[str, Hit] = {}
             for label, score in pairs:
                 if request.min_score is not None and score < request.min_score:
                     return list(best.values())
                 document = owners.get(label)
-                if document is None or document.id == excluded or document.id in best:
+                if document is None or document.id == request.document_id or document.id in best:
                     continue
                 best[document.id] = _hit(document, label, score)
-                if len(best) == request.top_k:
+                if len(best) == wanted:
                     return list(best.values())
             if k >= total:
                 return list(best.values())
             # Several chunks of one document can fill the first k: look further.
             k = min(total, k * 4)
         return []
+
+    def _nearest(
+        self, slot: Slot, vector: Vectors, k: int, allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        if allowed is None or len(allowed) > EXACT_PASS_LIMIT:
+            return slot.index.search(vector, k, allowed)
+        labels = sorted(allowed)
+        scores = slot.index.get(labels) @ vector
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(labels[i], float(scores[i])) for i in top]
+
+    def _diversify(
+        self, slot: Slot, vector: Vectors, hits: list[Hit], request: SearchRequest
+    ) -> list[Hit]:
+        """Maximal marginal relevance over the candidates' best chunks."""
+        chosen_vectors = slot.index.get([hit.chunk for hit in hits])
+        relevance = chosen_vectors @ vector
+        similarity = chosen_vectors @ chosen_vectors.T
+        weight = request.diversity
+        redundancy = np.full(len(hits), -np.inf)  # highest similarity to anything picked
+        picked: list[int] = []
+        left = np.ones(len(hits), dtype=bool)
+        while left.any() and len(picked) < request.top_k:
+            penalty = np.where(np.isfinite(redundancy), redundancy, 0.0)
+            value = np.where(left, (1 - weight) * relevance - weight * penalty, -np.inf)
+            best = int(np.argmax(value))
+            picked.append(best)
+            left[best] = False
+            redundancy = np.maximum(redundancy, similarity[best])
+        return [hits[i] for i in picked]
 
 
 def _hit(document: Document, label: int, score: float) -> Hit:
@@ -104,4 +140,5 @@ def _hit(document: Document, label: int, score: float) -> Hit:
         text=document.text,
         metadata=document.metadata,
         passage=Passage(span.start, span.end, document.text[span.start : span.end]),
+        chunk=label,
     )

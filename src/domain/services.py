@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from domain.errors import (
     InvalidInputError,
     ModelMismatchError,
 )
+from domain.filters import Filter, parse_filter
 from domain.model import (
     Chunk,
     Chunking,
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 DEFAULT_CHUNK_OVERLAP = 32
+MAX_BATCH_QUERIES = 64
 
 
 def utc_now() -> datetime:
@@ -225,8 +228,16 @@ class KnowledgeBaseService:
     def get_document(self, kb_name: str, document_id: str) -> Document:
         return self._repository.get_document(kb_name, document_id)
 
-    def list_documents(self, kb_name: str, limit: int = 100, cursor: str | None = None) -> Page:
-        found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor))
+    def list_documents(
+        self,
+        kb_name: str,
+        limit: int = 100,
+        cursor: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> Page:
+        """A page of documents by id; the cursor is the last id, so inserts never shift pages."""
+        where = parse_filter(filter) if filter is not None else None
+        found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)
         more = len(found) > limit
         return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)
 
@@ -235,11 +246,29 @@ class KnowledgeBaseService:
         if not self.delete_documents(kb_name, [document_id]):
             raise DocumentNotFoundError(kb_name, document_id)
 
-    def delete_documents(self, kb_name: str, document_ids: Sequence[str]) -> list[str]:
-        """Remove the listed documents that exist; return the ids removed."""
+    def delete_documents(
+        self,
+        kb_name: str,
+        document_ids: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Remove the listed documents and/or those matching `filter`; return the ids removed.
+
+        With both, a document must be listed and match. `dry_run` removes nothing and returns
+        what would go.
+        """
+        if document_ids is None and filter is None:
+            raise InvalidInputError(
+                "give 'ids', 'filter' or both", errors={"_schema": ["ids or filter required"]}
+            )
+        where = parse_filter(filter) if filter is not None else None
         slot = self._catalog.slot(kb_name)
         with self._writing(kb_name, slot):
-            removed = self._repository.remove_documents(kb_name, list(dict.fromkeys(document_ids)))
+            doomed = self._doomed(kb_name, document_ids, where)
+            if dry_run:
+                return doomed
+            removed = self._repository.remove_documents(kb_name, doomed)
             slot.index.remove(_labels(removed))
         return [doc.id for doc in removed]
 
@@ -247,8 +276,17 @@ class KnowledgeBaseService:
 
     def search(self, kb_name: str, request: SearchRequest) -> list[Hit]:
         """Rank the knowledge base's documents by cosine similarity to the query, best first."""
+        return self.search_many(kb_name, [request])[0]
+
+    def search_many(self, kb_name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Answer up to 64 searches at once; their query texts share one model batch."""
+        if not 1 <= len(requests) <= MAX_BATCH_QUERIES:
+            raise InvalidInputError(
+                f"a batch holds 1 to {MAX_BATCH_QUERIES} searches",
+                errors={"queries": [f"1 to {MAX_BATCH_QUERIES} searches"]},
+            )
         kb, slot = self._usable(kb_name)
-        return self._ranker.search(kb, slot, request)
+        return self._ranker.search(kb, slot, requests)
 
     # Helpers
 
@@ -279,6 +317,16 @@ class KnowledgeBaseService:
                 f"{kb.model!r} to use this knowledge base"
             )
         return kb, slot
+
+    def _doomed(
+        self, kb_name: str, document_ids: Sequence[str] | None, where: Filter | None
+    ) -> list[str]:
+        if where is None:
+            assert document_ids is not None
+            return self._repository.existing_ids(kb_name, list(dict.fromkeys(document_ids)))
+        matching = self._repository.list_documents(kb_name, sys.maxsize, None, where)
+        listed = None if document_ids is None else set(document_ids)
+        return [doc.id for doc in matching if listed is None or doc.id in listed]
 
     def _find(self, kb_name: str, document_id: str) -> Document | None:
         try:

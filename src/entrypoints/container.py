@@ -42,12 +42,15 @@ class Container(containers.DeclarativeContainer):
     wiring_config = containers.WiringConfiguration(packages=["entrypoints.blueprints"])
 
     config = providers.Configuration(strict=True)
+    # Told the size and duration of every model batch; the app overrides it to feed /metrics.
+    batch_observer = providers.Object(None)
 
     embedder = providers.Singleton(
         SentenceTransformerEmbedder,
         model=config.embedding_model,
         device=config.device,
         batch_size=config.embed_batch_size,
+        observer=batch_observer,
     )
     repository = providers.Selector(
         config.backend,

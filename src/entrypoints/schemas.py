@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import marshmallow as ma
@@ -9,7 +10,7 @@ from marshmallow import fields, validate
 
 from domain.errors import InvalidInputError
 from domain.model import MAX_DOCUMENT_ID_LENGTH, NAME_PATTERN, validate_metadata
-from domain.ranking import MAX_TOP_K
+from domain.search_request import MAX_TOP_K
 
 
 class Metadata(fields.Dict):
@@ -141,12 +142,37 @@ class DocumentPageSchema(ma.Schema):
 
 
 class DeleteDocumentsSchema(ma.Schema):
-    ids = fields.List(DocumentId, required=True, validate=validate.Length(min=1, max=10_000))
+    """Delete by `ids`, by `filter`, or both (listed and matching); `dry_run` deletes nothing."""
+
+    ids = fields.List(DocumentId, validate=validate.Length(min=1, max=10_000))
+    filter = fields.Dict()
+    dry_run = fields.Boolean(load_default=False)
+
+    @ma.validates_schema
+    def ids_or_filter(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "ids" not in data and "filter" not in data:
+            raise ma.ValidationError("Give 'ids', 'filter' or both.", "_schema")
 
 
 class DeletedDocumentsSchema(ma.Schema):
     deleted = fields.List(fields.String())
     count = fields.Integer()
+    dry_run = fields.Boolean()
+
+
+class DocumentListArgsSchema(PageArgsSchema):
+    filter = fields.String(
+        metadata={"description": 'Mongo-style metadata filter as JSON, e.g. {"lang": "en"}'}
+    )
+
+    @ma.post_load
+    def parse_filter(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "filter" in data:
+            try:
+                data["filter"] = json.loads(data["filter"])
+            except ValueError:
+                raise ma.ValidationError("Not valid JSON.", "filter") from None
+        return data
 
 
 class SearchSchema(ma.Schema):
@@ -157,6 +183,15 @@ class SearchSchema(ma.Schema):
         strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_TOP_K)
     )
     min_score = fields.Float(allow_nan=False, validate=validate.Range(min=-1.0, max=1.0))
+    filter = fields.Dict(
+        metadata={"description": "Mongo-style metadata filter, applied before ranking"}
+    )
+    diversity = fields.Float(
+        load_default=0.0,
+        allow_nan=False,
+        validate=validate.Range(min=0.0, max=1.0),
+        metadata={"description": "0: by similarity only; up to 1: maximal marginal relevance"},
+    )
 
     @ma.validates_schema
     def exactly_one_query(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -183,6 +218,16 @@ class HitSchema(ma.Schema):
 
 class SearchResultSchema(ma.Schema):
     hits = fields.List(fields.Nested(HitSchema))
+
+
+class BatchSearchSchema(ma.Schema):
+    queries = fields.List(
+        fields.Nested(SearchSchema), required=True, validate=validate.Length(min=1, max=64)
+    )
+
+
+class BatchSearchResultSchema(ma.Schema):
+    results = fields.List(fields.Nested(SearchResultSchema))
 
 
 class InfoSchema(ma.Schema):

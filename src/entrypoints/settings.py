@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory",)
+TOP_K_CEILING = 1000  # the domain's own cap on hits per search
 
 
 class SettingsError(ValueError):
@@ -27,6 +28,14 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_batch_documents: int = 1000
     max_text_chars: int = 1_000_000
+    max_metadata_keys: int = 64
+    max_metadata_bytes: int = 65536
+    max_top_k: int = TOP_K_CEILING
+    max_knowledge_bases: int = 1000
+    # Keys never appear in repr(), so logging the settings cannot leak them.
+    api_keys: str = field(default="", repr=False)
+    read_only_api_keys: str = field(default="", repr=False)
+    cors_origins: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -42,6 +51,10 @@ class Settings:
             "max_body_bytes",
             "max_batch_documents",
             "max_text_chars",
+            "max_metadata_keys",
+            "max_metadata_bytes",
+            "max_top_k",
+            "max_knowledge_bases",
             "workers",
             "threads",
             "timeout",
@@ -52,6 +65,10 @@ class Settings:
             raise SettingsError(
                 f"KB_LOG_LEVEL={self.log_level!r}: use debug, info, warning or error"
             )
+        if self.max_top_k > TOP_K_CEILING:
+            raise SettingsError(f"KB_MAX_TOP_K={self.max_top_k}: at most {TOP_K_CEILING}")
+        if set(self.admin_keys) & set(self.read_only_keys):
+            raise SettingsError("a key is in both KB_API_KEYS and KB_READ_ONLY_API_KEYS")
         if not 0 < self.port < 65536:
             raise SettingsError(f"KB_PORT={self.port} is not a TCP port")
         if self.backend == "memory" and self.workers != 1:
@@ -83,3 +100,19 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def admin_keys(self) -> tuple[str, ...]:
+        return _split(self.api_keys)
+
+    @property
+    def read_only_keys(self) -> tuple[str, ...]:
+        return _split(self.read_only_api_keys)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return _split(self.cors_origins)
+
+
+def _split(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())

@@ -258,7 +258,7 @@ def test_bulk_delete_of_unknown_ids_deletes_nothing(client, kb, add_documents, l
     response = client.post(f"{docs_path(kb)}/delete", json={"ids": ["nope"]})
 
     assert response.status_code == 200
-    assert response.get_json() == {"deleted": [], "count": 0}
+    assert response.get_json() == {"deleted": [], "count": 0, "dry_run": False}
     assert [doc["id"] for doc in list_all(docs_path(kb))] == ["d1"]
 
 

@@ -156,7 +156,7 @@ WRONG_POSTS = {
     ),
     "bulk delete": (
         f"{DOCS}/delete",
-        [({"ids": "d1"}, "ids"), ({"ids": []}, "ids"), ({"ids": [5]}, "ids"), ({}, "ids")],
+        [({"ids": "d1"}, "ids"), ({"ids": []}, "ids"), ({"ids": [5]}, "ids"), ({}, "_schema")],
     ),
     "search": (
         SEARCH,

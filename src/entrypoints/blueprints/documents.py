@@ -18,10 +18,10 @@ from entrypoints.schemas import (
     AddedDocumentsSchema,
     DeletedDocumentsSchema,
     DeleteDocumentsSchema,
+    DocumentListArgsSchema,
     DocumentPageSchema,
     DocumentSchema,
     MetadataPatchSchema,
-    PageArgsSchema,
     UpsertDocumentSchema,
 )
 
@@ -91,7 +91,7 @@ class Documents(MethodView):
             ]
         }
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(DocumentListArgsSchema, location="query")
     @blp.response(200, DocumentPageSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
@@ -101,8 +101,8 @@ class Documents(MethodView):
         kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
-        """List documents, by id, a page at a time"""
-        page = service.list_documents(kb, args["limit"], args.get("cursor"))
+        """List documents by id, a page at a time, optionally filtered by metadata"""
+        page = service.list_documents(kb, args["limit"], args.get("cursor"), args.get("filter"))
         return {"items": [document_body(d) for d in page.items], "next_cursor": page.next_cursor}
 
 
@@ -178,6 +178,6 @@ class DocumentDeletion(MethodView):
         kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
-        """Delete documents by id; ids that do not exist are reported by omission"""
-        deleted = service.delete_documents(kb, body["ids"])
-        return {"deleted": deleted, "count": len(deleted)}
+        """Delete documents by ids and/or a metadata filter (dry_run: only report them)"""
+        deleted = service.delete_documents(kb, body.get("ids"), body.get("filter"), body["dry_run"])
+        return {"deleted": deleted, "count": len(deleted), "dry_run": body["dry_run"]}

@@ -8,11 +8,16 @@ from dependency_injector.wiring import Provide, inject
 from flask.views import MethodView
 
 from domain.model import Hit
-from domain.ranking import SearchRequest
+from domain.search_request import SearchRequest
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import SearchResultSchema, SearchSchema
+from entrypoints.schemas import (
+    BatchSearchResultSchema,
+    BatchSearchSchema,
+    SearchResultSchema,
+    SearchSchema,
+)
 
 blp = Blueprint(
     "search",
@@ -47,3 +52,20 @@ class Search(MethodView):
         """Find the documents most similar to a query text, document or vector"""
         hits = service.search(kb, SearchRequest(**body))
         return {"hits": [hit_body(hit) for hit in hits]}
+
+
+@blp.route("/batch")
+class BatchSearch(MethodView):
+    @blp.arguments(BatchSearchSchema)
+    @blp.response(200, BatchSearchResultSchema)
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    @inject
+    def post(
+        self,
+        body: dict[str, Any],
+        kb: str,
+        service: KnowledgeBaseService = Provide[Container.service],
+    ) -> dict[str, Any]:
+        """Run up to 64 searches at once; their texts share one model batch"""
+        results = service.search_many(kb, [SearchRequest(**query) for query in body["queries"]])
+        return {"results": [{"hits": [hit_body(hit) for hit in hits]} for hits in results]}

@@ -1,0 +1,456 @@
+"""Ingest throughput of kb-service over HTTP, as a ratio to the raw model on the same texts.
+
+    python -m bench.ingest [--url URL | --model FOLDER] [--short 2000] [--long 200]
+        [--clients 16] [--batch 256] [--long-batch 50] [--threads 32] [--backend memory]
+
+In ONE run, on the same machine and the same texts (bench/corpus.py: WordNet glosses):
+
+1. raw model, in this process: `SentenceTransformer(folder).encode(texts, batch_size=32)`
+   - on the short texts                                         -> texts/s
+   - on the long texts' chunk windows (the same windows of `window` word pieces overlapping by
+     the knowledge base's `chunk_overlap` that the service embeds) -> chunks/s, and documents/s
+     = long texts / time to encode all their windows
+   - on the long texts cut at max_seq_length (MTEB-style truncation; one window per text), for
+     reference only
+2. batch adds over HTTP, one client, `--batch` documents per request (`--long-batch` for long
+   texts), into a fresh knowledge base each                      -> texts/s (and chunks/s)
+3. single-document adds (`{"id", "text"}` per request) from `--clients` concurrent clients,
+   each on its own keep-alive connection, short texts             -> texts/s
+
+Every service figure is printed as a ratio to the raw model's rate on the same work: short
+texts/s against raw short texts/s; long documents/s against raw documents/s where the raw model
+encodes exactly the chunk windows the service reported (equivalently chunks/s against chunks/s).
+Targets (issue 3): batch adds >= 0.9x raw, for short and long texts; single adds from 16 clients
+>= 0.7x raw batched texts/s.
+
+Before timing, both the raw model and the service get a warm-up pass. The benchmark client runs
+on the same machine as the service and takes some CPU itself (JSON, HTTP), as a co-located
+client would. On a shared 2-core machine the figures are noisy: run it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench import corpus
+from bench.service import (
+    BenchError,
+    Client,
+    Service,
+    add_service_arguments,
+    format_table,
+    load_raw_model,
+    percentile,
+    raw_model_folder,
+    service_from_args,
+    verdict,
+)
+
+RAW_BATCH_SIZE = 32
+BATCH_TARGET = 0.9
+SINGLE_TARGET = 0.7
+
+
+@dataclass
+class Rate:
+    """`count` items of work done in `seconds` (texts, and the chunks they made)."""
+
+    texts: int
+    seconds: float
+    chunks: int = 0
+
+    @property
+    def texts_per_second(self) -> float:
+        return self.texts / self.seconds
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds
+
+
+# Chunk windows, as the service cuts them (domain/chunking.py), from the model's own tokenizer
+
+
+def chunk_windows(model: Any, texts: Sequence[str], window: int, overlap: int) -> list[str]:
+    """Every text's windows of `window` word pieces overlapping by `overlap`, as substrings."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    windows: list[str] = []
+    for text in texts:
+        offsets = tokenizer.encode(text, add_special_tokens=False).offsets
+        count = len(offsets)
+        if count <= window:
+            windows.append(text)
+            continue
+        stride = window - min(max(overlap, 0), window - 1)
+        start = 0
+        while True:
+            end = min(start + window, count)
+            first = 0 if start == 0 else offsets[start][0]
+            last = len(text) if end == count else offsets[end - 1][1]
+            windows.append(text[first:last])
+            if end == count:
+                break
+            start += stride
+    return windows
+
+
+def word_pieces(model: Any, texts: Sequence[str]) -> float:
+    """Mean word pieces per text (without special tokens, without truncation)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return statistics.fmean(len(e.ids) for e in tokenizer.encode_batch(list(texts), False))
+
+
+# The raw model
+
+
+def time_raw(model: Any, texts: Sequence[str]) -> Rate:
+    started = time.perf_counter()
+    model.encode(list(texts), batch_size=RAW_BATCH_SIZE, normalize_embeddings=True)
+    return Rate(len(texts), time.perf_counter() - started)
+
+
+def pooled(first: Rate, second: Rate) -> Rate:
+    """Both runs' work over both runs' time."""
+    return Rate(first.texts + second.texts, first.seconds + second.seconds)
+
+
+# The service
+
+
+def new_kb(client: Client, label: str) -> str:
+    name = f"bench-ingest-{label}-{uuid.uuid4().hex[:8]}"
+    client.create_kb(name, description="bench.ingest; safe to delete")
+    return name
+
+
+def batch_adds(client: Client, kb: str, texts: Sequence[str], batch: int) -> Rate:
+    """Add `texts` in requests of `batch` documents, one after another; time them all."""
+    chunks = 0
+    started = time.perf_counter()
+    for first in range(0, len(texts), batch):
+        documents = [
+            {"id": f"d{first + i}", "text": text}
+            for i, text in enumerate(texts[first : first + batch])
+        ]
+        items = client.add_documents(kb, documents)
+        chunks += sum(int(item.get("chunks", 1)) for item in items)
+    return Rate(len(texts), time.perf_counter() - started, chunks)
+
+
+def single_adds(
+    client: Client, kb: str, texts: Sequence[str], clients: int
+) -> tuple[Rate, list[float]]:
+    """Add each text in its own request from `clients` threads; time from the first to the last."""
+    next_index = iter(range(len(texts)))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    chunks = [0]
+    ready = threading.Barrier(clients + 1)
+
+    def worker() -> None:
+        own: list[float] = []
+        own_chunks = 0
+        try:
+            client.call("GET", "/healthz")  # open this thread's connection before the clock
+            ready.wait()
+            while True:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    break
+                sent = time.perf_counter()
+                item = client.add_document(kb, {"id": f"s{index}", "text": texts[index]})
+                own.append(time.perf_counter() - sent)
+                own_chunks += int(item.get("chunks", 1))
+        except BaseException as error:
+            errors.append(error)
+            with lock:  # stop the others early
+                for _ in next_index:
+                    pass
+        finally:
+            with lock:
+                latencies.extend(own)
+                chunks[0] += own_chunks
+            client.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise BenchError(f"single adds failed: {errors[0]}") from errors[0]
+    return Rate(len(texts), elapsed, chunks[0]), latencies
+
+
+def check_counts(client: Client, kb: str, documents: int, chunks: int) -> None:
+    stats = client.get_kb(kb) or {}
+    if stats.get("document_count") != documents or stats.get("chunk_count", chunks) != chunks:
+        raise BenchError(
+            f"knowledge base {kb} holds {stats.get('document_count')} documents and "
+            f"{stats.get('chunk_count')} chunks; expected {documents} and {chunks}"
+        )
+
+
+# Reporting
+
+
+def ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x"
+
+
+def run(args: argparse.Namespace, service: Service) -> int:
+    folder = raw_model_folder(service)
+    short = corpus.short_texts(args.short)
+    long = corpus.long_texts(args.long, folder)
+    client = service.client()
+    info = client.info()
+    print(f"# {service.describe()}")
+    print(f"# service model: {info.get('model')}  (backend {info.get('backend')})")
+
+    print(f"# loading the raw model in-process from {folder}", file=sys.stderr)
+    import torch
+
+    model = load_raw_model(folder)
+    max_seq_length = int(model.max_seq_length)
+    window = int(info.get("window") or max_seq_length - 2)
+    kbs: list[str] = []
+    try:
+        # Warm-up: first calls allocate, JIT-select kernels, fill caches.
+        model.encode(short[:64], batch_size=RAW_BATCH_SIZE)
+        model.encode(long[:8], batch_size=RAW_BATCH_SIZE)
+        warm = new_kb(client, "warmup")
+        kbs.append(warm)
+        overlap = int((client.get_kb(warm) or {}).get("chunk_overlap", 32))
+        client.add_documents(warm, [{"id": f"w{i}", "text": t} for i, t in enumerate(short[:64])])
+        client.add_documents(warm, [{"id": f"l{i}", "text": t} for i, t in enumerate(long[:4])])
+        windows = chunk_windows(model, long, window, overlap)
+
+        # The machine is shared: each service figure is bracketed by raw-model runs on the
+        # same texts just before and just after it, and compared with their pooled rate.
+        print("# timing the raw model (short), then batch adds (short)", file=sys.stderr)
+        raw_short_1 = time_raw(model, short)
+        kb = new_kb(client, "short")
+        kbs.append(kb)
+        http_short = batch_adds(client, kb, short, args.batch)
+        check_counts(client, kb, len(short), http_short.chunks)
+        raw_short_2 = time_raw(model, short)
+
+        print("# timing the raw model (long), then batch adds (long)", file=sys.stderr)
+        raw_windows_1 = time_raw(model, windows)
+        kb = new_kb(client, "long")
+        kbs.append(kb)
+        http_long = batch_adds(client, kb, long, args.long_batch)
+        check_counts(client, kb, len(long), http_long.chunks)
+        raw_windows_2 = time_raw(model, windows)
+        raw_truncated = time_raw(model, long)
+
+        print(f"# timing single adds from {args.clients} clients", file=sys.stderr)
+        kb = new_kb(client, "single")
+        kbs.append(kb)
+        http_single, latencies = single_adds(client, kb, short, args.clients)
+        check_counts(client, kb, len(short), http_single.chunks)
+        raw_short_3 = time_raw(model, short)
+    finally:
+        if not args.keep_kbs:
+            for name in kbs:
+                try:
+                    client.delete_kb(name)
+                except BenchError as error:
+                    print(f"# could not delete {name}: {error}", file=sys.stderr)
+
+    ref_batch = pooled(raw_short_1, raw_short_2)
+    ref_single = pooled(raw_short_2, raw_short_3)
+    ref_windows = pooled(raw_windows_1, raw_windows_2)
+    pieces_short = word_pieces(model, short)
+    pieces_long = word_pieces(model, long)
+    pieces_windows = word_pieces(model, windows)
+    per_text = len(windows) / len(long)
+
+    def raw_row(label: str, rate: Rate, pieces: float, per_doc: float = 1.0) -> list[Any]:
+        return [
+            label,
+            rate.texts,
+            f"{pieces:.1f}",
+            f"{rate.seconds:.2f}",
+            f"{rate.texts_per_second:.1f}",
+            f"{rate.texts_per_second / per_doc:.1f}",
+        ]
+
+    print()
+    print(
+        format_table(
+            ["raw model run", "inputs", "word pieces", "seconds", "inputs/s", "texts/s"],
+            [
+                raw_row("short glosses, before batch adds", raw_short_1, pieces_short),
+                raw_row("short glosses, after batch adds", raw_short_2, pieces_short),
+                raw_row("short glosses, after single adds", raw_short_3, pieces_short),
+                raw_row("long: chunk windows, before", raw_windows_1, pieces_windows, per_text),
+                raw_row("long: chunk windows, after", raw_windows_2, pieces_windows, per_text),
+                raw_row(
+                    f"long: cut at {max_seq_length} (reference only)",
+                    raw_truncated,
+                    min(pieces_long, window),
+                ),
+            ],
+            title=(
+                f"RAW MODEL, in this process: SentenceTransformer.encode(batch_size="
+                f"{RAW_BATCH_SIZE}), torch threads={torch.get_num_threads()}, "
+                f"max_seq_length={max_seq_length}, window={window}, overlap={overlap}"
+            ),
+        )
+    )
+    print(
+        f"  short: {len(short)} glosses, {pieces_short:.1f} word pieces each on average; long: "
+        f"{len(long)} texts of {pieces_long:.1f} word pieces on average, = {len(windows)} chunk "
+        f"windows ({per_text:.2f} per text). inputs = texts or windows encoded."
+    )
+    print()
+    rows = [
+        [
+            f"batch adds, short, {args.batch}/request, 1 client",
+            len(short),
+            http_short.chunks,
+            f"{http_short.seconds:.2f}",
+            f"{http_short.texts_per_second:.1f}",
+            f"{http_short.chunks_per_second:.1f}",
+            f"{ref_batch.texts_per_second:.1f} texts/s",
+            ratio(http_short.texts_per_second, ref_batch.texts_per_second),
+            f">= {BATCH_TARGET}x",
+        ],
+        [
+            f"batch adds, long, {args.long_batch}/request, 1 client",
+            len(long),
+            http_long.chunks,
+            f"{http_long.seconds:.2f}",
+            f"{http_long.texts_per_second:.1f}",
+            f"{http_long.chunks_per_second:.1f}",
+            f"{ref_windows.texts_per_second:.1f} chunks/s",
+            ratio(http_long.chunks_per_second, ref_windows.texts_per_second),
+            f">= {BATCH_TARGET}x",
+        ],
+        [
+            f"single adds, short, {args.clients} clients",
+            len(short),
+            http_single.chunks,
+            f"{http_single.seconds:.2f}",
+            f"{http_single.texts_per_second:.1f}",
+            f"{http_single.chunks_per_second:.1f}",
+            f"{ref_single.texts_per_second:.1f} texts/s",
+            ratio(http_single.texts_per_second, ref_single.texts_per_second),
+            f">= {SINGLE_TARGET}x",
+        ],
+    ]
+    print(
+        format_table(
+            [
+                "service over HTTP",
+                "texts",
+                "chunks",
+                "seconds",
+                "texts/s",
+                "chunks/s",
+                "raw model",
+                "ratio",
+                "target",
+            ],
+            rows,
+            title="SERVICE (raw model = the two raw runs just before and after, pooled)",
+        )
+    )
+    print(
+        f"  single adds: request latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 99) * 1000:.1f} ms"
+    )
+    if len(windows) != http_long.chunks:
+        print(
+            f"  note: the service made {http_long.chunks} chunks of the long texts, this script "
+            f"{len(windows)} windows; the long ratio compares chunks/s"
+        )
+    print(
+        f"  long texts: the raw model encodes the same {len(windows)} chunk windows the service "
+        f"embeds, so the ratio is service chunks/s over raw chunks/s (= service texts/s over "
+        f"raw texts/s, raw texts/s = {ref_windows.texts_per_second / per_text:.2f})."
+    )
+    print()
+    short_ratio = http_short.texts_per_second / ref_batch.texts_per_second
+    long_ratio = http_long.chunks_per_second / ref_windows.texts_per_second
+    single_ratio = http_single.texts_per_second / ref_single.texts_per_second
+    print(
+        verdict(
+            short_ratio >= BATCH_TARGET,
+            f"batch adds, short texts: {short_ratio:.2f}x raw (target >= {BATCH_TARGET}x)",
+        )
+    )
+    print(
+        verdict(
+            long_ratio >= BATCH_TARGET,
+            f"batch adds, long texts: {long_ratio:.2f}x raw chunks/s (target >= {BATCH_TARGET}x)",
+        )
+    )
+    print(
+        verdict(
+            single_ratio >= SINGLE_TARGET,
+            f"single adds, {args.clients} clients: {single_ratio:.2f}x raw batched "
+            f"(target >= {SINGLE_TARGET}x)",
+        )
+    )
+    print("  (a shared 2-core machine: figures are noisy; rerun before trusting one)")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_service_arguments(parser, threads=32)
+    parser.add_argument("--short", type=int, default=2000, help="short texts (default 2000)")
+    parser.add_argument("--long", type=int, default=200, help="long texts (default 200)")
+    parser.add_argument("--clients", type=int, default=16, help="single-add clients (16)")
+    parser.add_argument("--batch", type=int, default=256, help="short documents per request")
+    parser.add_argument("--long-batch", type=int, default=50, help="long documents per request")
+    parser.add_argument(
+        "--keep-kbs", action="store_true", help="keep the knowledge bases it creates"
+    )
+    args = parser.parse_args(argv)
+    if min(args.short, args.long, args.clients, args.batch, args.long_batch) < 1:
+        parser.error("counts must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        with service_from_args(args) as service:
+            return run(args, service)
+    except (BenchError, corpus.CorpusError) as error:
+        print(f"bench.ingest: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

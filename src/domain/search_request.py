@@ -1,0 +1,49 @@
+"""SearchRequest: one validated query (text, document id or vector) with its options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.errors import InvalidInputError
+from domain.filters import Filter, parse_filter
+
+MAX_TOP_K = 1000
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Exactly one of `query` (text), `document_id` (more like this) or `vector`.
+
+    `filter` is a Mongo-style metadata filter applied before ranking; `diversity` in [0, 1]
+    re-ranks the best candidates by maximal marginal relevance (0: by similarity only).
+    """
+
+    query: str | None = None
+    document_id: str | None = None
+    vector: Sequence[float] | None = None
+    top_k: int = 10
+    min_score: float | None = None
+    filter: Mapping[str, Any] | None = None
+    diversity: float = 0.0
+    where: Filter | None = field(init=False, default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        given = [n for n in ("query", "document_id", "vector") if getattr(self, n) is not None]
+        if len(given) != 1:
+            _fail("_schema", "give exactly one of 'query', 'document_id' or 'vector'")
+        if self.query is not None and not self.query.strip():
+            _fail("query", "query must not be empty")
+        if not 1 <= self.top_k <= MAX_TOP_K:
+            _fail("top_k", f"top_k must be between 1 and {MAX_TOP_K}")
+        if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
+            _fail("min_score", "min_score must be between -1 and 1")
+        if not 0.0 <= self.diversity <= 1.0:
+            _fail("diversity", "diversity must be between 0 and 1")
+        if self.filter is not None:
+            object.__setattr__(self, "where", parse_filter(self.filter))
+
+
+def _fail(name: str, message: str) -> None:
+    raise InvalidInputError(message, errors={name: [message]})

@@ -1,0 +1,92 @@
+"""Filters, diversity, batch search and bulk delete over HTTP, on the FAISS + SQLite stack."""
+
+import json
+
+import pytest
+
+
+@pytest.fixture
+def app(make_app, tmp_path):
+    return make_app(data_dir=str(tmp_path / "data"))
+
+
+@pytest.fixture
+def shop(client, create_kb, add_documents):
+    create_kb("shop")
+    products = [
+        {
+            "id": f"p{i:02}",
+            "text": f"a sturdy product number {i}",
+            "metadata": {"price": i, "tags": ["a"] if i % 3 else ["b"]},
+        }
+        for i in range(40)
+    ]
+    add_documents("shop", *products)
+    return "shop"
+
+
+def search(client, kb, **body):
+    response = client.post(f"/v1/knowledge-bases/{kb}/search", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["hits"]
+
+
+def test_search_with_a_filter_returns_only_matching_documents(client, shop):
+    hits = search(client, shop, query="sturdy product", top_k=5, filter={"price": {"$gte": 35}})
+    assert len(hits) == 5
+    assert all(hit["metadata"]["price"] >= 35 for hit in hits)
+
+
+def test_a_malformed_filter_is_a_422_saying_which_part(client, shop):
+    response = client.post(
+        f"/v1/knowledge-bases/{shop}/search",
+        json={"query": "x", "filter": {"$or": [{"price": {"$gt": "x", "$oops": 1}}]}},
+    )
+    assert response.status_code == 422
+    assert "filter.$or[0].price.$oops" in response.get_json()["errors"]
+
+
+def test_listing_documents_takes_a_json_filter(client, shop):
+    query = json.dumps({"tags": "b", "price": {"$lt": 10}})
+    response = client.get(f"/v1/knowledge-bases/{shop}/documents", query_string={"filter": query})
+    assert [d["id"] for d in response.get_json()["items"]] == ["p00", "p03", "p06", "p09"]
+    bad = client.get(f"/v1/knowledge-bases/{shop}/documents", query_string={"filter": "{nope"})
+    assert bad.status_code == 422
+
+
+def test_bulk_delete_by_filter_with_dry_run_then_for_real(client, shop):
+    path = f"/v1/knowledge-bases/{shop}/documents/delete"
+    dry = client.post(path, json={"filter": {"price": {"$lt": 3}}, "dry_run": True}).get_json()
+    assert dry == {"deleted": ["p00", "p01", "p02"], "count": 3, "dry_run": True}
+    assert client.get(f"/v1/knowledge-bases/{shop}").get_json()["document_count"] == 40
+    real = client.post(path, json={"filter": {"price": {"$lt": 3}}}).get_json()
+    assert real["deleted"] == ["p00", "p01", "p02"]
+    assert (
+        search(client, shop, query="product number 1", top_k=40, filter={"price": {"$lt": 3}}) == []
+    )
+
+
+def test_batch_search_answers_each_query_like_a_single_search(client, shop):
+    queries = [
+        {"query": "product number 7", "top_k": 3},
+        {"document_id": "p05", "top_k": 2, "filter": {"tags": "a"}},
+        {"query": "sturdy", "top_k": 4, "diversity": 0.3},
+    ]
+    response = client.post(f"/v1/knowledge-bases/{shop}/search/batch", json={"queries": queries})
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r["hits"] for r in results] == [search(client, shop, **q) for q in queries]
+
+
+def test_a_batch_of_65_searches_is_a_422(client, shop):
+    response = client.post(
+        f"/v1/knowledge-bases/{shop}/search/batch", json={"queries": [{"query": "x"}] * 65}
+    )
+    assert response.status_code == 422
+
+
+def test_diversity_out_of_range_is_a_422(client, shop):
+    response = client.post(
+        f"/v1/knowledge-bases/{shop}/search", json={"query": "x", "diversity": 2}
+    )
+    assert response.status_code == 422

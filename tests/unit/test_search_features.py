@@ -1,0 +1,131 @@
+"""Filters before ranking, diversity, batch search and bulk delete, on the service with fakes."""
+
+import pytest
+
+from domain import InvalidInputError, NewDocument, SearchRequest
+
+
+@pytest.fixture
+def library(service, kb):
+    docs = [
+        NewDocument(
+            f"common words shared by all {i}", id=f"d{i:03}", metadata={"n": i, "even": i % 2 == 0}
+        )
+        for i in range(200)
+    ]
+    service.add_documents(kb, docs)
+    return kb
+
+
+def ids(hits):
+    return [hit.id for hit in hits]
+
+
+def test_a_filter_matching_few_documents_still_fills_top_k(service, library):
+    request = SearchRequest(
+        query="common words", top_k=5, filter={"n": {"$in": [3, 150, 199, 7, 42, 60]}}
+    )
+    hits = service.search(library, request)
+    assert len(hits) == 5
+    assert set(ids(hits)) <= {"d003", "d150", "d199", "d007", "d042", "d060"}
+
+
+def test_a_filter_over_many_documents_uses_the_index_and_keeps_only_matches(
+    service, library, monkeypatch
+):
+    monkeypatch.setattr("domain.ranking.EXACT_PASS_LIMIT", 10)
+    hits = service.search(library, SearchRequest(query="shared", top_k=50, filter={"even": True}))
+    assert len(hits) == 50
+    assert all(hit.metadata["even"] for hit in hits)
+
+
+def test_a_filtered_search_ranks_like_an_unfiltered_one_restricted_afterwards(service, library):
+    unfiltered = service.search(library, SearchRequest(query="all 17", top_k=200))
+    filtered = service.search(
+        library, SearchRequest(query="all 17", top_k=10, filter={"n": {"$lt": 100}})
+    )
+    expected = [h.id for h in unfiltered if h.metadata["n"] < 100][:10]
+    assert ids(filtered) == expected
+
+
+def test_a_filter_matching_nothing_returns_no_hits(service, library):
+    assert service.search(library, SearchRequest(query="words", filter={"n": -1})) == []
+
+
+def test_a_malformed_filter_is_refused(service, library):
+    with pytest.raises(InvalidInputError, match=r"filter\.n\.\$bad"):
+        service.search(library, SearchRequest(query="words", filter={"n": {"$bad": 1}}))
+
+
+def test_diversity_skips_near_duplicates_when_distinct_documents_exist(service, kb):
+    twins = [NewDocument("solar panels on the roof", id=f"twin{i}") for i in range(5)]
+    others = [
+        NewDocument("solar energy policy in europe", id="policy"),
+        NewDocument("roof repair after the storm", id="roof"),
+    ]
+    service.add_documents(kb, twins + others)
+    plain = service.search(kb, SearchRequest(query="solar panels on the roof", top_k=3))
+    assert ids(plain) == ["twin0", "twin1", "twin2"] or all(
+        i.startswith("twin") for i in ids(plain)
+    )
+    diverse = service.search(
+        kb, SearchRequest(query="solar panels on the roof", top_k=3, diversity=0.5)
+    )
+    assert sum(i.startswith("twin") for i in ids(diverse)) == 1
+    assert {"policy", "roof"} <= set(ids(diverse))
+    assert diverse[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_diversity_zero_is_plain_similarity_order(service, library):
+    plain = service.search(library, SearchRequest(query="shared 5", top_k=10))
+    zero = service.search(library, SearchRequest(query="shared 5", top_k=10, diversity=0.0))
+    assert ids(plain) == ids(zero)
+
+
+def test_batch_search_equals_the_same_queries_one_by_one_in_one_model_call(
+    service, library, embedder
+):
+    requests = [
+        SearchRequest(query="common words 5", top_k=3),
+        SearchRequest(document_id="d010", top_k=4),
+        SearchRequest(query="shared by all 77", top_k=2, filter={"even": False}),
+        SearchRequest(vector=[0.5] * 32, top_k=1),
+    ]
+    calls = len(embedder.calls)
+    batched = service.search_many(library, requests)
+    assert len(embedder.calls) == calls + 1
+    assert batched == [service.search(library, r) for r in requests]
+
+
+def test_a_batch_of_more_than_64_searches_is_refused(service, library):
+    with pytest.raises(InvalidInputError):
+        service.search_many(library, [SearchRequest(query="x")] * 65)
+
+
+def test_bulk_delete_by_filter_dry_run_removes_nothing(service, library):
+    doomed = service.delete_documents(library, filter={"n": {"$gte": 190}}, dry_run=True)
+    assert doomed == [f"d{i}" for i in range(190, 200)]
+    assert service.get_knowledge_base(library).stats.document_count == 200
+    assert service.delete_documents(library, filter={"n": {"$gte": 190}}) == doomed
+    assert service.get_knowledge_base(library).stats.document_count == 190
+    assert (
+        service.search(library, SearchRequest(query="all 195", filter={"n": {"$gte": 190}})) == []
+    )
+
+
+def test_bulk_delete_by_ids_and_filter_needs_both(service, library):
+    removed = service.delete_documents(library, ["d001", "d002", "d003"], filter={"even": True})
+    assert removed == ["d002"]
+
+
+def test_listing_with_a_filter_pages_through_matches_only(service, library):
+    seen, cursor = [], None
+    while True:
+        page = service.list_documents(
+            library, limit=7, cursor=cursor, filter={"n": {"$lt": 20}, "even": True}
+        )
+        seen += [doc.id for doc in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [f"d{i:03}" for i in range(0, 20, 2)]
