@@ -17,6 +17,7 @@ from domain.errors import (
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
 )
+from domain.filters import parse_filter
 from domain.model import Chunk, Document, KnowledgeBase, Span
 
 DIM = 8
@@ -234,3 +235,51 @@ class DocumentRepositoryContract:
         kept_labels, kept_vectors = repo.load_vectors("kb")
         assert set(kept_labels.tolist()) <= {3}
         assert kept_vectors.shape == (len(kept_labels), DIM)
+
+    def test_list_documents_with_a_filter_returns_matching_pages(self, repo):
+        docs = [make_doc(f"d{i}", [i + 1], n=i, even=i % 2 == 0) for i in range(6)]
+        self.add(repo, *docs)
+        where = parse_filter({"even": True})
+        assert [d.id for d in repo.list_documents("kb", 2, where=where)] == ["d0", "d2"]
+        assert [d.id for d in repo.list_documents("kb", 5, after="d2", where=where)] == ["d4"]
+
+    def test_chunk_ids_matching_a_filter_cover_every_chunk_of_matching_documents(self, repo):
+        self.add(repo, make_doc("a", [1, 2], lang="en"), make_doc("b", [3], lang="fr"))
+        assert sorted(repo.chunk_ids_matching("kb", parse_filter({"lang": "en"}))) == [1, 2]
+        assert repo.chunk_ids_matching("kb", parse_filter({"lang": "de"})) == []
+
+
+class KeywordIndexContract:
+    @pytest.fixture
+    def keywords(self, make_keywords):
+        index = make_keywords()
+        index.add(
+            [
+                ("a", "The quick brown fox jumps over the lazy dog"),
+                ("b", "A database index speeds up queries"),
+                ("c", "Foxes and dogs are not friends"),
+                ("d", "Error code E1234 in the parser"),
+            ]
+        )
+        return index
+
+    def test_a_rare_word_finds_its_document_first(self, keywords):
+        assert keywords.search("what is E1234", 2)[0][0] == "d"
+
+    def test_scores_are_best_first_and_only_matching_documents_come_back(self, keywords):
+        found = keywords.search("database queries", 10)
+        assert [doc_id for doc_id, _ in found] == ["b"]
+        many = keywords.search("fox dog database", 10)
+        assert [s for _, s in many] == sorted((s for _, s in many), reverse=True)
+
+    def test_removed_documents_never_come_back(self, keywords):
+        keywords.remove(["d", "zzz"])
+        assert keywords.search("E1234", 5) == []
+        assert len(keywords) == 3
+
+    def test_allowed_restricts_the_candidates(self, keywords):
+        assert [d for d, _ in keywords.search("fox foxes dog", 5, allowed={"c"})] == ["c"]
+
+    def test_queries_without_words_or_with_quotes_are_harmless(self, keywords):
+        assert keywords.search("", 5) == []
+        assert keywords.search('"); DROP TABLE words; --', 5) == []

@@ -222,3 +222,39 @@ class FakeDocumentRepository:
         rows = [kept[int(label)] for label in labels]
         dimension = self.kbs[kb].dimension
         return labels, (np.vstack(rows) if rows else np.zeros((0, dimension), np.float32))
+
+
+class FakeKeywordIndex:
+    """Word-overlap keyword index scored by inverse document frequency: a tiny BM25 stand-in."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def add(self, documents: Sequence[tuple[str, str]]) -> None:
+        for doc_id, text in documents:
+            self._words[doc_id] = {w.lower() for w in re.findall(r"\w+", text)}
+
+    def remove(self, document_ids: Collection[str]) -> None:
+        for doc_id in document_ids:
+            self._words.pop(doc_id, None)
+
+    def search(
+        self, text: str, k: int, allowed: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        query = {w.lower() for w in re.findall(r"\w+", text)}
+        total = len(self._words)
+
+        def idf(word: str) -> float:
+            df = sum(word in words for words in self._words.values())
+            return float(np.log(1 + total / df)) if df else 0.0
+
+        scored = [
+            (doc_id, sum(idf(w) for w in query & words))
+            for doc_id, words in self._words.items()
+            if (allowed is None or doc_id in allowed) and query & words
+        ]
+        scored.sort(key=lambda pair: (-pair[1], pair[0]))
+        return scored[:k]

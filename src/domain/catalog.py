@@ -8,29 +8,42 @@ from dataclasses import dataclass, field
 from domain.errors import StorageError
 from domain.locking import ReadWriteLock
 from domain.model import KnowledgeBase
-from domain.ports import DocumentRepository, VectorIndex, VectorIndexFactory
+from domain.ports import (
+    DocumentRepository,
+    KeywordIndex,
+    KeywordIndexFactory,
+    VectorIndex,
+    VectorIndexFactory,
+)
 
 
 @dataclass
 class Slot:
-    """One knowledge base's index; searches hold `lock` shared, writes hold it exclusive."""
+    """One knowledge base's indexes; searches hold `lock` shared, writes hold it exclusive."""
 
     index: VectorIndex
+    keywords: KeywordIndex
     lock: ReadWriteLock = field(default_factory=ReadWriteLock)
 
 
 class Catalog:
     """Maps knowledge base names to slots; creation and removal are serialised here."""
 
-    def __init__(self, repository: DocumentRepository, index_factory: VectorIndexFactory) -> None:
+    def __init__(
+        self,
+        repository: DocumentRepository,
+        index_factory: VectorIndexFactory,
+        keyword_factory: KeywordIndexFactory,
+    ) -> None:
         self._repository = repository
         self._index_factory = index_factory
+        self._keyword_factory = keyword_factory
         self._slots: dict[str, Slot] = {}
         self._lock = threading.Lock()
 
     def load(self, kb: KnowledgeBase) -> Slot:
         """Build a slot from the vectors the repository kept, unless one is already live."""
-        slot = Slot(self._index_factory(kb.dimension))
+        slot = self._new_slot(kb)
         labels, vectors = self._repository.load_vectors(kb.name)
         if len(labels):
             slot.index.add(labels, vectors)
@@ -40,13 +53,20 @@ class Catalog:
                 f"knowledge base {kb.name!r}: {chunks} chunks are stored but {len(slot.index)} "
                 "vectors were kept; the index cannot be rebuilt without re-embedding"
             )
+        after: str | None = None
+        while page := self._repository.list_documents(kb.name, 1000, after):
+            slot.keywords.add([(doc.id, doc.text) for doc in page])
+            after = page[-1].id
         with self._lock:
             return self._slots.setdefault(kb.name, slot)
+
+    def _new_slot(self, kb: KnowledgeBase) -> Slot:
+        return Slot(self._index_factory(kb.dimension), self._keyword_factory())
 
     def create(self, kb: KnowledgeBase) -> None:
         with self._lock:
             self._repository.add_knowledge_base(kb)
-            self._slots[kb.name] = Slot(self._index_factory(kb.dimension))
+            self._slots[kb.name] = self._new_slot(kb)
 
     def slot(self, name: str) -> Slot:
         with self._lock:

@@ -195,6 +195,7 @@ class Hit:
     metadata: Mapping[str, Any]
     passage: Passage
     chunk: int = field(default=-1, compare=False)
+    fusion_score: float | None = None
 
 
 @dataclass(frozen=True)

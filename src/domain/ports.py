@@ -72,6 +72,27 @@ class VectorIndex(Protocol):
 VectorIndexFactory = Callable[[int], VectorIndex]
 
 
+class KeywordIndex(Protocol):
+    """Keyword (BM25) search over one knowledge base's documents, by document id."""
+
+    def __len__(self) -> int:
+        """Number of documents held."""
+
+    def add(self, documents: Sequence[tuple[str, str]]) -> None:
+        """Index (document id, text) pairs; ids must not be indexed already."""
+
+    def remove(self, document_ids: Collection[str]) -> None:
+        """Forget the given documents (unknown ids are ignored)."""
+
+    def search(
+        self, text: str, k: int, allowed: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """Up to k (document id, score) pairs, higher score first, restricted to `allowed`."""
+
+
+KeywordIndexFactory = Callable[[], KeywordIndex]
+
+
 class DocumentRepository(Protocol):
     """Knowledge bases, their documents and chunks. Every call is all-or-nothing.
 

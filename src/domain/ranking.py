@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from domain.catalog import Slot
 from domain.encoding import encode_texts, mean_direction, vector_query
+from domain.keywords import reciprocal_rank_fusion
 from domain.model import Document, Hit, KnowledgeBase, Passage
 from domain.ports import DocumentRepository, Embedder, Vectors
 from domain.search_request import MAX_TOP_K, SearchRequest
@@ -65,8 +68,12 @@ class Ranker:
         allowed = None
         if request.where is not None:
             allowed = set(self._repository.chunk_ids_matching(kb, request.where))
-        wanted = max(request.top_k, MMR_POOL) if request.diversity > 0 else request.top_k
+        hybrid = request.mode == "hybrid"
+        pooled = request.diversity > 0 or hybrid
+        wanted = max(request.top_k * 2, MMR_POOL) if pooled else request.top_k
         hits = self._best_documents(kb, slot, vector, request, allowed, wanted)
+        if hybrid:
+            hits = self._fuse(kb, slot, vector, request, hits, wanted)
         if request.diversity > 0 and len(hits) > 1:
             hits = self._diversify(slot, vector, hits, request)
         return hits[: request.top_k]
@@ -100,6 +107,46 @@ class Ranker:
             # Several chunks of one document can fill the first k: look further.
             k = min(total, k * 4)
         return []
+
+    def _fuse(
+        self,
+        kb: str,
+        slot: Slot,
+        vector: Vectors,
+        request: SearchRequest,
+        dense: list[Hit],
+        wanted: int,
+    ) -> list[Hit]:
+        """Reciprocal rank fusion of the dense hits with BM25 hits on the query's words."""
+        text = request.query
+        if text is None and request.document_id is not None:
+            text = self._repository.get_document(kb, request.document_id).text
+        allowed_ids = None
+        if request.where is not None:
+            matching = self._repository.list_documents(kb, sys.maxsize, None, request.where)
+            allowed_ids = {doc.id for doc in matching}
+        keyword = [
+            doc_id
+            for doc_id, _ in slot.keywords.search(text or "", wanted + 1, allowed_ids)
+            if doc_id != request.document_id
+        ]
+        by_id = {hit.id: hit for hit in dense}
+        fused: list[Hit] = []
+        for doc_id, fusion in reciprocal_rank_fusion(
+            [hit.id for hit in dense], keyword, request.keyword_weight, request.rrf_k
+        ):
+            hit = by_id.get(doc_id) or self._scored(kb, slot, vector, doc_id)
+            if request.min_score is None or hit.score >= request.min_score:
+                fused.append(replace(hit, fusion_score=fusion))
+        return fused
+
+    def _scored(self, kb: str, slot: Slot, vector: Vectors, document_id: str) -> Hit:
+        """A keyword-only hit: its cosine score is its best chunk's, as for dense hits."""
+        document = self._repository.get_document(kb, document_id)
+        labels = [chunk.id for chunk in document.chunks]
+        scores = slot.index.get(labels) @ vector
+        best = int(np.argmax(scores))
+        return _hit(document, labels[best], float(scores[best]))
 
     def _nearest(
         self, slot: Slot, vector: Vectors, k: int, allowed: set[int] | None

@@ -18,6 +18,8 @@ class SearchRequest:
 
     `filter` is a Mongo-style metadata filter applied before ranking; `diversity` in [0, 1]
     re-ranks the best candidates by maximal marginal relevance (0: by similarity only).
+    `mode="hybrid"` fuses the dense ranking with BM25 keyword ranking by reciprocal rank
+    fusion: (1 - keyword_weight) / (rrf_k + dense rank) + keyword_weight / (rrf_k + bm25 rank).
     """
 
     query: str | None = None
@@ -27,6 +29,9 @@ class SearchRequest:
     min_score: float | None = None
     filter: Mapping[str, Any] | None = None
     diversity: float = 0.0
+    mode: str = "dense"
+    keyword_weight: float = 0.5
+    rrf_k: int = 60
     where: Filter | None = field(init=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -41,6 +46,14 @@ class SearchRequest:
             _fail("min_score", "min_score must be between -1 and 1")
         if not 0.0 <= self.diversity <= 1.0:
             _fail("diversity", "diversity must be between 0 and 1")
+        if self.mode not in ("dense", "hybrid"):
+            _fail("mode", "mode must be 'dense' or 'hybrid'")
+        if self.mode == "hybrid" and self.vector is not None:
+            _fail("mode", "hybrid search needs words: use 'query' or 'document_id', not 'vector'")
+        if not 0.0 <= self.keyword_weight <= 1.0:
+            _fail("keyword_weight", "keyword_weight must be between 0 and 1")
+        if not 1 <= self.rrf_k <= 1000:
+            _fail("rrf_k", "rrf_k must be between 1 and 1000")
         if self.filter is not None:
             object.__setattr__(self, "where", parse_filter(self.filter))
 

@@ -25,6 +25,7 @@ from domain.errors import (
     ModelMismatchError,
 )
 from domain.filters import Filter, parse_filter
+from domain.keywords import NoKeywordIndex
 from domain.model import (
     Chunk,
     Chunking,
@@ -37,7 +38,14 @@ from domain.model import (
     validate_metadata,
     validate_name,
 )
-from domain.ports import DocumentRepository, Embedder, Labels, VectorIndexFactory, Vectors
+from domain.ports import (
+    DocumentRepository,
+    Embedder,
+    KeywordIndexFactory,
+    Labels,
+    VectorIndexFactory,
+    Vectors,
+)
 from domain.ranking import Ranker, SearchRequest
 
 log = logging.getLogger(__name__)
@@ -75,11 +83,13 @@ class KnowledgeBaseService:
         embedder: Embedder,
         repository: DocumentRepository,
         index_factory: VectorIndexFactory,
+        keyword_factory: KeywordIndexFactory | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """`keyword_factory` enables hybrid (keyword + meaning) search; without it only dense."""
         self.embedder = embedder
         self._repository = repository
-        self._catalog = Catalog(repository, index_factory)
+        self._catalog = Catalog(repository, index_factory, keyword_factory or NoKeywordIndex)
         self._clock = clock
         self._ranker = Ranker(embedder, repository)
 
@@ -192,6 +202,7 @@ class KnowledgeBaseService:
             vectors = _stack([e.vectors for e in encoded], kb.dimension)
             self._repository.add_documents(kb_name, stored, vectors)
             slot.index.add(_labels(stored), vectors)
+            slot.keywords.add([(doc.id, doc.text) for doc in stored])
         return stored
 
     def upsert_document(
@@ -270,6 +281,7 @@ class KnowledgeBaseService:
                 return doomed
             removed = self._repository.remove_documents(kb_name, doomed)
             slot.index.remove(_labels(removed))
+            slot.keywords.remove([doc.id for doc in removed])
         return [doc.id for doc in removed]
 
     # Search
@@ -351,7 +363,9 @@ class KnowledgeBaseService:
         self._repository.replace_document(kb_name, document, encoded.vectors)
         if previous is not None:
             slot.index.remove(_labels([previous]))
+            slot.keywords.remove([previous.id])
         slot.index.add(_labels([document]), encoded.vectors)
+        slot.keywords.add([(document.id, document.text)])
         return document, previous is None
 
 

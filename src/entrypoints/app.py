@@ -11,16 +11,23 @@ from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.wrappers import Response
 
-from domain.ports import Embedder
+from domain.ports import DocumentRepository, Embedder
+from entrypoints import metrics
+from entrypoints.auth import install_auth
 from entrypoints.blueprints import documents, knowledge_bases, search, system
+from entrypoints.blueprints import metrics as metrics_page
 from entrypoints.container import Container
+from entrypoints.cors import install_cors
 from entrypoints.errors import error_body, register_error_handlers
+from entrypoints.limits import install_limits
+from entrypoints.openapi import document_api, spec_options
 from entrypoints.readiness import Readiness
+from entrypoints.request_log import install_request_log
 from entrypoints.settings import Settings
 from entrypoints.version import VERSION
 
 DOCS_ASSETS = "/docs/assets/"
-ALWAYS_ANSWERED = ("/healthz", "/readyz", "/openapi.json", "/docs")
+ALWAYS_ANSWERED = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 
 def create_app(
@@ -47,15 +54,31 @@ def create_app(
         container.init_resources()
         return container.service().load()
 
+    def repository() -> DocumentRepository | None:
+        return container.repository() if readiness.ready.is_set() else None
+
     app = Flask("kb-service")
     app.config.update(_flask_config(settings))
     app.extensions["kb_container"] = container
     app.extensions["kb_readiness"] = readiness
+    observed = metrics.install_metrics(app, repository)
+    container.batch_observer.override(providers.Object(observed.observe_batch))
     api = Api(app)
-    for blueprint in (knowledge_bases.blp, documents.blp, documents.bulk, search.blp, system.blp):
+    document_api(api, settings)
+    for blueprint in (
+        knowledge_bases.blp,
+        documents.blp,
+        documents.bulk,
+        search.blp,
+        system.blp,
+        metrics_page.blp,
+    ):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     _serve_docs_assets(app)
+    install_request_log(app, observed)
+    install_cors(app, settings)
+    install_auth(app, settings)
 
     @app.before_request
     def refuse_until_ready() -> tuple[dict[str, Any], int, dict[str, str]] | None:
@@ -64,6 +87,7 @@ def create_app(
         message = readiness.error or "kb-service is starting: the model and data are loading"
         return error_body(503, message), 503, {"Retry-After": "5"}
 
+    install_limits(app, settings, lambda: _count_knowledge_bases(container.repository()))
     if background:
         readiness.start(load, on_load_failure)
     else:
@@ -86,7 +110,15 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
         "OPENAPI_SWAGGER_UI_URL": DOCS_ASSETS,
+        "API_SPEC_OPTIONS": spec_options(settings),
     }
+
+
+def _count_knowledge_bases(repository: DocumentRepository) -> int:
+    count, after = 0, None
+    while batch := repository.list_knowledge_bases(1000, after):
+        count, after = count + len(batch), batch[-1].name
+    return count
 
 
 def _serve_docs_assets(app: Flask) -> None:

@@ -76,7 +76,9 @@ def install_auth(app: Flask, settings: Settings) -> None:
             return None
         role = keys.role(presented_key())
         if role is None:
-            message = "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'"
+            message = (
+                "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'"
+            )
             return error_body(401, message), 401, {"WWW-Authenticate": "Bearer"}
         if role == READ_ONLY and is_write():
             message = "this API key is read-only; writes need a key from KB_API_KEYS"

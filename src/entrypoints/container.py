@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dependency_injector import containers, providers
 
 from adapters.faiss_index import FaissVectorIndex
+from adapters.fts_keyword_index import Fts5KeywordIndex
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
@@ -43,7 +44,7 @@ class Container(containers.DeclarativeContainer):
 
     config = providers.Configuration(strict=True)
     # Told the size and duration of every model batch; the app overrides it to feed /metrics.
-    batch_observer = providers.Object(None)
+    batch_observer: providers.Object[Callable[[int, float], None] | None] = providers.Object(None)
 
     embedder = providers.Singleton(
         SentenceTransformerEmbedder,
@@ -60,9 +61,11 @@ class Container(containers.DeclarativeContainer):
         config.backend,
         memory=providers.Object(FaissVectorIndex),
     )
+    keyword_factory = providers.Object(Fts5KeywordIndex)
     service = providers.Singleton(
         KnowledgeBaseService,
         embedder=embedder,
         repository=repository,
         index_factory=index_factory,
+        keyword_factory=keyword_factory,
     )

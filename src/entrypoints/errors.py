@@ -45,7 +45,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(413)
     def too_large(error: HTTPException) -> tuple[dict[str, Any], int]:
         limit = app.config.get("MAX_CONTENT_LENGTH")
-        return error_body(413, f"request body is larger than the limit of {limit} bytes"), 413
+        return error_body(413, f"the request body is too large: KB_MAX_BODY_BYTES is {limit}"), 413
 
     @app.errorhandler(400)
     def bad_request(error: HTTPException) -> tuple[dict[str, Any], int]:
@@ -56,11 +56,13 @@ def register_error_handlers(app: Flask) -> None:
         return error_body(422, message, errors), 422
 
     @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> tuple[dict[str, Any], int]:
+    def unexpected(error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
         if isinstance(error, HTTPException):
             code = error.code or 500
             data = getattr(error, "data", None) or {}
             errors = data.get("messages") or data.get("errors")
-            return error_body(code, data.get("message") or error.description, errors), code
+            # Keep what the error says besides its body, e.g. the Allow header of a 405.
+            headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+            return error_body(code, data.get("message") or error.description, errors), code, headers
         log.exception("unhandled error")
-        return error_body(500, "internal error; see the service log"), 500
+        return error_body(500, "internal error; see the service log"), 500, {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from entrypoints.settings import Settings, SettingsError
@@ -17,9 +19,11 @@ workers = _settings.workers
 worker_class = "gthread"
 threads = _settings.threads
 timeout = _settings.timeout
+# SIGTERM: workers stop accepting, finish in-flight requests for up to this long, then exit.
 graceful_timeout = 30
 loglevel = _settings.log_level
-accesslog = "-"
+# No gunicorn access log: the app writes one JSON line per request (entrypoints/request_log.py).
+accesslog = None
 errorlog = "-"
 wsgi_app = "entrypoints.wsgi:app"
 
@@ -34,6 +38,7 @@ def on_starting(server: Any) -> None:
         )
     # Resolve the model in the master, before any worker starts: a model that cannot be found
     # stops the server within seconds with a readable message instead of a crash loop.
+    _reset_metrics_folder()
     from domain.errors import ModelUnavailableError, StorageError
     from entrypoints.container import check_storage, resolve_model
 
@@ -42,6 +47,23 @@ def on_starting(server: Any) -> None:
         check_storage(_settings.backend, _settings.data_dir)
     except (ModelUnavailableError, StorageError) as error:
         sys.exit(f"kb-service: {error.message}")
+
+
+def _reset_metrics_folder() -> None:
+    """Several workers share metrics through files in PROMETHEUS_MULTIPROC_DIR: start it empty."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A stopped worker's live gauges must not linger in the shared metrics files."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def worker_exit(server: Any, worker: Any) -> None:

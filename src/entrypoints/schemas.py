@@ -186,6 +186,23 @@ class SearchSchema(ma.Schema):
     filter = fields.Dict(
         metadata={"description": "Mongo-style metadata filter, applied before ranking"}
     )
+    mode = fields.String(
+        load_default="dense",
+        validate=validate.OneOf(["dense", "hybrid"]),
+        metadata={"description": "hybrid: fuse with BM25 keyword ranking (reciprocal rank fusion)"},
+    )
+    keyword_weight = fields.Float(
+        load_default=0.5,
+        allow_nan=False,
+        validate=validate.Range(min=0.0, max=1.0),
+        metadata={"description": "hybrid only: weight of the keyword ranking in the fusion"},
+    )
+    rrf_k = fields.Integer(
+        strict=True,
+        load_default=60,
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "hybrid only: k of reciprocal rank fusion, 1/(k + rank)"},
+    )
     diversity = fields.Float(
         load_default=0.0,
         allow_nan=False,
@@ -214,6 +231,11 @@ class HitSchema(ma.Schema):
     text = fields.String()
     metadata = fields.Dict()
     passage = fields.Nested(PassageSchema)
+    fusion_score = fields.Float(
+        metadata={
+            "description": "hybrid only: the reciprocal-rank-fusion score hits are ordered by"
+        }
+    )
 
 
 class SearchResultSchema(ma.Schema):

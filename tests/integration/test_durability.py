@@ -111,3 +111,17 @@ def test_memory_data_dir_keeps_nothing_on_disk(tmp_path, monkeypatch):
     client.post("/v1/knowledge-bases", json={"name": "kb"})
     close_app(app)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_keyword_index_is_rebuilt_from_the_documents_at_restart(data_dir):
+    app, client = start(data_dir)
+    client.post("/v1/knowledge-bases", json={"name": "kb"})
+    client.post("/v1/knowledge-bases/kb/documents", json={"documents": DOCS})
+    body = {"query": "zebra", "mode": "hybrid", "keyword_weight": 1.0, "top_k": 1}
+    before = client.post("/v1/knowledge-bases/kb/search", json=body).get_json()["hits"]
+    close_app(app)
+    app, client = start(data_dir)
+    after = client.post("/v1/knowledge-bases/kb/search", json=body).get_json()["hits"]
+    assert [h["id"] for h in after] == [h["id"] for h in before] == ["long"]
+    assert after[0]["fusion_score"] == pytest.approx(1 / 61)
+    close_app(app)

@@ -90,3 +90,18 @@ def test_diversity_out_of_range_is_a_422(client, shop):
         f"/v1/knowledge-bases/{shop}/search", json={"query": "x", "diversity": 2}
     )
     assert response.status_code == 422
+
+
+def test_hybrid_search_over_http_reports_fusion_scores_and_finds_the_keyword(client, shop):
+    add = client.post(
+        f"/v1/knowledge-bases/{shop}/documents", json={"id": "sku", "text": "XK-4471"}
+    )
+    assert add.status_code == 201
+    hits = search(client, shop, query="sturdy product XK-4471", mode="hybrid", top_k=3)
+    assert "sku" in [hit["id"] for hit in hits]
+    assert all("fusion_score" in hit for hit in hits)
+    assert [h["fusion_score"] for h in hits] == sorted(
+        (h["fusion_score"] for h in hits), reverse=True
+    )
+    dense = search(client, shop, query="sturdy product XK-4471", top_k=3)
+    assert all("fusion_score" not in hit for hit in dense)

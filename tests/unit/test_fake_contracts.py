@@ -2,8 +2,8 @@
 
 import pytest
 
-from contracts import DocumentRepositoryContract, VectorIndexContract
-from fakes import FakeDocumentRepository, FakeVectorIndex
+from contracts import DocumentRepositoryContract, KeywordIndexContract, VectorIndexContract
+from fakes import FakeDocumentRepository, FakeKeywordIndex, FakeVectorIndex
 
 
 class TestFakeVectorIndex(VectorIndexContract):
@@ -16,3 +16,9 @@ class TestFakeDocumentRepository(DocumentRepositoryContract):
     @pytest.fixture
     def make_repository(self):
         return FakeDocumentRepository
+
+
+class TestFakeKeywordIndex(KeywordIndexContract):
+    @pytest.fixture
+    def make_keywords(self):
+        return FakeKeywordIndex

@@ -129,3 +129,62 @@ def test_listing_with_a_filter_pages_through_matches_only(service, library):
             break
         cursor = page.next_cursor
     assert seen == [f"d{i:03}" for i in range(0, 20, 2)]
+
+
+@pytest.fixture
+def hybrid_service(embedder, repository):
+    from domain import KnowledgeBaseService
+    from fakes import FakeKeywordIndex, FakeVectorIndex
+
+    service = KnowledgeBaseService(embedder, repository, FakeVectorIndex, FakeKeywordIndex)
+    service.create_knowledge_base("logs")
+    docs = {
+        "general": "the parser failed with an error in the parser module",
+        "exact": "E1234",
+        **{f"noise{i}": f"parser error number {i} in module" for i in range(8)},
+    }
+    service.add_documents("logs", [NewDocument(text, id=i) for i, text in docs.items()])
+    return service
+
+
+def test_hybrid_ranks_an_exact_keyword_match_first_where_dense_alone_does_not(hybrid_service):
+    query = "parser error E1234"
+    dense = hybrid_service.search("logs", SearchRequest(query=query, top_k=3))
+    hybrid = hybrid_service.search(
+        "logs", SearchRequest(query=query, top_k=3, mode="hybrid", keyword_weight=0.7)
+    )
+    assert dense[0].id != "exact"
+    assert hybrid[0].id == "exact"
+    assert hybrid[0].fusion_score is not None
+    assert -1.0 <= hybrid[0].score <= 1.0  # still the cosine similarity
+
+
+def test_hybrid_keeps_the_keyword_index_in_step_with_updates_and_deletes(hybrid_service):
+    hybrid_service.upsert_document("logs", "exact", "nothing to see")
+    hits = hybrid_service.search("logs", SearchRequest(query="E1234", mode="hybrid", top_k=20))
+    # No document holds E1234 any more: every fusion score comes from the dense side alone.
+    assert all(h.fusion_score <= 0.5 / 61 + 1e-12 for h in hits)
+    hybrid_service.upsert_document("logs", "fresh", "E1234 again")
+    hits = hybrid_service.search("logs", SearchRequest(query="E1234", mode="hybrid", top_k=1))
+    assert hits[0].id == "fresh"
+    hybrid_service.delete_document("logs", "fresh")
+    hits = hybrid_service.search("logs", SearchRequest(query="E1234", mode="hybrid", top_k=20))
+    assert "fresh" not in [h.id for h in hits]
+
+
+def test_hybrid_respects_filters_and_the_more_like_this_exclusion(hybrid_service):
+    hits = hybrid_service.search(
+        "logs", SearchRequest(document_id="exact", mode="hybrid", top_k=20)
+    )
+    assert "exact" not in [h.id for h in hits]
+    hybrid_service.update_document_metadata("logs", "noise3", {"keep": True})
+    hits = hybrid_service.search(
+        "logs", SearchRequest(query="E1234 parser", mode="hybrid", filter={"keep": True})
+    )
+    assert [h.id for h in hits] == ["noise3"]
+
+
+def test_hybrid_without_a_keyword_index_is_refused(service, kb):
+    service.add_documents(kb, [NewDocument("text", id="x")])
+    with pytest.raises(InvalidInputError, match="keyword index"):
+        service.search(kb, SearchRequest(query="text", mode="hybrid"))

@@ -49,18 +49,18 @@ def check_limits(texts: list[str]) -> None:
     settings = current_app.config["KB_SETTINGS"]
     if len(texts) > settings.max_batch_documents:
         raise InvalidInputError(
-            f"a batch holds at most {settings.max_batch_documents} documents "
-            "(KB_MAX_BATCH_DOCUMENTS)",
-            errors={"documents": [f"at most {settings.max_batch_documents} documents"]},
+            f"the batch has {len(texts)} documents: KB_MAX_BATCH_DOCUMENTS is "
+            f"{settings.max_batch_documents}",
+            errors={"documents": [f"KB_MAX_BATCH_DOCUMENTS is {settings.max_batch_documents}"]},
         )
     too_long = {
-        str(i): {"text": [f"longer than {settings.max_text_chars} characters"]}
+        str(i): {"text": [f"KB_MAX_TEXT_CHARS is {settings.max_text_chars}"]}
         for i, text in enumerate(texts)
         if len(text) > settings.max_text_chars
     }
     if too_long:
         raise InvalidInputError(
-            f"texts are limited to {settings.max_text_chars} characters (KB_MAX_TEXT_CHARS)",
+            f"a text is longer than the limit: KB_MAX_TEXT_CHARS is {settings.max_text_chars}",
             errors={"documents": too_long},
         )
 

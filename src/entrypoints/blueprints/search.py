@@ -28,13 +28,16 @@ blp = Blueprint(
 
 
 def hit_body(hit: Hit) -> dict[str, Any]:
-    return {
+    body = {
         "id": hit.id,
         "score": hit.score,
         "text": hit.text,
         "metadata": dict(hit.metadata),
         "passage": {"start": hit.passage.start, "end": hit.passage.end, "text": hit.passage.text},
     }
+    if hit.fusion_score is not None:
+        body["fusion_score"] = hit.fusion_score
+    return body
 
 
 @blp.route("")

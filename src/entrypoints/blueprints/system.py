@@ -1,4 +1,4 @@
-"""Service-level routes: /v1/info, /healthz (alive) and /readyz (loaded)."""
+"""Service-level routes: /v1/info, /healthz (alive) and /readyz (loaded, database reachable)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dependency_injector.wiring import Provide, inject
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
+from marshmallow import fields
 
+from domain.errors import DomainError
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
@@ -16,6 +18,23 @@ from entrypoints.schemas import HealthSchema, InfoSchema, ReadySchema
 from entrypoints.version import VERSION
 
 blp = Blueprint("system", __name__, description="What is running, and is it alive.")
+
+
+class ReadyChecksSchema(ReadySchema):
+    database = fields.String(metadata={"description": "'reachable', or 'in-process' (no file)"})
+
+
+def database_state() -> str:
+    """Ask the store a trivial question where there is one to ask; 503 if it cannot answer."""
+    repository = current_app.extensions["kb_container"].repository()
+    ping = getattr(repository, "ping", None)  # only stores outside the process have one
+    if ping is None:
+        return "in-process"
+    try:
+        ping()
+    except DomainError as error:
+        abort(503, message=f"database unreachable: {error.message}")
+    return "reachable"
 
 
 @blp.route("/v1/info")
@@ -37,10 +56,11 @@ class Info(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
-    @blp.response(200, ReadySchema)
+    @blp.doc(security=[])
+    @blp.response(200, ReadyChecksSchema)
     @blp.alt_response(503, response="DEFAULT_ERROR", description="Still loading, or failed.")
     def get(self) -> dict[str, Any]:
-        """Readiness: the model and every knowledge base are loaded"""
+        """Readiness: the model and every knowledge base are loaded, the database answers"""
         readiness = current_app.extensions["kb_readiness"]
         if not readiness.ready.is_set():
             message = readiness.error or "loading the model and the knowledge bases"
@@ -49,11 +69,13 @@ class Ready(MethodView):
             "status": "ready",
             "load_seconds": readiness.load_seconds,
             "knowledge_bases": readiness.knowledge_bases,
+            "database": database_state(),
         }
 
 
 @blp.route("/healthz")
 class Health(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, str]:
         """Liveness: the process answers"""

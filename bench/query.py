@@ -1,0 +1,321 @@
+"""Search latency of kb-service over HTTP against the raw model's single-query forward time.
+
+    python -m bench.query [--url URL | --model FOLDER] [--documents 100000] [--clients 8]
+        [--queries 500] [--top-k 10] [--threads 16] [--data-dir DIR] [--keep]
+
+1. Builds (or reuses) a knowledge base of N short documents (bench/corpus.py: WordNet glosses)
+   through the HTTP API, in batches of 1000; prints the build rate. With `--data-dir DIR` the
+   server's data stays in DIR, and a later run with the same DIR (and N) reuses it instead of
+   embedding everything again; `--keep` keeps a temporary data dir and prints its path.
+2. One client, query texts that are not documents (glosses from the other end of the pool), each
+   query timed twice back to back so both figures see the same machine load:
+   - the raw model in this process, `model.encode([query])`: one forward pass, batch of one;
+   - the service, POST /search {"query", "top_k"} on a keep-alive connection.
+   Prints p50/p99 of both and p50(service) - p50(raw), the service's added cost (target
+   <= 5 ms, issue 3), with the median of the per-query differences as a cross-check.
+3. Where the added time goes: GET /healthz (the HTTP + Flask floor), POST /search {"vector"}
+   with the raw model's vector (everything but the model), and an in-process FAISS
+   IndexFlatIP over N random unit vectors (the exact scan alone).
+4. `--clients` concurrent clients, each on its own connection: queries/s and latency p50/p99.
+
+On a shared 2-core machine the figures are noisy: run it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from bench import corpus
+from bench.service import (
+    BenchError,
+    Client,
+    Service,
+    add_service_arguments,
+    format_table,
+    load_raw_model,
+    percentile,
+    raw_model_folder,
+    service_from_args,
+    verdict,
+)
+
+BUILD_BATCH = 1000
+ADDED_TARGET_MS = 5.0
+WARMUP = 20
+SEED = 7
+
+
+def build(client: Client, kb: str, documents: int) -> str:
+    """Make `kb` hold documents d0..d{N-1}; return what was done, with the build rate."""
+    stats = client.get_kb(kb)
+    if stats is None:
+        client.create_kb(kb, description=f"bench.query: {documents} WordNet glosses")
+        have = 0
+    else:
+        have = int(stats.get("document_count", 0))
+    if have >= documents:
+        return f"reused knowledge base {kb} with {have} documents"
+    texts = corpus.short_texts(documents)
+    started = time.perf_counter()
+    last_report = started
+    for first in range(have, documents, BUILD_BATCH):
+        last = min(first + BUILD_BATCH, documents)
+        batch = [{"id": f"d{i}", "text": texts[i]} for i in range(first, last)]
+        client.add_documents(kb, batch)
+        now = time.perf_counter()
+        if now - last_report > 30:
+            done = first + len(batch) - have
+            print(
+                f"#   {first + len(batch)}/{documents} documents, "
+                f"{done / (now - started):.0f} docs/s",
+                file=sys.stderr,
+            )
+            last_report = now
+    seconds = time.perf_counter() - started
+    added = documents - have
+    return (
+        f"built knowledge base {kb}: added {added} documents in {seconds:.1f} s "
+        f"({added / seconds:.1f} docs/s over HTTP, batches of {BUILD_BATCH})"
+    )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def stats_row(label: str, samples: Sequence[float], extra: str = "") -> list[str]:
+    values = list(samples)
+    return [
+        label,
+        str(len(values)),
+        ms(percentile(values, 50)),
+        ms(percentile(values, 99)),
+        ms(statistics.fmean(values)),
+        extra,
+    ]
+
+
+def timed(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def concurrent_searches(
+    client: Client, kb: str, queries: Sequence[str], clients: int, top_k: int
+) -> tuple[float, list[float]]:
+    """Every query once, spread over `clients` threads; (wall seconds, latencies)."""
+    next_index = iter(range(len(queries)))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    ready = threading.Barrier(clients + 1)
+
+    def worker() -> None:
+        own: list[float] = []
+        try:
+            client.call("GET", "/healthz")  # this thread's connection, before the clock
+            ready.wait()
+            while True:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    break
+                own.append(timed(lambda i=index: client.search(kb, query=queries[i], top_k=top_k)))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            with lock:
+                latencies.extend(own)
+            client.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise BenchError(f"concurrent searches failed: {errors[0]}") from errors[0]
+    return elapsed, latencies
+
+
+def faiss_scan(documents: int, dimension: int, vectors: np.ndarray, top_k: int) -> list[float]:
+    """Latencies of an exact IndexFlatIP search over `documents` random unit vectors."""
+    import faiss
+
+    rng = np.random.default_rng(SEED)
+    data = rng.standard_normal((documents, dimension), dtype=np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(dimension)
+    index.add(data)
+    del data
+    for row in vectors[:WARMUP]:
+        index.search(row[None, :], top_k)
+    return [timed(lambda r=row: index.search(r[None, :], top_k)) for row in vectors]
+
+
+def run(args: argparse.Namespace, service: Service) -> int:
+    import torch
+
+    folder = raw_model_folder(service)
+    client = service.client()
+    info = client.info()
+    print(f"# {service.describe()}")
+    print(f"# service model: {info.get('model')}  (backend {info.get('backend')})")
+    kb = args.kb or f"bench-query-{args.documents}"
+    print(f"# building {args.documents} documents", file=sys.stderr)
+    print(f"# {build(client, kb, args.documents)}")
+    stats = client.get_kb(kb) or {}
+    queries = corpus.query_texts(args.queries)
+    overlap = set(queries) & set(corpus.short_texts(min(args.documents, 200_000)))
+    print(
+        f"# {len(queries)} query texts, {len(overlap)} of them also documents; "
+        f"top_k={args.top_k}; knowledge base holds {stats.get('document_count')} documents, "
+        f"{stats.get('chunk_count')} chunks"
+    )
+
+    model = load_raw_model(folder)
+    encode = lambda text: model.encode([text], normalize_embeddings=True)  # noqa: E731
+
+    print("# warming up", file=sys.stderr)
+    for query in queries[:WARMUP]:
+        encode(query)
+        client.search(kb, query=query, top_k=args.top_k)
+
+    print("# one client: raw forward and service search, query by query", file=sys.stderr)
+    raw: list[float] = []
+    service_text: list[float] = []
+    vectors = []
+    for query in queries:
+        started = time.perf_counter()
+        vector = encode(query)
+        raw.append(time.perf_counter() - started)
+        vectors.append(vector[0])
+        service_text.append(timed(lambda q=query: client.search(kb, query=q, top_k=args.top_k)))
+    vectors_array = np.asarray(vectors, dtype=np.float32)
+
+    print("# breakdown: /healthz, search by vector, FAISS scan", file=sys.stderr)
+    health = [timed(lambda: client.call("GET", "/healthz")) for _ in queries]
+    by_vector = [
+        timed(lambda v=v: client.search(kb, vector=v.tolist(), top_k=args.top_k))
+        for v in vectors_array
+    ]
+    documents_in_kb = int(stats.get("chunk_count") or args.documents)
+    scan = faiss_scan(documents_in_kb, vectors_array.shape[1], vectors_array, args.top_k)
+
+    print(f"# {args.clients} concurrent clients", file=sys.stderr)
+    many = list(queries) * max(1, -(-args.clients * 50 // len(queries)))
+    wall, concurrent = concurrent_searches(client, kb, many, args.clients, args.top_k)
+
+    raw_p50 = percentile(raw, 50)
+    text_p50 = percentile(service_text, 50)
+    added = text_p50 - raw_p50
+    paired = statistics.median(s - r for s, r in zip(service_text, raw))
+    print()
+    print(
+        format_table(
+            ["measurement", "n", "p50 ms", "p99 ms", "mean ms", "note"],
+            [
+                stats_row(
+                    "raw model.encode([query]), in-process",
+                    raw,
+                    f"torch threads={torch.get_num_threads()}",
+                ),
+                stats_row("service search by text, 1 client", service_text, "keep-alive HTTP"),
+                stats_row("service GET /healthz, 1 client", health, "HTTP + Flask floor"),
+                stats_row(
+                    "service search by vector, 1 client", by_vector, "everything but the model"
+                ),
+                stats_row(
+                    f"FAISS IndexFlatIP, {documents_in_kb} vectors, in-process",
+                    scan,
+                    "the exact scan alone",
+                ),
+                stats_row(
+                    f"service search by text, {args.clients} clients",
+                    concurrent,
+                    f"{len(many) / wall:.1f} queries/s",
+                ),
+            ],
+            title=(
+                f"SEARCH over {stats.get('document_count')} short documents, top_k={args.top_k} "
+                f"({len(queries)} queries; raw and service timed alternately, query by query)"
+            ),
+        )
+    )
+    print()
+    print(f"  raw single-query forward p50:         {raw_p50 * 1000:8.2f} ms")
+    print(f"  service search p50, 1 client:         {text_p50 * 1000:8.2f} ms")
+    print(f"  p50 minus raw forward p50:            {added * 1000:8.2f} ms  (target <= 5 ms)")
+    print(f"  median of per-query (service - raw):  {paired * 1000:8.2f} ms")
+    print(f"  service search p99, 1 client:         {percentile(service_text, 99) * 1000:8.2f} ms")
+    print(
+        f"  {args.clients} clients: {len(many) / wall:.1f} queries/s "
+        f"({len(many)} queries in {wall:.1f} s); 1 client: "
+        f"{len(service_text) / sum(service_text):.1f} queries/s"
+    )
+    print()
+    print(
+        verdict(
+            added * 1000 <= ADDED_TARGET_MS,
+            f"search p50 - raw forward p50 = {added * 1000:.2f} ms "
+            f"(target <= {ADDED_TARGET_MS:.0f} ms)",
+        )
+    )
+    print("  (a shared 2-core machine: figures are noisy; rerun before trusting one)")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.query",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_service_arguments(parser, threads=16)
+    parser.add_argument("--documents", type=int, default=100_000, help="documents (100000)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (8)")
+    parser.add_argument("--queries", type=int, default=500, help="query texts (500)")
+    parser.add_argument("--top-k", type=int, default=10, help="hits per search (10)")
+    parser.add_argument("--kb", help="knowledge base name (default bench-query-<documents>)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the started server's data dir (a temporary one unless --data-dir) for reuse",
+    )
+    args = parser.parse_args(argv)
+    if min(args.documents, args.clients, args.queries, args.top_k) < 1:
+        parser.error("counts must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.keep and not args.data_dir and not args.url:
+        args.data_dir = tempfile.mkdtemp(prefix="kb-bench-query-")
+    if args.data_dir and not args.url:
+        print(f"# data dir {args.data_dir} (kept; reuse with --data-dir)", file=sys.stderr)
+    try:
+        with service_from_args(args) as service:
+            return run(args, service)
+    except (BenchError, corpus.CorpusError) as error:
+        print(f"bench.query: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

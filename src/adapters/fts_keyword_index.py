@@ -1,0 +1,64 @@
+"""Fts5KeywordIndex: BM25 keyword search over one knowledge base with SQLite's FTS5."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Collection, Sequence
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class Fts5KeywordIndex:
+    """An in-memory FTS5 table: Porter-stemmed, accent-folded words ranked by SQLite's bm25().
+
+    SQLite's FTS5 is a maintained BM25 implementation that updates in place, so the keyword
+    index follows every add, replace and delete. It lives in RAM and is rebuilt from the
+    documents at start, like the vector index. One table per knowledge base keeps the
+    document frequencies (IDF) per knowledge base.
+    """
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._db.execute(
+            "CREATE VIRTUAL TABLE words USING fts5("
+            "doc UNINDEXED, body, tokenize = 'porter unicode61 remove_diacritics 2')"
+        )
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, documents: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT INTO words (doc, body) VALUES (?, ?)", documents)
+            self._count += len(documents)
+
+    def remove(self, document_ids: Collection[str]) -> None:
+        with self._lock:
+            for doc_id in document_ids:
+                gone = self._db.execute("DELETE FROM words WHERE doc = ?", (doc_id,)).rowcount
+                self._count -= gone
+
+    def search(
+        self, text: str, k: int, allowed: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """Up to k (document id, BM25 score) pairs, best first; any query word may match."""
+        words = {word.lower() for word in WORD.findall(text)}
+        if not words or k <= 0:
+            return []
+        match = " OR ".join('"' + word.replace('"', '""') + '"' for word in sorted(words))
+        found: list[tuple[str, float]] = []
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc, bm25(words) FROM words WHERE words MATCH ? ORDER BY bm25(words)",
+                (match,),
+            )
+            for doc_id, rank in rows:
+                if allowed is None or doc_id in allowed:
+                    found.append((doc_id, -float(rank)))
+                    if len(found) == k:
+                        break
+        return found

@@ -1,0 +1,99 @@
+"""The KB_* limits on metadata, top_k and knowledge bases; every refusal names its limit."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, request
+
+from domain.errors import ConflictError, InvalidInputError
+from entrypoints.json_body import strict_loads
+from entrypoints.settings import Settings
+
+KNOWLEDGE_BASES = "/v1/knowledge-bases"
+
+
+def refusal(limit: str, value: int, what: str, path: tuple[str, ...]) -> InvalidInputError:
+    """`what` the request holds, the limit and its value, and the field it concerns."""
+    errors: Any = [f"{limit} is {value}"]
+    for key in reversed(path):
+        errors = {key: errors}
+    return InvalidInputError(f"{what}: {limit} is {value}", errors=errors)
+
+
+def check_metadata(metadata: Any, settings: Settings, path: tuple[str, ...]) -> None:
+    if not isinstance(metadata, dict):
+        return  # not ours to judge: the schema says what is wrong with it
+    keys, most_keys = len(metadata), settings.max_metadata_keys
+    if keys > most_keys:
+        raise refusal("KB_MAX_METADATA_KEYS", most_keys, f"metadata has {keys} keys", path)
+    size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > settings.max_metadata_bytes:
+        what = f"metadata is {size} bytes as JSON"
+        raise refusal("KB_MAX_METADATA_BYTES", settings.max_metadata_bytes, what, path)
+
+
+def check_top_k(query: Any, settings: Settings, path: tuple[str, ...]) -> None:
+    top_k = query.get("top_k") if isinstance(query, dict) else None
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > settings.max_top_k:
+        raise refusal("KB_MAX_TOP_K", settings.max_top_k, f"top_k is {top_k}", path)
+
+
+def items(body: dict[str, Any], key: str) -> list[tuple[str, Any]]:
+    listed = body.get(key)
+    return [(str(i), item) for i, item in enumerate(listed)] if isinstance(listed, list) else []
+
+
+def check_body(body: dict[str, Any], rule: str, settings: Settings) -> None:
+    """Metadata of a knowledge base or of documents, and top_k of searches (single or batch)."""
+    if "/search" in rule:
+        check_top_k(body, settings, ("top_k",))
+        for i, query in items(body, "queries"):
+            check_top_k(query, settings, ("queries", i, "top_k"))
+        return
+    check_metadata(body.get("metadata"), settings, ("metadata",))
+    for i, document in items(body, "documents"):
+        if isinstance(document, dict):
+            check_metadata(document.get("metadata"), settings, ("documents", i, "metadata"))
+
+
+def install_limits(
+    app: Flask, settings: Settings, count_knowledge_bases: Callable[[], int]
+) -> None:
+    """Check bodies before any view runs, and cap how many knowledge bases may exist."""
+
+    @app.before_request
+    def check_limits() -> None:
+        rule = request.url_rule.rule if request.url_rule is not None else ""
+        if request.method not in {"POST", "PUT", "PATCH"} or not rule.startswith(KNOWLEDGE_BASES):
+            return
+        try:
+            body = strict_loads(request.get_data(cache=True)) if request.is_json else None
+        except json.JSONDecodeError:
+            return  # the view's parser answers 422 with the reason
+        if isinstance(body, dict):
+            check_body(body, rule, settings)
+
+    endpoint = next(r.endpoint for r in app.url_map.iter_rules() if r.rule == KNOWLEDGE_BASES)
+    create = app.view_functions[endpoint]
+    # Counting and creating under one lock: two concurrent creates cannot both take the last slot.
+    creating = threading.Lock()
+
+    @functools.wraps(create)
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "POST":
+            return create(*args, **kwargs)
+        with creating:
+            if count_knowledge_bases() >= settings.max_knowledge_bases:
+                raise ConflictError(
+                    "cannot create another knowledge base: KB_MAX_KNOWLEDGE_BASES is "
+                    f"{settings.max_knowledge_bases}",
+                    errors={"name": [f"KB_MAX_KNOWLEDGE_BASES is {settings.max_knowledge_bases}"]},
+                )
+            return create(*args, **kwargs)
+
+    app.view_functions[endpoint] = capped
