@@ -250,12 +250,22 @@ def run_mode(
     concurrency: int = 1,
     ignore_identical_ids: bool = False,
     progress: bool = True,
-) -> ModeResult:
-    """Index the corpus into a new knowledge base `kb`, run the queries, delete `kb`."""
+    searches: Sequence[str] = ("dense",),
+) -> list[ModeResult]:
+    """Index the corpus into a new knowledge base `kb`, run the queries per search, delete it."""
     client.call("POST", "/v1/knowledge-bases", {"name": kb, "chunking": mode})
     try:
         return _index_and_search(
-            client, dataset, mode, kb, batch, top_k, concurrency, ignore_identical_ids, progress
+            client,
+            dataset,
+            mode,
+            kb,
+            batch,
+            top_k,
+            concurrency,
+            ignore_identical_ids,
+            progress,
+            searches,
         )
     finally:
         try:
@@ -274,7 +284,8 @@ def _index_and_search(
     concurrency: int,
     ignore_identical_ids: bool,
     progress: bool,
-) -> ModeResult:
+    searches: Sequence[str] = ("dense",),
+) -> list[ModeResult]:
     documents = [(d.id, d.full_text) for d in dataset.corpus if d.full_text.strip()]
     skipped = len(dataset.corpus) - len(documents)
     if skipped:
@@ -301,16 +312,40 @@ def _index_and_search(
 
     asked = top_k + 1 if ignore_identical_ids else top_k
     search_path = client.kb_path(kb, "/search")
+    return [
+        _search_all(
+            client, dataset, search_path, asked, top_k, concurrency, ignore_identical_ids,
+            search_mode, mode if search_mode == "dense" else f"{mode}+{search_mode}",
+            (len(documents), skipped, chunks, truncated, index_seconds),
+        )
+        for search_mode in searches
+    ]  # fmt: skip
 
+
+def _search_all(
+    client: Client,
+    dataset: beir.Dataset,
+    search_path: str,
+    asked: int,
+    top_k: int,
+    concurrency: int,
+    ignore_identical_ids: bool,
+    search_mode: str,
+    label: str,
+    indexed: tuple[int, int, int, int, float],
+) -> ModeResult:
     def search(item: tuple[str, str]) -> tuple[str, dict[str, float], float]:
         query_id, text = item
         if not text.strip():
             return query_id, {}, 0.0  # the API refuses blank queries: no results, scores 0
         began = time.perf_counter()
-        answer = client.call("POST", search_path, {"query": text, "top_k": asked})
+        body = {"query": text, "top_k": asked, "mode": search_mode}
+        answer = client.call("POST", search_path, body)
         elapsed_ms = (time.perf_counter() - began) * 1000
         hits = [h for h in answer["hits"] if not (ignore_identical_ids and h["id"] == query_id)]
-        return query_id, {h["id"]: float(h["score"]) for h in hits[:top_k]}, elapsed_ms
+        # Hybrid hits are ordered by their fusion score, and trec_eval ranks by score.
+        ranked = {h["id"]: float(h.get("fusion_score", h["score"])) for h in hits[:top_k]}
+        return query_id, ranked, elapsed_ms
 
     started = time.perf_counter()
     items = list(dataset.queries.items())
@@ -323,10 +358,11 @@ def _index_and_search(
 
     run = {query_id: scores for query_id, scores, _ in answers}
     scores = metrics.evaluate(dataset.qrels, run, k_values=(10, 100))
+    documents, skipped, chunks, truncated, index_seconds = indexed
     return ModeResult(
-        mode=mode,
+        mode=label,
         metrics=scores,
-        documents=len(documents),
+        documents=documents,
         skipped_documents=skipped,
         chunks=chunks,
         truncated=truncated,
@@ -403,6 +439,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--top-k", type=int, default=100, help="hits per query (default 100)")
     parser.add_argument(
+        "--search",
+        choices=("dense", "hybrid", "both"),
+        default="dense",
+        help="search mode: dense (default), hybrid (BM25 fused by RRF), or both on one index",
+    )
+    parser.add_argument(
         "--concurrency", type=int, default=1, help="queries in flight at once (default 1)"
     )
     parser.add_argument(
@@ -442,7 +484,7 @@ def run(args: argparse.Namespace) -> list[ModeResult]:
                 kb = f"{args.kb}-{mode}" if args.compare else args.kb
             else:
                 kb = default_kb_name(dataset.name, mode)
-            results.append(
+            results.extend(
                 run_mode(
                     client,
                     dataset,
@@ -453,6 +495,7 @@ def run(args: argparse.Namespace) -> list[ModeResult]:
                     args.concurrency,
                     args.ignore_identical_ids,
                     progress=not args.quiet,
+                    searches=("dense", "hybrid") if args.search == "both" else (args.search,),
                 )
             )
         return results
