@@ -47,6 +47,7 @@ from bench.service import (
     Service,
     add_service_arguments,
     format_table,
+    load_note,
     load_raw_model,
     percentile,
     raw_model_folder,
@@ -227,6 +228,7 @@ def run(args: argparse.Namespace, service: Service) -> int:
     info = client.info()
     print(f"# {service.describe()}")
     print(f"# service model: {info.get('model')}  (backend {info.get('backend')})")
+    print(f"# at start: {load_note()}")
 
     print(f"# loading the raw model in-process from {folder}", file=sys.stderr)
     import torch
@@ -415,7 +417,8 @@ def run(args: argparse.Namespace, service: Service) -> int:
             f"(target >= {SINGLE_TARGET}x)",
         )
     )
-    print("  (a shared 2-core machine: figures are noisy; rerun before trusting one)")
+    print(f"  at the end: {load_note()}")
+    print("  (a shared machine: figures are noisy when the load is above 0; rerun to confirm)")
     return 0
 
 

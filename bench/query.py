@@ -41,6 +41,7 @@ from bench.service import (
     Service,
     add_service_arguments,
     format_table,
+    load_note,
     load_raw_model,
     percentile,
     raw_model_folder,
@@ -174,6 +175,7 @@ def run(args: argparse.Namespace, service: Service) -> int:
     info = client.info()
     print(f"# {service.describe()}")
     print(f"# service model: {info.get('model')}  (backend {info.get('backend')})")
+    print(f"# at start: {load_note()}")
     kb = args.kb or f"bench-query-{args.documents}"
     print(f"# building {args.documents} documents", file=sys.stderr)
     print(f"# {build(client, kb, args.documents)}")
@@ -189,6 +191,7 @@ def run(args: argparse.Namespace, service: Service) -> int:
     model = load_raw_model(folder)
     encode = lambda text: model.encode([text], normalize_embeddings=True)  # noqa: E731
 
+    print(f"# before searching: {load_note()}")
     print("# warming up", file=sys.stderr)
     for query in queries[:WARMUP]:
         encode(query)
@@ -274,7 +277,8 @@ def run(args: argparse.Namespace, service: Service) -> int:
             f"(target <= {ADDED_TARGET_MS:.0f} ms)",
         )
     )
-    print("  (a shared 2-core machine: figures are noisy; rerun before trusting one)")
+    print(f"  at the end: {load_note()}")
+    print("  (a shared machine: figures are noisy when the load is above 0; rerun to confirm)")
     return 0
 
 

@@ -411,3 +411,9 @@ def format_table(headers: list[str], rows: list[list[Any]], title: str = "") -> 
 
 def verdict(met: bool, text: str) -> str:
     return f"{'MET   ' if met else 'MISSED'}  {text}"
+
+
+def load_note() -> str:
+    """The machine's load averages and core count: a benchmark's context on a shared box."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"

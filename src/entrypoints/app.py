@@ -57,7 +57,7 @@ def create_app(
     def repository() -> DocumentRepository | None:
         return container.repository() if readiness.ready.is_set() else None
 
-    app = Flask("kb-service")
+    app = Flask("kb-service", static_folder=None)
     app.config.update(_flask_config(settings))
     app.extensions["kb_container"] = container
     app.extensions["kb_readiness"] = readiness

@@ -1,0 +1,99 @@
+"""Every KB_* limit refuses with a 4xx whose message names the limit and its value."""
+
+from __future__ import annotations
+
+import pytest
+
+KBS = "/v1/knowledge-bases"
+
+
+def metadata(keys: int, value: str = "v") -> dict[str, str]:
+    return {f"k{i}": value for i in range(keys)}
+
+
+@pytest.fixture
+def limited(make_app):
+    app = make_app(
+        max_body_bytes=4096,
+        max_batch_documents=3,
+        max_text_chars=50,
+        max_metadata_keys=4,
+        max_metadata_bytes=200,
+        max_top_k=5,
+        max_knowledge_bases=2,
+    )
+    client = app.test_client()
+    assert client.post(KBS, json={"name": "kb"}).status_code == 201
+    return client
+
+
+REFUSED = [
+    ("post", f"{KBS}/kb/documents", {"documents": [{"text": "x"}] * 4}, 422,
+     "KB_MAX_BATCH_DOCUMENTS is 3"),
+    ("post", f"{KBS}/kb/documents", {"text": "x" * 51}, 422, "KB_MAX_TEXT_CHARS is 50"),
+    ("put", f"{KBS}/kb/documents/d", {"text": "x" * 51}, 422, "KB_MAX_TEXT_CHARS is 50"),
+    ("post", f"{KBS}/kb/documents", {"text": "x", "metadata": metadata(5)}, 422,
+     "KB_MAX_METADATA_KEYS is 4"),
+    ("post", f"{KBS}/kb/documents", {"documents": [{"text": "x"}, {"text": "y", "metadata": metadata(5)}]},
+     422, "KB_MAX_METADATA_KEYS is 4"),
+    ("put", f"{KBS}/kb/documents/d", {"text": "x", "metadata": metadata(5)}, 422,
+     "KB_MAX_METADATA_KEYS is 4"),
+    ("patch", f"{KBS}/kb/documents/d", {"metadata": metadata(2, "é" * 100)}, 422,
+     "KB_MAX_METADATA_BYTES is 200"),
+    ("post", KBS, {"name": "other", "metadata": metadata(5)}, 422, "KB_MAX_METADATA_KEYS is 4"),
+    ("patch", f"{KBS}/kb", {"metadata": {"k": "x" * 300}}, 422, "KB_MAX_METADATA_BYTES is 200"),
+    ("post", f"{KBS}/kb/search", {"query": "x", "top_k": 6}, 422, "KB_MAX_TOP_K is 5"),
+    ("post", f"{KBS}/kb/search/batch", {"queries": [{"query": "x"}, {"query": "y", "top_k": 6}]},
+     422, "KB_MAX_TOP_K is 5"),
+    ("post", f"{KBS}/kb/documents", {"text": "x" * 5000}, 413, "KB_MAX_BODY_BYTES is 4096"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    REFUSED,
+    ids=[f"{r[0]} {r[1]} {r[4]}" for r in REFUSED],
+)
+def test_a_request_over_a_limit_is_refused_naming_the_limit_and_its_value(
+    limited, method, path, body, status, message, expect_error
+):
+    before = limited.get(f"{KBS}/kb").get_json()
+    response = getattr(limited, method)(path, json=body)
+
+    refusal = expect_error(response, status)
+    assert message in refusal["message"]
+    assert limited.get(f"{KBS}/kb").get_json() == before
+
+
+def test_requests_at_the_limits_are_accepted(limited):
+    documents = [{"text": "x" * 50, "metadata": metadata(4)} for _ in range(3)]
+    assert limited.post(f"{KBS}/kb/documents", json={"documents": documents}).status_code == 201
+    hits = limited.post(f"{KBS}/kb/search", json={"query": "x", "top_k": 5})
+    assert hits.status_code == 200 and len(hits.get_json()["hits"]) == 3
+
+
+def test_the_field_over_the_limit_is_named_in_errors(limited, expect_error):
+    batch = {"documents": [{"text": "x"}, {"text": "y", "metadata": metadata(5)}]}
+    body = expect_error(limited.post(f"{KBS}/kb/documents", json=batch), 422, "metadata")
+    assert body["errors"] == {"documents": {"1": {"metadata": ["KB_MAX_METADATA_KEYS is 4"]}}}
+
+
+def test_the_number_of_knowledge_bases_is_capped_and_a_deletion_frees_a_slot(
+    limited, expect_error
+):
+    assert limited.post(KBS, json={"name": "second"}).status_code == 201
+    refusal = expect_error(limited.post(KBS, json={"name": "third"}), 409)
+    assert "KB_MAX_KNOWLEDGE_BASES is 2" in refusal["message"]
+    assert limited.get(f"{KBS}/third").status_code == 404
+
+    assert limited.delete(f"{KBS}/second").status_code == 204
+    assert limited.post(KBS, json={"name": "third"}).status_code == 201
+
+
+def test_the_top_k_limit_cannot_exceed_what_the_service_can_rank():
+    from entrypoints.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="KB_MAX_TOP_K"):
+        Settings(max_top_k=1001)
+    with pytest.raises(SettingsError, match="KB_MAX_METADATA_KEYS"):
+        Settings.from_env({"KB_MAX_METADATA_KEYS": "0"})
