@@ -87,6 +87,17 @@ class VectorIndexContract:
         with pytest.raises(ValueError):
             index.add(labels(1), unit_rows(1, seed=5))
 
+    def test_describe_names_the_kind_and_memory_grows_with_the_vectors(self, index):
+        empty = index.describe()
+        index.add(labels(*range(1, 101)), unit_rows(100))
+        full = index.describe()
+        assert full.kind and full.memory_bytes >= empty.memory_bytes + 100 * DIM * 4
+
+    def test_probes_are_accepted_and_exact_results_do_not_change(self, index):
+        rows = unit_rows(20)
+        index.add(labels(*range(20)), rows)
+        assert index.search(rows[3], 5, probes=1)[0][0] == 3
+
     def test_labels_stay_attached_to_their_vectors_after_many_adds_and_removes(self, index):
         rng = random.Random(7)
         live: dict[int, np.ndarray] = {}

@@ -20,7 +20,7 @@ from domain.errors import (
 )
 from domain.filters import Filter, matches
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
-from domain.ports import Vectors
+from domain.ports import IndexInfo, Vectors
 
 WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -105,8 +105,15 @@ class FakeVectorIndex:
         rows = [self._vectors[int(label)] for label in labels]
         return np.vstack(rows) if rows else np.zeros((0, self._dimension), np.float32)
 
+    def describe(self) -> IndexInfo:
+        return IndexInfo("fake", len(self._vectors) * self._dimension * 4)
+
     def search(
-        self, vector: Vectors, k: int, allowed: Collection[int] | None = None
+        self,
+        vector: Vectors,
+        k: int,
+        allowed: Collection[int] | None = None,
+        probes: int | None = None,
     ) -> list[tuple[int, float]]:
         scored = [
             (label, float(np.dot(stored, vector)))

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-from domain.ports import Labels, Vectors
+from domain.ports import IndexInfo, Labels, Vectors
 
 
 class FaissVectorIndex:
@@ -59,8 +59,16 @@ class FaissVectorIndex:
         rows = [self._index.reconstruct(int(label)) for label in labels]
         return np.vstack(rows) if rows else np.zeros((0, self._dimension), np.float32)
 
+    def describe(self) -> IndexInfo:
+        # Flat storage is the vectors themselves plus the id map (two int64 per vector).
+        return IndexInfo("flat", len(self) * (self._dimension * 4 + 16))
+
     def search(
-        self, vector: Vectors, k: int, allowed: Collection[int] | None = None
+        self,
+        vector: Vectors,
+        k: int,
+        allowed: Collection[int] | None = None,
+        probes: int | None = None,
     ) -> list[tuple[int, float]]:
         k = min(k, len(self))
         if k <= 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -14,6 +15,14 @@ from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 
 Vectors = NDArray[np.float32]
 Labels = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """A vector index's kind (e.g. "flat", "ivf") and its approximate memory in bytes."""
+
+    kind: str
+    memory_bytes: int
 
 
 class Embedder(Protocol):
@@ -64,9 +73,20 @@ class VectorIndex(Protocol):
         """Return the stored vectors of `labels`, in order; KeyError for an unknown label."""
 
     def search(
-        self, vector: Vectors, k: int, allowed: Collection[int] | None = None
+        self,
+        vector: Vectors,
+        k: int,
+        allowed: Collection[int] | None = None,
+        probes: int | None = None,
     ) -> list[tuple[int, float]]:
-        """Return up to k (label, inner product) pairs, best first, restricted to `allowed`."""
+        """Return up to k (label, inner product) pairs, best first, restricted to `allowed`.
+
+        `probes` trades recall for speed on approximate indexes (IVF nprobe, HNSW efSearch);
+        exact indexes ignore it.
+        """
+
+    def describe(self) -> IndexInfo:
+        """What kind of index this is now and roughly how much memory it holds."""
 
 
 VectorIndexFactory = Callable[[int], VectorIndex]

@@ -90,7 +90,7 @@ class Ranker:
         total = len(slot.index) if allowed is None else len(allowed)
         k = min(total, wanted + (1 if request.document_id else 0))
         while k > 0:
-            pairs = self._nearest(slot, vector, k, allowed)
+            pairs = self._nearest(slot, vector, k, allowed, request)
             owners = self._repository.documents_for_chunks(kb, [label for label, _ in pairs])
             best: dict[str, Hit] = {}
             for label, score in pairs:
@@ -149,10 +149,15 @@ class Ranker:
         return _hit(document, labels[best], float(scores[best]))
 
     def _nearest(
-        self, slot: Slot, vector: Vectors, k: int, allowed: set[int] | None
+        self,
+        slot: Slot,
+        vector: Vectors,
+        k: int,
+        allowed: set[int] | None,
+        request: SearchRequest,
     ) -> list[tuple[int, float]]:
         if allowed is None or len(allowed) > EXACT_PASS_LIMIT:
-            return slot.index.search(vector, k, allowed)
+            return slot.index.search(vector, k, allowed, request.probes)
         labels = sorted(allowed)
         scores = slot.index.get(labels) @ vector
         top = np.argsort(-scores, kind="stable")[:k]

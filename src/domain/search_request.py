@@ -10,6 +10,7 @@ from domain.errors import InvalidInputError
 from domain.filters import Filter, parse_filter
 
 MAX_TOP_K = 1000
+MAX_PROBES = 4096
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class SearchRequest:
     re-ranks the best candidates by maximal marginal relevance (0: by similarity only).
     `mode="hybrid"` fuses the dense ranking with BM25 keyword ranking by reciprocal rank
     fusion: (1 - keyword_weight) / (rrf_k + dense rank) + keyword_weight / (rrf_k + bm25 rank).
+    `probes` trades recall for speed once a knowledge base is big enough for approximate search.
     """
 
     query: str | None = None
@@ -32,6 +34,7 @@ class SearchRequest:
     mode: str = "dense"
     keyword_weight: float = 0.5
     rrf_k: int = 60
+    probes: int | None = None
     where: Filter | None = field(init=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +57,8 @@ class SearchRequest:
             _fail("keyword_weight", "keyword_weight must be between 0 and 1")
         if not 1 <= self.rrf_k <= 1000:
             _fail("rrf_k", "rrf_k must be between 1 and 1000")
+        if self.probes is not None and not 1 <= self.probes <= MAX_PROBES:
+            _fail("probes", f"probes must be between 1 and {MAX_PROBES}")
         if self.filter is not None:
             object.__setattr__(self, "where", parse_filter(self.filter))
 

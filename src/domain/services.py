@@ -20,7 +20,13 @@ from domain.model import (
     validate_metadata,
     validate_name,
 )
-from domain.ports import DocumentRepository, Embedder, KeywordIndexFactory, VectorIndexFactory
+from domain.ports import (
+    DocumentRepository,
+    Embedder,
+    IndexInfo,
+    KeywordIndexFactory,
+    VectorIndexFactory,
+)
 from domain.ranking import Ranker, SearchRequest
 
 __all__ = ["Clock", "KnowledgeBaseInfo", "KnowledgeBaseService", "new_document_id", "utc_now"]
@@ -33,10 +39,11 @@ MAX_BATCH_QUERIES = 64
 
 @dataclass(frozen=True)
 class KnowledgeBaseInfo:
-    """A knowledge base with its live counts."""
+    """A knowledge base with its live counts and what its vector index is like now."""
 
     knowledge_base: KnowledgeBase
     stats: KnowledgeBaseStats
+    index: IndexInfo
 
 
 class KnowledgeBaseService(DocumentUseCases):
@@ -113,11 +120,11 @@ class KnowledgeBaseService(DocumentUseCases):
 
     def get_knowledge_base(self, name: str) -> KnowledgeBaseInfo:
         kb = self._repository.get_knowledge_base(name)
-        return KnowledgeBaseInfo(kb, self._repository.stats(name))
+        return self._info(kb)
 
     def list_knowledge_bases(self, limit: int = 100, cursor: str | None = None) -> Page:
         found = self._repository.list_knowledge_bases(limit + 1, decode_cursor(cursor))
-        items = [KnowledgeBaseInfo(kb, self._repository.stats(kb.name)) for kb in found[:limit]]
+        items = [self._info(kb) for kb in found[:limit]]
         more = len(found) > limit
         return Page(items, encode_cursor(found[limit - 1].name) if more else None)
 
@@ -138,7 +145,11 @@ class KnowledgeBaseService(DocumentUseCases):
                 changes["metadata"] = validate_metadata(metadata)
             kb = replace(kb, **changes)
             self._repository.update_knowledge_base(kb)
-            return KnowledgeBaseInfo(kb, self._repository.stats(kb_name))
+            return self._info(kb)
+
+    def _info(self, kb: KnowledgeBase) -> KnowledgeBaseInfo:
+        index = self._catalog.slot(kb.name).index.describe()
+        return KnowledgeBaseInfo(kb, self._repository.stats(kb.name), index)
 
     def delete_knowledge_base(self, name: str) -> None:
         """Remove a knowledge base with all its documents and vectors."""

@@ -55,14 +55,18 @@ def register_error_handlers(app: Flask) -> None:
         message = data.get("message") or "malformed request: the body must be a JSON object"
         return error_body(422, message, errors), 422
 
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
+        # Replaces flask-smorest's handler, which drops the headers an error carries, such as
+        # the Allow header every 405 must have.
+        code = error.code or 500
+        data = getattr(error, "data", None) or {}
+        errors = data.get("messages") or data.get("errors")
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        return error_body(code, data.get("message") or error.description, errors), code, headers
+
     @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
-        if isinstance(error, HTTPException):
-            code = error.code or 500
-            data = getattr(error, "data", None) or {}
-            errors = data.get("messages") or data.get("errors")
-            # Keep what the error says besides its body, e.g. the Allow header of a 405.
-            headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-            return error_body(code, data.get("message") or error.description, errors), code, headers
+    def unexpected(error: Exception) -> tuple[dict[str, Any], int]:
         log.exception("unhandled error")
-        return error_body(500, "internal error; see the service log"), 500, {}
+        return error_body(500, "internal error; see the service log"), 500

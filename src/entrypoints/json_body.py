@@ -8,7 +8,6 @@ from typing import Any
 import flask
 import flask_smorest
 from flask_smorest import abort
-from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 
@@ -44,10 +43,11 @@ class StrictJsonParser(FlaskParser):
     """webargs' Flask parser, with strict parsing and no silent dropping of non-JSON bodies."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
+        # Every operation that reads a JSON body requires one: an empty body is not "{}".
+        if not req.get_data(cache=True):
+            abort(422, message="this request needs a JSON body")
         if not is_json_request(req):
-            if req.get_data(cache=True):
-                abort(422, message="send the body as JSON with Content-Type: application/json")
-            return core.missing
+            abort(422, message="send the body as JSON with Content-Type: application/json")
         return strict_loads(req.get_data(cache=True))
 
 

@@ -64,6 +64,11 @@ class KnowledgeBaseUpdateSchema(ma.Schema):
     metadata = Metadata()
 
 
+class IndexInfoSchema(ma.Schema):
+    type = fields.String(metadata={"description": "flat (exact) or an approximate index type"})
+    memory_bytes = fields.Integer(metadata={"description": "approximate RAM held by the index"})
+
+
 class KnowledgeBaseSchema(ma.Schema):
     name = fields.String()
     description = fields.String()
@@ -75,6 +80,7 @@ class KnowledgeBaseSchema(ma.Schema):
     chunk_overlap = fields.Integer()
     document_count = fields.Integer()
     chunk_count = fields.Integer()
+    index = fields.Nested(IndexInfoSchema)
 
 
 class PageArgsSchema(ma.Schema):
@@ -202,6 +208,11 @@ class SearchSchema(ma.Schema):
         load_default=60,
         validate=validate.Range(min=1, max=1000),
         metadata={"description": "hybrid only: k of reciprocal rank fusion, 1/(k + rank)"},
+    )
+    probes = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=4096),
+        metadata={"description": "approximate indexes only: more probes, better recall, slower"},
     )
     diversity = fields.Float(
         load_default=0.0,

@@ -80,7 +80,12 @@ def test_a_request_without_a_key_gets_401(client, method, rule, expect_error):
 @pytest.mark.parametrize(("method", "rule"), GUARDED, ids=ids)
 @pytest.mark.parametrize(
     "headers",
-    [bearer("wrong-key"), {"X-API-Key": "wrong-key"}, bearer(ADMIN + "x"), {"Authorization": ADMIN}],
+    [
+        bearer("wrong-key"),
+        {"X-API-Key": "wrong-key"},
+        bearer(ADMIN + "x"),
+        {"Authorization": ADMIN},
+    ],
     ids=["bearer", "x-api-key", "prefix", "no-scheme"],
 )
 def test_a_wrong_key_gets_401(client, method, rule, headers, expect_error):

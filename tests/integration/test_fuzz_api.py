@@ -14,7 +14,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
 from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings
@@ -76,7 +76,22 @@ def _close_app():
 def test_the_api_survives_fuzzing_and_answers_as_documented(case):
     seed_known_state()
     sent[case.operation.label] += 1
-    case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(headers=AUTH, excluded_checks=excluded(case))
+
+
+def excluded(case):
+    """Checks that cannot hold here, each for a reason the schema cannot express.
+
+    positive_data_acceptance: a schema-valid request can still be refused on purpose, with a
+    4xx naming why: an opaque `cursor` that the service did not issue, a `filter` query string
+    that is not JSON, a name that is taken, a limit from KB_* settings.
+    allow_header_conformance on /documents/delete: that path is also the document path for a
+    document whose id is "delete", so OPTIONS truthfully lists GET/PUT/PATCH/DELETE as well.
+    """
+    checks = [positive_data_acceptance]
+    if case.operation.path.endswith("/documents/delete"):
+        checks.append(allow_header_conformance)
+    return checks
 
 
 def test_the_fuzzing_sent_at_least_a_thousand_requests_across_every_operation():
@@ -84,3 +99,4 @@ def test_the_fuzzing_sent_at_least_a_thousand_requests_across_every_operation():
     if set(sent) != operations:
         pytest.skip("runs after the whole fuzzing test above")
     assert sum(sent.values()) >= MINIMUM_REQUESTS, sent
+    print(f"fuzzing sent {sum(sent.values())} requests over {len(sent)} operations")

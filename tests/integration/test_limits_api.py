@@ -27,6 +27,7 @@ def limited(make_app):
     return client
 
 
+FIVE = metadata(5)
 REFUSED = [
     ("post", f"{KBS}/kb/documents", {"documents": [{"text": "x"}] * 4}, 422,
      "KB_MAX_BATCH_DOCUMENTS is 3"),
@@ -34,7 +35,7 @@ REFUSED = [
     ("put", f"{KBS}/kb/documents/d", {"text": "x" * 51}, 422, "KB_MAX_TEXT_CHARS is 50"),
     ("post", f"{KBS}/kb/documents", {"text": "x", "metadata": metadata(5)}, 422,
      "KB_MAX_METADATA_KEYS is 4"),
-    ("post", f"{KBS}/kb/documents", {"documents": [{"text": "x"}, {"text": "y", "metadata": metadata(5)}]},
+    ("post", f"{KBS}/kb/documents", {"documents": [{"text": "x"}, {"text": "y", "metadata": FIVE}]},
      422, "KB_MAX_METADATA_KEYS is 4"),
     ("put", f"{KBS}/kb/documents/d", {"text": "x", "metadata": metadata(5)}, 422,
      "KB_MAX_METADATA_KEYS is 4"),
@@ -78,9 +79,7 @@ def test_the_field_over_the_limit_is_named_in_errors(limited, expect_error):
     assert body["errors"] == {"documents": {"1": {"metadata": ["KB_MAX_METADATA_KEYS is 4"]}}}
 
 
-def test_the_number_of_knowledge_bases_is_capped_and_a_deletion_frees_a_slot(
-    limited, expect_error
-):
+def test_the_number_of_knowledge_bases_is_capped_and_a_deletion_frees_a_slot(limited, expect_error):
     assert limited.post(KBS, json={"name": "second"}).status_code == 201
     refusal = expect_error(limited.post(KBS, json={"name": "third"}), 409)
     assert "KB_MAX_KNOWLEDGE_BASES is 2" in refusal["message"]

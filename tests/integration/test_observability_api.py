@@ -68,7 +68,7 @@ def test_documents_and_chunks_per_knowledge_base_are_read_at_scrape_time(
 
 
 @pytest.mark.model
-def test_model_batches_are_measured_through_the_coalescer(make_app, monkeypatch):
+def test_model_batches_are_measured_through_the_coalescer():
     from entrypoints.app import close_app, create_app
     from entrypoints.settings import Settings
     from model_folder import l6_folder
@@ -78,7 +78,8 @@ def test_model_batches_are_measured_through_the_coalescer(make_app, monkeypatch)
         client = app.test_client()
         client.post("/v1/knowledge-bases", json={"name": "kb"})
         docs = [{"text": f"sentence number {i}"} for i in range(5)]
-        assert client.post("/v1/knowledge-bases/kb/documents", json={"documents": docs}).status_code == 201
+        added = client.post("/v1/knowledge-bases/kb/documents", json={"documents": docs})
+        assert added.status_code == 201
         assert samples(client, "kb_model_batch_size_sum")[frozenset()] >= 5
         assert samples(client, "kb_model_batch_size_count")[frozenset()] >= 1
         assert samples(client, "kb_model_encode_seconds_sum")[frozenset()] > 0
@@ -92,7 +93,7 @@ def test_a_client_request_id_is_echoed_and_a_missing_or_unsafe_one_is_generated(
     )
     generated = client.get("/healthz").headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
-    for unsafe in ("x" * 200, "has space", "quote\"d"):
+    for unsafe in ("x" * 200, "has space", 'quote"d'):
         echoed = client.get("/healthz", headers={"X-Request-ID": unsafe}).headers["X-Request-ID"]
         assert re.fullmatch(r"[0-9a-f]{32}", echoed)
 
@@ -145,7 +146,8 @@ def test_cors_is_off_by_default(client):
 
 
 def test_cors_allows_only_the_configured_origins_even_before_a_key_is_checked(make_app):
-    client = make_app(cors_origins="https://app.example, https://b.example", api_keys="k").test_client()
+    origins = "https://app.example, https://b.example"
+    client = make_app(cors_origins=origins, api_keys="k").test_client()
     preflight = client.options(
         "/v1/knowledge-bases/kb/search",
         headers={

@@ -39,6 +39,7 @@ def kb_body(info: KnowledgeBaseInfo) -> dict[str, Any]:
         "chunk_overlap": kb.chunk_overlap,
         "document_count": info.stats.document_count,
         "chunk_count": info.stats.chunk_count,
+        "index": {"type": info.index.kind, "memory_bytes": info.index.memory_bytes},
     }
 
 

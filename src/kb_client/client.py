@@ -1,0 +1,265 @@
+"""KBClient: one method per kb-service endpoint, plus paging and batching helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any, cast
+
+from kb_client.models import (
+    AddedDocument,
+    Chunking,
+    DeleteResult,
+    Document,
+    Filter,
+    Hit,
+    Info,
+    KnowledgeBase,
+    Metadata,
+    Mode,
+    NewDocument,
+    Page,
+    SearchQuery,
+)
+from kb_client.transport import Transport, segment
+
+KNOWLEDGE_BASES = "/v1/knowledge-bases"
+
+
+def _without_none(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+class KBClient:
+    """A kb-service at `url`; `api_key` is sent as `Authorization: Bearer <key>`.
+
+    Calls raise `kb_client.KBError` subclasses (`NotFound`, `Conflict`, `Invalid`, ...).
+    429 and 503 answers are retried with exponential backoff, and so are connection errors
+    of calls that are safe to repeat. Use it as a context manager, or call `close()`.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 120.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        transport: Transport | None = None,
+    ) -> None:
+        self.transport = transport or Transport(
+            url, api_key, timeout=timeout, retries=retries, backoff=backoff
+        )
+
+    def __enter__(self) -> KBClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    @property
+    def url(self) -> str:
+        return self.transport.url
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.transport.request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    # Knowledge bases
+
+    def create_knowledge_base(
+        self,
+        name: str,
+        description: str | None = None,
+        metadata: Metadata | None = None,
+        *,
+        chunking: Chunking | None = None,
+        chunk_overlap: int | None = None,
+    ) -> KnowledgeBase:
+        body = _without_none(
+            name=name,
+            description=description,
+            metadata=metadata,
+            chunking=chunking,
+            chunk_overlap=chunk_overlap,
+        )
+        return cast(KnowledgeBase, self._call("POST", KNOWLEDGE_BASES, json=body))
+
+    def get_knowledge_base(self, name: str) -> KnowledgeBase:
+        return cast(KnowledgeBase, self._call("GET", _kb(name)))
+
+    def list_knowledge_bases(self, limit: int = 100, cursor: str | None = None) -> Page:
+        params = _without_none(limit=limit, cursor=cursor)
+        return cast(Page, self._call("GET", KNOWLEDGE_BASES, params=params))
+
+    def iter_knowledge_bases(self, page_size: int = 100) -> Iterator[KnowledgeBase]:
+        """Every knowledge base by name, following `next_cursor` page by page."""
+        return _pages(lambda cursor: self.list_knowledge_bases(page_size, cursor))
+
+    def update_knowledge_base(
+        self, name: str, description: str | None = None, metadata: Metadata | None = None
+    ) -> KnowledgeBase:
+        body = _without_none(description=description, metadata=metadata)
+        return cast(KnowledgeBase, self._call("PATCH", _kb(name), json=body))
+
+    def delete_knowledge_base(self, name: str) -> None:
+        self._call("DELETE", _kb(name))
+
+    # Documents
+
+    def add_documents(self, kb: str, documents: Iterable[NewDocument]) -> list[AddedDocument]:
+        """Add a batch in one request: all or nothing (`Conflict` if any id exists)."""
+        body = {"documents": list(documents)}
+        return cast(list[AddedDocument], self._call("POST", _docs(kb), json=body)["items"])
+
+    def add_document(
+        self, kb: str, text: str, id: str | None = None, metadata: Metadata | None = None
+    ) -> AddedDocument:
+        document = cast(NewDocument, _without_none(id=id, text=text, metadata=metadata))
+        return self.add_documents(kb, [document])[0]
+
+    def add_documents_batched(
+        self,
+        kb: str,
+        documents: Iterable[NewDocument],
+        batch_size: int = 100,
+        on_batch: Callable[[list[AddedDocument]], None] | None = None,
+    ) -> list[AddedDocument]:
+        """Add any number of documents, `batch_size` per request; each batch is all or nothing."""
+        added: list[AddedDocument] = []
+        iterator = iter(documents)
+        while batch := list(islice(iterator, batch_size)):
+            items = self.add_documents(kb, batch)
+            added.extend(items)
+            if on_batch is not None:
+                on_batch(items)
+        return added
+
+    def get_document(self, kb: str, id: str) -> Document:
+        return cast(Document, self._call("GET", _doc(kb, id)))
+
+    def list_documents(
+        self, kb: str, limit: int = 100, cursor: str | None = None, filter: Filter | None = None
+    ) -> Page:
+        params = _without_none(limit=limit, cursor=cursor, filter=_json(filter))
+        return cast(Page, self._call("GET", _docs(kb), params=params))
+
+    def iter_documents(
+        self, kb: str, filter: Filter | None = None, page_size: int = 100
+    ) -> Iterator[Document]:
+        """Every document by id (optionally filtered), following `next_cursor`."""
+        return _pages(lambda cursor: self.list_documents(kb, page_size, cursor, filter))
+
+    def upsert_document(
+        self, kb: str, id: str, text: str, metadata: Metadata | None = None
+    ) -> tuple[Document, bool]:
+        """Create or replace a document; returns it and whether it was created."""
+        body = _without_none(text=text, metadata=metadata)
+        response = self.transport.request("PUT", _doc(kb, id), json=body)
+        return cast(Document, response.json()), response.status_code == 201
+
+    def update_document_metadata(self, kb: str, id: str, metadata: Metadata) -> Document:
+        """Replace a document's metadata; its text is not re-embedded."""
+        body = {"metadata": metadata}
+        return cast(Document, self._call("PATCH", _doc(kb, id), json=body))
+
+    def delete_document(self, kb: str, id: str) -> None:
+        self._call("DELETE", _doc(kb, id))
+
+    def delete_documents(
+        self,
+        kb: str,
+        ids: Iterable[str] | None = None,
+        filter: Filter | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> DeleteResult:
+        """Delete by ids and/or a metadata filter; `dry_run` only reports what would go."""
+        body = _without_none(ids=None if ids is None else list(ids), filter=filter)
+        body["dry_run"] = dry_run
+        # Deleting the same ids or filter twice leaves the same state: safe to retry.
+        path = _docs(kb) + "/delete"
+        return cast(DeleteResult, self._call("POST", path, json=body, idempotent=True))
+
+    # Search
+
+    def search(
+        self,
+        kb: str,
+        query: str | None = None,
+        *,
+        document_id: str | None = None,
+        vector: list[float] | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        filter: Filter | None = None,
+        mode: Mode | None = None,
+        diversity: float | None = None,
+        keyword_weight: float | None = None,
+        rrf_k: int | None = None,
+    ) -> list[Hit]:
+        """Documents most like a text, an existing document or a vector, best first."""
+        body = _without_none(
+            query=query,
+            document_id=document_id,
+            vector=vector,
+            top_k=top_k,
+            min_score=min_score,
+            filter=filter,
+            mode=mode,
+            diversity=diversity,
+            keyword_weight=keyword_weight,
+            rrf_k=rrf_k,
+        )
+        path = _kb(kb) + "/search"
+        return cast(list[Hit], self._call("POST", path, json=body, idempotent=True)["hits"])
+
+    def search_batch(self, kb: str, queries: Iterable[SearchQuery]) -> list[list[Hit]]:
+        """Up to 64 searches in one request; one list of hits per query, in order."""
+        path = _kb(kb) + "/search/batch"
+        body = {"queries": list(queries)}
+        results = self._call("POST", path, json=body, idempotent=True)["results"]
+        return [cast(list[Hit], result["hits"]) for result in results]
+
+    # Service
+
+    def info(self) -> Info:
+        return cast(Info, self._call("GET", "/v1/info"))
+
+    def health(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", "/healthz"))
+
+    def ready(self) -> dict[str, Any]:
+        """/readyz; raises `ServiceUnavailable` (after retries) while the service is loading."""
+        return cast(dict[str, Any], self._call("GET", "/readyz"))
+
+
+def _kb(name: str) -> str:
+    return f"{KNOWLEDGE_BASES}/{segment(name)}"
+
+
+def _docs(kb: str) -> str:
+    return _kb(kb) + "/documents"
+
+
+def _doc(kb: str, id: str) -> str:
+    return f"{_docs(kb)}/{segment(id)}"
+
+
+def _json(value: Filter | None) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _pages(fetch: Callable[[str | None], Page]) -> Iterator[Any]:
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return

@@ -1,0 +1,95 @@
+"""The API's JSON shapes as TypedDicts: what the client's methods take and return."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+Metadata = dict[str, Any]
+Filter = dict[str, Any]
+Chunking = Literal["window", "truncate"]
+Mode = Literal["dense", "hybrid"]
+
+
+class KnowledgeBase(TypedDict):
+    name: str
+    description: str
+    metadata: Metadata
+    created_at: str
+    model: str
+    dimension: int
+    chunking: str
+    chunk_overlap: int
+    document_count: int
+    chunk_count: int
+
+
+class NewDocument(TypedDict):
+    text: str
+    id: NotRequired[str]
+    metadata: NotRequired[Metadata]
+
+
+class AddedDocument(TypedDict):
+    id: str
+    chunks: int
+    truncated: bool
+
+
+class Document(TypedDict):
+    id: str
+    text: str
+    metadata: Metadata
+    created_at: str
+    updated_at: str
+    chunks: int
+    truncated: bool
+
+
+class DeleteResult(TypedDict):
+    deleted: list[str]
+    count: int
+    dry_run: bool
+
+
+class Passage(TypedDict):
+    start: int
+    end: int
+    text: str
+
+
+class Hit(TypedDict):
+    id: str
+    score: float
+    text: str
+    metadata: Metadata
+    passage: Passage
+    fusion_score: NotRequired[float]
+
+
+class SearchQuery(TypedDict, total=False):
+    """One search of a batch: exactly one of query, document_id or vector."""
+
+    query: str
+    document_id: str
+    vector: list[float]
+    top_k: int
+    min_score: float
+    filter: Filter
+    mode: Mode
+    keyword_weight: float
+    rrf_k: int
+    diversity: float
+
+
+class Info(TypedDict):
+    version: str
+    backend: str
+    model: str
+    dimension: int
+    max_seq_length: int
+    window: int
+
+
+class Page(TypedDict):
+    items: list[Any]
+    next_cursor: NotRequired[str | None]
