@@ -11,6 +11,7 @@ from domain.errors import ConflictError, ModelMismatchError
 from domain.keywords import NoKeywordIndex
 from domain.model import KnowledgeBase
 from domain.ports import DocumentRepository, Embedder, KeywordIndexFactory, VectorIndexFactory
+from domain.ranking import Ranker
 
 Clock = Callable[[], datetime]
 
@@ -35,6 +36,7 @@ class KnowledgeBaseAccess:
         self._repository = repository
         self._catalog = Catalog(repository, index_factory, keyword_factory or NoKeywordIndex)
         self._clock = clock
+        self._ranker = Ranker(embedder, repository)
 
     @contextmanager
     def _writing(self, kb_name: str, slot: Slot) -> Iterator[None]:

@@ -21,13 +21,9 @@ from domain.model import (
     validate_name,
 )
 from domain.ports import (
-    DocumentRepository,
-    Embedder,
     IndexInfo,
-    KeywordIndexFactory,
-    VectorIndexFactory,
 )
-from domain.ranking import Ranker, SearchRequest
+from domain.ranking import SearchRequest
 
 __all__ = ["Clock", "KnowledgeBaseInfo", "KnowledgeBaseService", "new_document_id", "utc_now"]
 
@@ -51,19 +47,10 @@ class KnowledgeBaseService(DocumentUseCases):
 
     Thread-safe: embedding happens outside any lock; each knowledge base lets searches run
     together and gives writes exclusive access, so the index and the repository agree.
-    """
 
-    def __init__(
-        self,
-        embedder: Embedder,
-        repository: DocumentRepository,
-        index_factory: VectorIndexFactory,
-        keyword_factory: KeywordIndexFactory | None = None,
-        clock: Clock = utc_now,
-    ) -> None:
-        """`keyword_factory` enables hybrid (keyword + meaning) search; without it only dense."""
-        super().__init__(embedder, repository, index_factory, keyword_factory, clock)
-        self._ranker = Ranker(embedder, repository)
+    Build it with `KnowledgeBaseService(embedder, repository, index_factory, keyword_factory)`;
+    `keyword_factory` enables hybrid (keyword + meaning) search, without it only dense.
+    """
 
     def load(self) -> int:
         """Build every knowledge base's index from the repository; return how many."""

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from domain.ports import DocumentRepository, Embedder
 from entrypoints import metrics
 from entrypoints.auth import install_auth
-from entrypoints.blueprints import documents, knowledge_bases, search, system
+from entrypoints.blueprints import documents, knowledge_bases, search, system, web
 from entrypoints.blueprints import metrics as metrics_page
 from entrypoints.container import Container
 from entrypoints.cors import install_cors
@@ -74,6 +74,7 @@ def create_app(
         metrics_page.blp,
     ):
         api.register_blueprint(blueprint)
+    app.register_blueprint(web.blp)
     register_error_handlers(app)
     _serve_docs_assets(app)
     install_request_log(app, observed)

@@ -73,7 +73,7 @@ class Transport:
 
     def delay(self, attempt: int, hint: float | None = None) -> float:
         """Exponential backoff with jitter; the service's Retry-After wins when it says more."""
-        base = min(self.max_backoff, self.backoff * 2**attempt)
+        base = min(self.max_backoff, self.backoff * 2.0**attempt)
         jittered = base / 2 + random.uniform(0, base / 2)
         return min(self.max_backoff, max(jittered, hint or 0.0))
 
