@@ -39,6 +39,15 @@ class _Shelf:
             self.owners[chunk.id] = document.id
         self.chunk_count += len(document.chunks)
 
+    def put_all(self, documents: list[Document]) -> None:
+        """Add many new documents at once (loading at start): one sort instead of many inserts."""
+        for document in documents:
+            self.documents[document.id] = document
+            for chunk in document.chunks:
+                self.owners[chunk.id] = document.id
+            self.chunk_count += len(document.chunks)
+        self.ordered_ids = sorted(self.documents)
+
     def drop(self, document_id: str) -> Document:
         document = self.documents.pop(document_id)
         del self.ordered_ids[bisect.bisect_left(self.ordered_ids, document_id)]

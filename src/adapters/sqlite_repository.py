@@ -57,13 +57,17 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):
             super().add_knowledge_base(_kb_from_row(row))
         chunks: dict[tuple[str, str], list[Chunk]] = {}
-        query = "SELECT id, kb, document_id, start, stop FROM chunks ORDER BY kb, document_id, id"
+        # Rowid order is chunk id order: a plain table scan, no index walk, no sort.
+        query = "SELECT id, kb, document_id, start, stop FROM chunks"
         for cid, kb, doc_id, start, stop in self._db.execute(query):
             chunks.setdefault((kb, doc_id), []).append(Chunk(cid, Span(start, stop)))
+        loaded: dict[str, list[Document]] = {}
         for row in self._db.execute("SELECT * FROM documents"):
             key = (row["kb"], row["id"])
             document = _document_from_row(row, tuple(chunks.pop(key, [])))
-            self._shelf(row["kb"]).put(document)
+            loaded.setdefault(row["kb"], []).append(document)
+        for kb, documents in loaded.items():
+            self._shelf(kb).put_all(documents)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
         self._next_id = int(top) + 1
 
@@ -140,9 +144,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
         with self._lock:
             dimension = self._shelf(kb).kb.dimension
-            rows = self._db.execute(
-                "SELECT id, vector FROM chunks WHERE kb = ? ORDER BY id", (kb,)
-            ).fetchall()
+            # "+kb" keeps SQLite off the (kb, document_id) index: a rowid-order scan, no sort.
+            rows = self._db.execute("SELECT id, vector FROM chunks WHERE +kb = ?", (kb,)).fetchall()
         labels = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
         return labels, matrix.reshape(len(rows), dimension).copy()

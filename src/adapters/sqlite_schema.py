@@ -62,6 +62,9 @@ def open_database(path: Path) -> tuple[sqlite3.Connection, IO[bytes]]:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
         _check_identity(db, path)
+        # 8 KiB pages hold five 1.5 KB vectors where 4 KiB pages hold two: a fifth less disk.
+        # Only a new, empty file takes it (before WAL mode is set).
+        db.execute("PRAGMA page_size = 8192")
         db.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit is on disk before the HTTP response acknowledges the write.
         db.execute("PRAGMA synchronous = FULL")
