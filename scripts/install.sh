@@ -32,6 +32,17 @@ case "$MODE" in
                 echo "note: 'sudo apt-get install wordnet-base' enables the benchmark tests" >&2
             fi
         fi
+        # Headless Chromium and its driver for the browser tests (tests/integration/test_browser.py).
+        if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                # A fresh machine may have no package lists yet: fetch them once and try again.
+                export DEBIAN_FRONTEND=noninteractive
+                apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+                    || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+            else
+                echo "note: 'sudo apt-get install chromium chromium-driver' enables the browser tests" >&2
+            fi
+        fi
         ;;
     --image) "${PIP[@]}" . ;;
     "") "${PIP[@]}" -e . ;;

@@ -1,4 +1,4 @@
-"""A real HTTP server thread around a Flask app, for tests that speak HTTP (client, CLI, browser)."""
+"""A real HTTP server thread around a Flask app, for the client, CLI and browser tests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from werkzeug.serving import make_server
 def serving(app: Flask) -> Iterator[str]:
     """Serve `app` on a free loopback port in a thread; yield its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    # A short poll interval: shutdown() waits for the loop's next poll.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-server", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

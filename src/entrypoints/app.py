@@ -63,6 +63,25 @@ def create_app(
     app.extensions["kb_readiness"] = readiness
     observed = metrics.install_metrics(app, repository)
     container.batch_observer.override(providers.Object(observed.observe_batch))
+    _register_api(app, settings)
+    # before_request hooks run in this order: time and id the request, key, readiness, limits.
+    install_request_log(app, observed)
+    install_cors(app, settings)
+    install_auth(app, settings)
+    _refuse_until_ready(app, readiness)
+    install_limits(app, settings, lambda: _count_knowledge_bases(container.repository()))
+    if background:
+        readiness.start(load, on_load_failure)
+    else:
+        readiness.run(load)
+        if readiness.exception is not None:
+            container.unwire()
+            container.shutdown_resources()
+            raise readiness.exception
+    return app
+
+
+def _register_api(app: Flask, settings: Settings) -> None:
     api = Api(app)
     document_api(api, settings)
     for blueprint in (
@@ -77,27 +96,15 @@ def create_app(
     app.register_blueprint(web.blp)
     register_error_handlers(app)
     _serve_docs_assets(app)
-    install_request_log(app, observed)
-    install_cors(app, settings)
-    install_auth(app, settings)
 
+
+def _refuse_until_ready(app: Flask, readiness: Readiness) -> None:
     @app.before_request
     def refuse_until_ready() -> tuple[dict[str, Any], int, dict[str, str]] | None:
         if readiness.ready.is_set() or request.path.startswith(ALWAYS_ANSWERED):
             return None
         message = readiness.error or "kb-service is starting: the model and data are loading"
         return error_body(503, message), 503, {"Retry-After": "5"}
-
-    install_limits(app, settings, lambda: _count_knowledge_bases(container.repository()))
-    if background:
-        readiness.start(load, on_load_failure)
-    else:
-        readiness.run(load)
-        if readiness.exception is not None:
-            container.unwire()
-            container.shutdown_resources()
-            raise readiness.exception
-    return app
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:

@@ -13,9 +13,11 @@ from entrypoints.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Probes answer orchestrators that hold no key. The docs page and the spec describe the API and
-# hold no data; a browser cannot send a header when it opens /docs, so they stay open too.
-OPEN_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs")
+# Probes answer orchestrators that hold no key. The docs page, the spec and the web page (/ and
+# /web/) are static and hold no data, and a browser cannot send a header when it opens a page:
+# they stay open too, and the pages send the key the user types with every API call.
+OPEN_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs", "/web/")
+OPEN_PAGE = "/"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ADMIN, READ_ONLY = "admin", "read-only"
 
@@ -55,6 +57,10 @@ def is_write() -> bool:
     return request.method in WRITE_METHODS and "/search" not in rule
 
 
+def is_open(path: str) -> bool:
+    return path == OPEN_PAGE or path.startswith(OPEN_PATHS)
+
+
 def install_auth(app: Flask, settings: Settings) -> None:
     keys = KeyRing(settings.admin_keys, settings.read_only_keys)
     if not keys:
@@ -72,7 +78,7 @@ def install_auth(app: Flask, settings: Settings) -> None:
     @app.before_request
     def require_key() -> tuple[dict[str, Any], int, dict[str, str]] | None:
         # OPTIONS is the browser's CORS preflight: it never carries a key and changes nothing.
-        if request.method == "OPTIONS" or request.path.startswith(OPEN_PATHS):
+        if request.method == "OPTIONS" or is_open(request.path):
             return None
         role = keys.role(presented_key())
         if role is None:

@@ -78,6 +78,8 @@ def create(args: argparse.Namespace) -> int:
 
 def list_knowledge_bases(args: argparse.Namespace) -> int:
     table = Table("name", "documents", "chunks", "model", "description")
+    for column in table.columns[1:3]:
+        column.justify = "right"
     with client_of(args) as client:
         for kb in client.iter_knowledge_bases():
             table.add_row(
@@ -112,16 +114,21 @@ def search(args: argparse.Namespace) -> int:
 
 
 def hits_table(hits: list[Hit]) -> Table:
-    table = Table("#", "score", "id", "passage", "metadata")
+    with_metadata = any(hit["metadata"] for hit in hits)
+    table = Table("#", "score", "id", "passage", *(["metadata"] if with_metadata else []))
+    for column in table.columns[:2]:
+        column.justify = "right"
     for rank, hit in enumerate(hits, start=1):
         passage = " ".join(hit["passage"]["text"].split())
-        table.add_row(
+        cells = [
             str(rank),
             f"{hit['score']:.4f}",
             hit["id"],
             passage if len(passage) <= 200 else passage[:199] + "…",
-            json.dumps(hit["metadata"], ensure_ascii=False) if hit["metadata"] else "",
-        )
+        ]
+        if with_metadata:
+            cells.append(json.dumps(hit["metadata"], ensure_ascii=False))
+        table.add_row(*cells)
     return table
 
 
@@ -161,9 +168,10 @@ def import_(args: argparse.Namespace) -> int:
             client, args.kb, documents, args.batch_size, console, not args.no_progress
         )
     rate = report.added / report.seconds if report.seconds else 0.0
-    console.print(
+    print(
         f"imported {report.added} documents into {args.kb} "
-        f"({report.skipped} already there, skipped) in {report.seconds:.1f} s, {rate:.1f} docs/s"
+        f"({report.skipped} already there, skipped) in {report.seconds:.1f} s, {rate:.1f} docs/s",
+        file=sys.stderr,
     )
     return 0
 

@@ -22,9 +22,8 @@ from kb_client.models import (
     Page,
     SearchQuery,
 )
-from kb_client.transport import Transport, segment
-
-KNOWLEDGE_BASES = "/v1/knowledge-bases"
+from kb_client.paths import KNOWLEDGE_BASES, document_path, documents_path, kb_path
+from kb_client.transport import Transport
 
 
 def _without_none(**fields: Any) -> dict[str, Any]:
@@ -91,7 +90,7 @@ class KBClient:
         return cast(KnowledgeBase, self._call("POST", KNOWLEDGE_BASES, json=body))
 
     def get_knowledge_base(self, name: str) -> KnowledgeBase:
-        return cast(KnowledgeBase, self._call("GET", _kb(name)))
+        return cast(KnowledgeBase, self._call("GET", kb_path(name)))
 
     def list_knowledge_bases(self, limit: int = 100, cursor: str | None = None) -> Page:
         params = _without_none(limit=limit, cursor=cursor)
@@ -105,17 +104,17 @@ class KBClient:
         self, name: str, description: str | None = None, metadata: Metadata | None = None
     ) -> KnowledgeBase:
         body = _without_none(description=description, metadata=metadata)
-        return cast(KnowledgeBase, self._call("PATCH", _kb(name), json=body))
+        return cast(KnowledgeBase, self._call("PATCH", kb_path(name), json=body))
 
     def delete_knowledge_base(self, name: str) -> None:
-        self._call("DELETE", _kb(name))
+        self._call("DELETE", kb_path(name))
 
     # Documents
 
     def add_documents(self, kb: str, documents: Iterable[NewDocument]) -> list[AddedDocument]:
         """Add a batch in one request: all or nothing (`Conflict` if any id exists)."""
         body = {"documents": list(documents)}
-        return cast(list[AddedDocument], self._call("POST", _docs(kb), json=body)["items"])
+        return cast(list[AddedDocument], self._call("POST", documents_path(kb), json=body)["items"])
 
     def add_document(
         self, kb: str, text: str, id: str | None = None, metadata: Metadata | None = None
@@ -141,13 +140,13 @@ class KBClient:
         return added
 
     def get_document(self, kb: str, id: str) -> Document:
-        return cast(Document, self._call("GET", _doc(kb, id)))
+        return cast(Document, self._call("GET", document_path(kb, id)))
 
     def list_documents(
         self, kb: str, limit: int = 100, cursor: str | None = None, filter: Filter | None = None
     ) -> Page:
         params = _without_none(limit=limit, cursor=cursor, filter=_json(filter))
-        return cast(Page, self._call("GET", _docs(kb), params=params))
+        return cast(Page, self._call("GET", documents_path(kb), params=params))
 
     def iter_documents(
         self, kb: str, filter: Filter | None = None, page_size: int = 100
@@ -160,16 +159,16 @@ class KBClient:
     ) -> tuple[Document, bool]:
         """Create or replace a document; returns it and whether it was created."""
         body = _without_none(text=text, metadata=metadata)
-        response = self.transport.request("PUT", _doc(kb, id), json=body)
+        response = self.transport.request("PUT", document_path(kb, id), json=body)
         return cast(Document, response.json()), response.status_code == 201
 
     def update_document_metadata(self, kb: str, id: str, metadata: Metadata) -> Document:
         """Replace a document's metadata; its text is not re-embedded."""
         body = {"metadata": metadata}
-        return cast(Document, self._call("PATCH", _doc(kb, id), json=body))
+        return cast(Document, self._call("PATCH", document_path(kb, id), json=body))
 
     def delete_document(self, kb: str, id: str) -> None:
-        self._call("DELETE", _doc(kb, id))
+        self._call("DELETE", document_path(kb, id))
 
     def delete_documents(
         self,
@@ -183,7 +182,7 @@ class KBClient:
         body = _without_none(ids=None if ids is None else list(ids), filter=filter)
         body["dry_run"] = dry_run
         # Deleting the same ids or filter twice leaves the same state: safe to retry.
-        path = _docs(kb) + "/delete"
+        path = documents_path(kb) + "/delete"
         return cast(DeleteResult, self._call("POST", path, json=body, idempotent=True))
 
     # Search
@@ -216,12 +215,12 @@ class KBClient:
             keyword_weight=keyword_weight,
             rrf_k=rrf_k,
         )
-        path = _kb(kb) + "/search"
+        path = kb_path(kb) + "/search"
         return cast(list[Hit], self._call("POST", path, json=body, idempotent=True)["hits"])
 
     def search_batch(self, kb: str, queries: Iterable[SearchQuery]) -> list[list[Hit]]:
         """Up to 64 searches in one request; one list of hits per query, in order."""
-        path = _kb(kb) + "/search/batch"
+        path = kb_path(kb) + "/search/batch"
         body = {"queries": list(queries)}
         results = self._call("POST", path, json=body, idempotent=True)["results"]
         return [cast(list[Hit], result["hits"]) for result in results]
@@ -237,18 +236,6 @@ class KBClient:
     def ready(self) -> dict[str, Any]:
         """/readyz; raises `ServiceUnavailable` (after retries) while the service is loading."""
         return cast(dict[str, Any], self._call("GET", "/readyz"))
-
-
-def _kb(name: str) -> str:
-    return f"{KNOWLEDGE_BASES}/{segment(name)}"
-
-
-def _docs(kb: str) -> str:
-    return _kb(kb) + "/documents"
-
-
-def _doc(kb: str, id: str) -> str:
-    return f"{_docs(kb)}/{segment(id)}"
 
 
 def _json(value: Filter | None) -> str | None:

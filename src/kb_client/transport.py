@@ -7,7 +7,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -15,13 +14,6 @@ from urllib3.exceptions import NewConnectionError
 from kb_client.errors import KBConnectionError, KBError, error_for
 
 RETRY_STATUSES = frozenset({429, 503})
-
-
-def segment(value: str) -> str:
-    """One URL path segment: "/", "?", "#" and "%" escaped, and "." / ".." kept literal."""
-    quoted = quote(value, safe="")
-    # A bare "." or ".." segment would be folded away by URL normalisation.
-    return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

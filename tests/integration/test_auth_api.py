@@ -14,8 +14,17 @@ from fakes import FakeEmbedder
 
 ADMIN, SECOND_ADMIN, READER = "admin-key-0123456789", "admin-key-second", "reader-key-0123456789"
 KEYS = {"api_keys": f"{ADMIN}, {SECOND_ADMIN}", "read_only_api_keys": READER}
-OPEN = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:filename>"}
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/docs/assets/<path:filename>",
+    "/",
+    "/web/<path:filename>",
+}
 SAMPLE = {"kb": "kb", "document_id": "doc", "filename": "swagger-ui.css"}
+OPEN_FILES = {"/docs/assets/<path:filename>": "swagger-ui.css", "/web/<path:filename>": "app.js"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -113,8 +122,13 @@ def test_an_admin_key_passes_everywhere(client, method, rule, headers):
 
 
 @pytest.mark.parametrize("rule", sorted(OPEN))
-def test_probes_and_docs_answer_without_a_key(client, rule):
-    assert call(client, "GET", rule, {}).status_code == 200
+def test_probes_docs_and_pages_answer_without_a_key(client, rule):
+    path = re.sub(r"<path:filename>", OPEN_FILES.get(rule, ""), rule)
+    assert client.get(path).status_code == 200
+
+
+def test_the_open_routes_are_all_in_the_url_map():
+    assert OPEN.issubset(rule for _, rule in ROUTES)
 
 
 def test_the_openapi_document_declares_both_schemes_and_exempts_the_probes(client):

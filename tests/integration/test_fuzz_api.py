@@ -61,7 +61,10 @@ def flatmap_case(context, case):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _close_app():
+def _wired_app():
+    # Wiring is process-global: apps other tests built (and closed) since this module was
+    # collected have rewired or unwired the blueprints, so point them back at this app.
+    app.extensions["kb_container"].wire()
     yield
     close_app(app)
 

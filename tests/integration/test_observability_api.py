@@ -164,3 +164,23 @@ def test_cors_allows_only_the_configured_origins_even_before_a_key_is_checked(ma
     assert "X-Request-ID" in allowed.headers["Access-Control-Expose-Headers"]
     other = client.get("/v1/info", headers={"Origin": "https://evil.example", "X-API-Key": "k"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_the_coalescer_tells_its_observer_the_size_and_time_of_each_model_call():
+    import numpy as np
+
+    from adapters.coalescer import Coalescer
+
+    seen: list[tuple[int, float]] = []
+    coalescer = Coalescer(
+        lambda texts: np.ones((len(texts), 4), np.float32),
+        4,
+        token_budget=3 * 10,
+        max_tokens=10,
+        size=lambda text: 10,
+        observer=lambda size, seconds: seen.append((size, seconds)),
+    )
+    coalescer(["a", "b", "c", "d", "e"])
+
+    assert [size for size, _ in seen] == [3, 2]  # the token budget splits 5 texts into 3 + 2
+    assert all(seconds >= 0 for _, seconds in seen)

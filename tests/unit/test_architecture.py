@@ -54,3 +54,15 @@ def test_the_architecture_check_would_notice_an_outward_import(tmp_path, monkeyp
     (fake_src / "domain" / "leak.py").write_text("from adapters.faiss_index import X\n")
     monkeypatch.setattr(sys.modules[__name__], "SRC", fake_src)
     assert "adapters" in imported_roots("domain")
+
+
+def test_the_client_imports_nothing_of_the_service():
+    service = {"domain", "adapters", "entrypoints"}
+    assert service.isdisjoint(imported_roots("kb_client"))
+
+
+@pytest.mark.parametrize("name", ["cli_commands.py", "cli_import.py", "cli_sources.py"])
+def test_the_client_commands_reach_the_service_only_through_kb_client(name):
+    tree = ast.parse((SRC / "entrypoints" / name).read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not any(m.split(".")[0] in {"domain", "adapters"} for m in modules)

@@ -1,0 +1,26 @@
+"""URL paths of the API, each name and id escaped as one path segment."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+KNOWLEDGE_BASES = "/v1/knowledge-bases"
+
+
+def segment(value: str) -> str:
+    """One URL path segment: "/", "?", "#" and "%" escaped, and "." / ".." kept literal."""
+    quoted = quote(value, safe="")
+    # A bare "." or ".." segment would be folded away by URL normalisation.
+    return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
+
+
+def kb_path(name: str) -> str:
+    return f"{KNOWLEDGE_BASES}/{segment(name)}"
+
+
+def documents_path(kb: str) -> str:
+    return kb_path(kb) + "/documents"
+
+
+def document_path(kb: str, id: str) -> str:
+    return f"{documents_path(kb)}/{segment(id)}"

@@ -1,0 +1,24 @@
+"""docker-compose.yml: the default backend, data on a named volume, a health check."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_serves_port_8000_keeps_data_in_a_named_volume_and_checks_health():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["kb"]
+    assert service["build"] == "."
+    assert service["environment"]["KB_DATA_DIR"] == "/data"
+    assert any(port.endswith("8000:8000") for port in service["ports"])
+    volume, target = service["volumes"][0].split(":")
+    assert target == "/data" and volume in compose["volumes"]
+    assert "/healthz" in " ".join(service["healthcheck"]["test"])
+
+
+def test_the_image_lets_its_user_write_the_data_folder():
+    # A named volume starts as a copy of the image's folder, owner included.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "chown kb /data" in dockerfile and "USER 10001" in dockerfile
