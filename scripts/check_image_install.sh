@@ -15,5 +15,6 @@ from entrypoints.app import create_app
 client = create_app().test_client()
 assert client.get("/healthz").status_code == 200
 assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+assert client.get("/").status_code == 200, "the web page's files are missing from the package"
 print("image install path: ok")
 PY

@@ -1,34 +1,62 @@
-"""FaissVectorIndex: exact inner-product search over unit vectors with FAISS."""
+"""FaissVectorIndex: exact search for small knowledge bases, approximate (IVF) for large ones."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Collection, Sequence
 
 import faiss
 import numpy as np
 
+from adapters import faiss_ivf
 from domain.ports import IndexInfo, Labels, Vectors
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ANN_THRESHOLD = 200_000
+RETRAIN_GROWTH = 4  # retrain the lists when the size is 4x off the size they were trained for
+TRAIN_SEED = 1234
+REPLAY_ROUNDS = 3  # changes made during a build are replayed in rounds outside the mutex ...
+REPLAY_UNDER_LOCK = 16  # ... until this few are left, which are replayed under it
+
+_Change = tuple[Labels, Vectors | None]  # (labels, vectors) added, or (labels, None) removed
 
 
 class FaissVectorIndex:
-    """A flat (exact) FAISS index addressed by int64 chunk labels.
+    """Inner-product search over int64-labelled unit vectors, exact up to `ann_threshold`.
 
-    `IndexIDMap2` keeps our labels instead of FAISS's positions, so removals never shift
-    ids, and can hand stored vectors back (for "more like this" queries).
-    Not synchronised: the domain's per-knowledge-base lock serialises writes.
+    Past `ann_threshold` vectors a background thread trains an IVF index and swaps it in;
+    below half of it, it swaps back to exact search (the gap stops flapping). Searches read
+    `self._current` once and never take a lock, so a rebuild never blocks them. Writers (the
+    domain calls add/remove under its per-knowledge-base write lock) take `self._mutex`,
+    which the builder also holds while it copies vectors out of the live index; changes made
+    while a build runs are recorded and replayed onto the new index before the swap.
     """
 
-    def __init__(self, dimension: int) -> None:
+    def __init__(self, dimension: int, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> None:
+        if ann_threshold < 2:
+            raise ValueError("ann_threshold must be at least 2")
         self._dimension = dimension
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-        self._labels: set[int] = set()
+        self._threshold = ann_threshold
+        self._current = faiss_ivf.new_exact(dimension)
+        self._trained_for = 0
+        self._highest = -1  # labels above every label ever added cannot be in the index
+        self._mutex = threading.Lock()
+        self._changes: list[_Change] | None = None  # recorded while a build runs
+        self._builder: threading.Thread | None = None
+        self._failed_at: int | None = None
 
     @property
     def dimension(self) -> int:
         return self._dimension
 
+    @property
+    def approximate(self) -> bool:
+        return not faiss_ivf.is_exact(self._current)
+
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._current.ntotal)
 
     def add(self, labels: Labels, vectors: Vectors) -> None:
         labels = np.ascontiguousarray(labels, dtype=np.int64)
@@ -37,31 +65,38 @@ class FaissVectorIndex:
             raise ValueError(
                 f"expected ({len(labels)}, {self._dimension}) vectors, got {vectors.shape}"
             )
-        fresh = {int(label) for label in labels}
-        if len(fresh) != len(labels) or fresh & self._labels:
-            raise ValueError("labels must be unique and not yet in the index")
-        if len(labels):
-            self._index.add_with_ids(vectors, labels)
-            self._labels |= fresh
+        if not len(labels):
+            return
+        if len(np.unique(labels)) != len(labels):
+            raise ValueError("labels must be unique")
+        with self._mutex:
+            index = self._current
+            if labels.min() <= self._highest and any(
+                faiss_ivf.contains(index, label) for label in labels
+            ):
+                raise ValueError("labels must not be in the index yet")
+            faiss_ivf.add(index, labels, vectors)
+            self._highest = max(self._highest, int(labels.max()))
+            if self._changes is not None:
+                self._changes.append((labels.copy(), vectors.copy()))
+            self._maybe_rebuild()
 
     def remove(self, labels: Collection[int]) -> int:
-        present = np.array([label for label in labels if label in self._labels], dtype=np.int64)
-        if not len(present):
-            return 0
-        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(present)))
-        self._labels.difference_update(int(label) for label in present)
+        keys = np.fromiter(labels, dtype=np.int64, count=len(labels))
+        with self._mutex:
+            removed = faiss_ivf.remove(self._current, keys)
+            if removed and self._changes is not None:
+                self._changes.append((keys, None))
+            self._maybe_rebuild()
         return removed
 
     def get(self, labels: Sequence[int]) -> Vectors:
-        missing = [label for label in labels if label not in self._labels]
-        if missing:
-            raise KeyError(f"unknown labels {missing[:5]}")
-        rows = [self._index.reconstruct(int(label)) for label in labels]
-        return np.vstack(rows) if rows else np.zeros((0, self._dimension), np.float32)
+        return faiss_ivf.get(self._current, labels)
 
     def describe(self) -> IndexInfo:
-        # Flat storage is the vectors themselves plus the id map (two int64 per vector).
-        return IndexInfo("flat", len(self) * (self._dimension * 4 + 16))
+        index = self._current
+        kind = "flat" if faiss_ivf.is_exact(index) else "ivf"
+        return IndexInfo(kind, faiss_ivf.memory_bytes(index))
 
     def search(
         self,
@@ -70,15 +105,110 @@ class FaissVectorIndex:
         allowed: Collection[int] | None = None,
         probes: int | None = None,
     ) -> list[tuple[int, float]]:
-        k = min(k, len(self))
+        index = self._current  # read once: a swap replaces the reference, never the index
+        k = min(k, int(index.ntotal))
         if k <= 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self._dimension)
-        params = None
-        if allowed is not None:
-            chosen = np.array(sorted(allowed), dtype=np.int64)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(chosen))  # type: ignore[call-arg]
-        scores, found = self._index.search(query, k, params=params)
-        return [
-            (int(label), float(score)) for label, score in zip(found[0], scores[0]) if label != -1
-        ]
+        return faiss_ivf.search(index, query, k, allowed, probes)
+
+    def wait_for_rebuild(self, timeout: float | None = None) -> bool:
+        """Wait for a running rebuild to finish; whether none runs any more (for tests, bench)."""
+        while (builder := self._builder) is not None:
+            builder.join(timeout)
+            if builder.is_alive():
+                return False
+        return True
+
+    # Rebuilding
+
+    def _wanted_lists(self) -> int | None:
+        """The nlist a rebuild should have now, or None when the current index fits."""
+        count = len(self)
+        if not self.approximate:
+            return faiss_ivf.lists_for(count) if count > self._threshold else None
+        if count < self._threshold // 2:
+            return faiss_ivf.EXACT_LISTS
+        if not self._trained_for / RETRAIN_GROWTH <= count <= self._trained_for * RETRAIN_GROWTH:
+            return faiss_ivf.lists_for(count)
+        return None
+
+    def _maybe_rebuild(self) -> None:
+        """Start a rebuild if one is due; the caller holds `self._mutex`."""
+        if self._builder is not None:
+            return
+        nlist = self._wanted_lists()
+        if nlist is None or (self._failed_at is not None and len(self) < 2 * self._failed_at):
+            return
+        self._builder = threading.Thread(
+            target=self._build, args=(nlist,), name="faiss-index-rebuild", daemon=True
+        )
+        self._builder.start()
+
+    def _build(self, nlist: int) -> None:
+        try:
+            self._swap(self._rebuilt(nlist))
+        except Exception:
+            log.exception("rebuilding the vector index (%d lists) failed; keeping the old", nlist)
+            self._failed_at = len(self)
+        finally:
+            with self._mutex:
+                self._changes = None
+                self._builder = None
+                self._maybe_rebuild()  # the size may have crossed a line meanwhile
+
+    def _rebuilt(self, nlist: int) -> faiss.IndexIVFFlat:
+        """A new index holding what the current one held when the recording of changes began."""
+        source = self._current
+        with self._mutex:
+            # The snapshot and the start of the recording are atomic: every change is either
+            # in the snapshot or in the record, never both.
+            labels = faiss_ivf.all_labels(source)
+            self._changes = []
+        nlist = min(nlist, len(labels))
+        if nlist < 2:
+            target = faiss_ivf.new_exact(self._dimension)
+        else:
+            size = min(len(labels), nlist * faiss_ivf.TRAIN_POINTS_PER_LIST)
+            picked = np.random.default_rng(TRAIN_SEED).choice(labels, size, replace=False)
+            with self._mutex:
+                _, sample = faiss_ivf.copy(source, np.sort(picked))
+            target = faiss_ivf.new_approximate(sample, nlist)
+            del sample
+        for start in range(0, len(labels), faiss_ivf.COPY_BATCH):
+            with self._mutex:
+                batch, vectors = faiss_ivf.copy(
+                    source, labels[start : start + faiss_ivf.COPY_BATCH]
+                )
+            faiss_ivf.add(target, batch, vectors)
+        return target
+
+    def _swap(self, target: faiss.IndexIVFFlat) -> None:
+        """Replay the recorded changes onto `target`, the last few under the mutex, and swap."""
+        done = 0
+        for _ in range(REPLAY_ROUNDS):
+            with self._mutex:
+                pending = (self._changes or [])[done:]
+            if len(pending) <= REPLAY_UNDER_LOCK:
+                break
+            _replay(target, pending)
+            done += len(pending)
+        with self._mutex:
+            _replay(target, (self._changes or [])[done:])
+            self._changes = None
+            self._trained_for = int(target.ntotal)
+            self._current = target
+            self._failed_at = None
+        log.info(
+            "vector index now %s over %d vectors",
+            "exact" if faiss_ivf.is_exact(target) else f"IVF with {target.nlist} lists",
+            target.ntotal,
+        )
+
+
+def _replay(target: faiss.IndexIVFFlat, changes: Sequence[_Change]) -> None:
+    for labels, vectors in changes:
+        if vectors is not None:
+            faiss_ivf.add(target, labels, vectors)
+        else:
+            faiss_ivf.remove(target, labels)

@@ -27,7 +27,7 @@ from entrypoints.settings import Settings
 from entrypoints.version import VERSION
 
 DOCS_ASSETS = "/docs/assets/"
-ALWAYS_ANSWERED = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+ALWAYS_ANSWERED = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/web/")
 
 
 def create_app(
@@ -101,7 +101,12 @@ def _register_api(app: Flask, settings: Settings) -> None:
 def _refuse_until_ready(app: Flask, readiness: Readiness) -> None:
     @app.before_request
     def refuse_until_ready() -> tuple[dict[str, Any], int, dict[str, str]] | None:
-        if readiness.ready.is_set() or request.path.startswith(ALWAYS_ANSWERED):
+        # The web page itself loads while starting; its API calls get the 503 and say so.
+        if (
+            readiness.ready.is_set()
+            or request.path == "/"
+            or request.path.startswith(ALWAYS_ANSWERED)
+        ):
             return None
         message = readiness.error or "kb-service is starting: the model and data are loading"
         return error_body(503, message), 503, {"Retry-After": "5"}
