@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,13 +369,42 @@ def raw_model_folder(service: Service) -> str:
     return service.model
 
 
-def load_raw_model(folder: str) -> Any:
-    """SentenceTransformer(folder) on the CPU, in this process, in eval mode."""
-    from sentence_transformers import SentenceTransformer
+class RawModel:
+    """SentenceTransformer(folder) on the CPU, in this process, timed on a thread of its own.
 
-    model = SentenceTransformer(folder, device="cpu")
-    model.eval()
-    return model
+    torch's CPU kernels use libgomp (OpenMP). While a process's OpenMP teams hold no more
+    threads than there are cores, a waiting libgomp thread spins for about 300,000 rounds
+    before it sleeps; once they hold more (two threads that each ran torch code, as in the
+    service, where every gunicorn request thread that runs the model owns a team), it spins
+    only about 1,000. With other processes competing for the 2 cores the long spin is ruinous:
+    measured here under load, one `encode([query])` took ~480 ms in the long-spin regime and
+    20-25 ms in the short one (GOMP_SPINCOUNT=1000 gives the same 20-25 ms). So that the raw
+    model and the service run in the same regime, RawModel runs one encode on the calling
+    thread and every timed encode on a second, dedicated thread, and times it inside that
+    thread. On an idle machine the two regimes time the same.
+    """
+
+    def __init__(self, folder: str) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(folder, device="cpu")
+        self.model.eval()
+        self.model.encode(["warm-up on the calling thread"], normalize_embeddings=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-model")
+        self.timed_encode(["warm-up on the model thread"])
+
+    def timed_encode(self, texts: list[str], batch_size: int = 32) -> tuple[float, Any]:
+        """(seconds, normalised vectors) of `model.encode(texts, batch_size)`, in the thread."""
+        return self._executor.submit(_timed_encode, self.model, texts, batch_size).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _timed_encode(model: Any, texts: list[str], batch_size: int) -> tuple[float, Any]:
+    started = time.perf_counter()
+    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+    return time.perf_counter() - started, vectors
 
 
 # Reporting

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-from adapters import faiss_ivf
+from adapters import faiss_calibration, faiss_ivf
 from domain.ports import IndexInfo, Labels, Vectors
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,9 @@ RETRAIN_GROWTH = 4  # retrain the lists when the size is 4x off the size they we
 TRAIN_SEED = 1234
 REPLAY_ROUNDS = 3  # changes made during a build are replayed in rounds outside the mutex ...
 REPLAY_UNDER_LOCK = 16  # ... until this few are left, which are replayed under it
+
+# One rebuild at a time in the process: each holds a second copy of its vectors while it runs.
+_REBUILDS = threading.Semaphore(1)
 
 _Change = tuple[Labels, Vectors | None]  # (labels, vectors) added, or (labels, None) removed
 
@@ -35,8 +38,8 @@ class FaissVectorIndex:
     """
 
     def __init__(self, dimension: int, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> None:
-        if ann_threshold < 2:
-            raise ValueError("ann_threshold must be at least 2")
+        if ann_threshold < 1:
+            raise ValueError("ann_threshold must be at least 1")
         self._dimension = dimension
         self._threshold = ann_threshold
         self._current = faiss_ivf.new_exact(dimension)
@@ -54,6 +57,20 @@ class FaissVectorIndex:
     @property
     def approximate(self) -> bool:
         return not faiss_ivf.is_exact(self._current)
+
+    @property
+    def lists(self) -> int:
+        """Inverted lists of the current index: 1 while exact."""
+        return int(self._current.nlist)
+
+    @property
+    def probes(self) -> int:
+        """Lists a search probes unless told otherwise: calibrated at each IVF build."""
+        return int(self._current.nprobe)
+
+    @property
+    def rebuilding(self) -> bool:
+        return self._builder is not None
 
     def __len__(self) -> int:
         return int(self._current.ntotal)
@@ -137,19 +154,21 @@ class FaissVectorIndex:
         """Start a rebuild if one is due; the caller holds `self._mutex`."""
         if self._builder is not None:
             return
-        nlist = self._wanted_lists()
-        if nlist is None or (self._failed_at is not None and len(self) < 2 * self._failed_at):
+        if self._wanted_lists() is None:
             return
-        self._builder = threading.Thread(
-            target=self._build, args=(nlist,), name="faiss-index-rebuild", daemon=True
-        )
+        if self._failed_at is not None and len(self) < 2 * self._failed_at:
+            return
+        self._builder = threading.Thread(target=self._build, name="faiss-rebuild", daemon=True)
         self._builder.start()
 
-    def _build(self, nlist: int) -> None:
+    def _build(self) -> None:
         try:
-            self._swap(self._rebuilt(nlist))
+            with _REBUILDS:
+                target = self._rebuilt()
+                if target is not None:
+                    self._swap(target)
         except Exception:
-            log.exception("rebuilding the vector index (%d lists) failed; keeping the old", nlist)
+            log.exception("rebuilding the vector index failed; keeping the current one")
             self._failed_at = len(self)
         finally:
             with self._mutex:
@@ -157,30 +176,48 @@ class FaissVectorIndex:
                 self._builder = None
                 self._maybe_rebuild()  # the size may have crossed a line meanwhile
 
-    def _rebuilt(self, nlist: int) -> faiss.IndexIVFFlat:
+    def _rebuilt(self) -> faiss.IndexIVFFlat | None:
         """A new index holding what the current one held when the recording of changes began."""
         source = self._current
         with self._mutex:
+            wanted = self._wanted_lists()  # again: the size may have moved while we queued
+            if wanted is None:
+                return None
             # The snapshot and the start of the recording are atomic: every change is either
             # in the snapshot or in the record, never both.
             labels = faiss_ivf.all_labels(source)
             self._changes = []
-        nlist = min(nlist, len(labels))
+        nlist = min(wanted, len(labels))
         if nlist < 2:
-            target = faiss_ivf.new_exact(self._dimension)
-        else:
-            size = min(len(labels), nlist * faiss_ivf.TRAIN_POINTS_PER_LIST)
-            picked = np.random.default_rng(TRAIN_SEED).choice(labels, size, replace=False)
-            with self._mutex:
-                _, sample = faiss_ivf.copy(source, np.sort(picked))
-            target = faiss_ivf.new_approximate(sample, nlist)
-            del sample
+            return self._filled(source, faiss_ivf.new_exact(self._dimension), labels, None)
+        rng = np.random.default_rng(TRAIN_SEED)
+        size = min(len(labels), nlist * faiss_ivf.TRAIN_POINTS_PER_LIST)
+        with self._mutex:
+            picked, sample = faiss_ivf.copy(source, np.sort(rng.choice(labels, size, False)))
+        target = faiss_ivf.new_approximate(sample, nlist)
+        chosen = rng.choice(len(picked), min(len(picked), faiss_calibration.QUERIES), False)
+        truth = faiss_calibration.ExactNeighbours(picked[chosen], sample[chosen])
+        del sample
+        target = self._filled(source, target, labels, truth)
+        target.nprobe = faiss_calibration.fewest_probes(target, truth)
+        return target
+
+    def _filled(
+        self,
+        source: faiss.IndexIVFFlat,
+        target: faiss.IndexIVFFlat,
+        labels: Labels,
+        truth: faiss_calibration.ExactNeighbours | None,
+    ) -> faiss.IndexIVFFlat:
+        """`target` with the vectors of `labels` still in `source`, copied a batch at a time."""
         for start in range(0, len(labels), faiss_ivf.COPY_BATCH):
             with self._mutex:
                 batch, vectors = faiss_ivf.copy(
                     source, labels[start : start + faiss_ivf.COPY_BATCH]
                 )
             faiss_ivf.add(target, batch, vectors)
+            if truth is not None:
+                truth.update(batch, vectors)
         return target
 
     def _swap(self, target: faiss.IndexIVFFlat) -> None:
@@ -201,7 +238,9 @@ class FaissVectorIndex:
             self._failed_at = None
         log.info(
             "vector index now %s over %d vectors",
-            "exact" if faiss_ivf.is_exact(target) else f"IVF with {target.nlist} lists",
+            "exact"
+            if faiss_ivf.is_exact(target)
+            else f"IVF ({target.nlist} lists, {target.nprobe} probes)",
             target.ntotal,
         )
 

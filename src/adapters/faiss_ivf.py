@@ -20,10 +20,10 @@ MAX_LISTS = 65536
 LISTS_PER_SQRT = 4  # nlist = 4 * sqrt(n): short lists, so a probe scans few vectors
 TRAIN_POINTS_PER_LIST = 40  # k-means sample per centroid (FAISS wants at least 39)
 TRAIN_ITERATIONS = 10
-PROBE_FRACTION = 1 / 32  # default nprobe = nlist / 32: recall@10 >= 0.97 on real embeddings
-MIN_PROBES = 16
 HASHTABLE_BYTES = 40  # one std::unordered_map<int64, int64> node and bucket per label
 COPY_BATCH = 65536
+# Labels -> (list, offset) in a hash map: O(1) remove_ids and reconstruct by our labels.
+HASHTABLE: int = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]  # not in the stubs
 
 
 def lists_for(count: int) -> int:
@@ -32,21 +32,13 @@ def lists_for(count: int) -> int:
     return max(2, min(MAX_LISTS, by_size, count // TRAIN_POINTS_PER_LIST))
 
 
-def default_probes(nlist: int) -> int:
-    return (
-        nlist
-        if nlist == EXACT_LISTS
-        else min(nlist, max(MIN_PROBES, round(nlist * PROBE_FRACTION)))
-    )
-
-
 def new_exact(dimension: int) -> faiss.IndexIVFFlat:
     """One list under a zero centroid: every vector lands in it, one probe scans them all."""
     quantizer = faiss.IndexFlatIP(dimension)
     quantizer.add(np.zeros((1, dimension), dtype=np.float32))
     index = faiss.IndexIVFFlat(quantizer, dimension, EXACT_LISTS, faiss.METRIC_INNER_PRODUCT)
     index.is_trained = True
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.set_direct_map_type(HASHTABLE)
     return index
 
 
@@ -61,7 +53,7 @@ def new_approximate(sample: Vectors, nlist: int) -> faiss.IndexIVFFlat:
     index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
     index.cp.min_points_per_centroid = 1  # small test indexes: no warning on stderr
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.set_direct_map_type(HASHTABLE)
     return index
 
 
@@ -97,7 +89,7 @@ def contains(index: faiss.IndexIVFFlat, label: int) -> bool:
     return True
 
 
-def get(index: faiss.IndexIVFFlat, labels: Sequence[int]) -> Vectors:
+def get(index: faiss.IndexIVFFlat, labels: Sequence[int] | Labels) -> Vectors:
     """The stored vectors of `labels`, in order; KeyError naming the unknown ones."""
     keys = np.ascontiguousarray(labels, dtype=np.int64)
     if not len(keys):
@@ -120,6 +112,7 @@ def copy(index: faiss.IndexIVFFlat, labels: Labels) -> tuple[Labels, Vectors]:
 
 def all_labels(index: faiss.IndexIVFFlat) -> Labels:
     lists = index.invlists
+    assert lists is not None
     parts = []
     for number in range(index.nlist):
         size = lists.list_size(number)
@@ -136,7 +129,7 @@ def search(
     probes: int | None,
 ) -> list[tuple[int, float]]:
     nlist = int(index.nlist)
-    nprobe = default_probes(nlist) if probes is None else max(1, min(nlist, probes))
+    nprobe = int(index.nprobe) if probes is None else max(1, min(nlist, probes))
     if allowed is None:
         return _search(index, query, k, nprobe, None)
     chosen = np.fromiter(allowed, dtype=np.int64, count=len(allowed))

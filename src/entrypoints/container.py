@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,7 +60,9 @@ class Container(containers.DeclarativeContainer):
     )
     index_factory = providers.Selector(
         config.backend,
-        memory=providers.Object(FaissVectorIndex),
+        memory=providers.Callable(
+            functools.partial, FaissVectorIndex, ann_threshold=config.ann_threshold
+        ),
     )
     keyword_factory = providers.Object(Fts5KeywordIndex)
     service = providers.Singleton(

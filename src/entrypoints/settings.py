@@ -32,6 +32,7 @@ class Settings:
     max_metadata_bytes: int = 65536
     max_top_k: int = TOP_K_CEILING
     max_knowledge_bases: int = 1000
+    ann_threshold: int = 200_000
     # Keys never appear in repr(), so logging the settings cannot leak them.
     api_keys: str = field(default="", repr=False)
     read_only_api_keys: str = field(default="", repr=False)

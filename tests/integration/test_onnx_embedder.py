@@ -1,0 +1,189 @@
+"""The ONNX Runtime adapter gives torch's embeddings, and exports the model only once."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapters import onnx_embedder
+from adapters.onnx_embedder import OnnxEmbedder
+from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from model_folder import l6_folder
+
+pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
+pytestmark = pytest.mark.model
+
+PARAGRAPH = (
+    "The committee reviewed the quarterly budget figures in detail, and noted that spending "
+    "on maintenance had risen for the third year running while income from rents had fallen. "
+    "Several members asked whether the reserve fund could absorb another such year. "
+)
+TEXTS = [
+    "This is an example sentence",
+    "A man is eating a piece of bread.",
+    "Someone is having some bread.",
+    "The stock market fell sharply on Monday.",
+    "how do penguins survive winter",
+    "Penguins huddle together to survive the Antarctic winter.",
+    "Naïve café-owners   don't panic.",
+    "   leading and trailing whitespace   ",
+    "UPPER CASE TEXT AND lower case text",
+    "Numbers: 3.14159, 2,718 and 1e-10; dates 2024-05-17 and 17/05/2024.",
+    "E-mail me at someone@example.org or visit https://example.org/path?q=1.",
+    "Emoji 🙂 and symbols ∑ ∫ √ → ⇒ ©",
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    "Le vif renard brun saute par-dessus le chien paresseux.",
+    "El rápido zorro marrón salta sobre el perro perezoso.",
+    "日本語のテキストも埋め込める。",
+    "Русский текст тоже должен работать.",
+    "a",
+    "",
+    "?",
+    "def embed(texts): return model.encode(texts)",
+    "SELECT id, name FROM users WHERE age > 30 ORDER BY name;",
+    "one\ntwo\nthree\ttabbed",
+    "The mitochondria is the powerhouse of the cell.",
+    "Photosynthesis converts light energy into chemical energy.",
+    "The Treaty of Versailles was signed in 1919.",
+    "Water boils at 100 degrees Celsius at sea level.",
+    "She sells sea shells by the sea shore.",
+    "To be, or not to be, that is the question.",
+    "an upper deck where a ship is steered",
+    "a religious ceremony in which something is made holy",
+    "someone whose business involves importing goods from outside",
+    "a series of hills or mountains",
+    "the quality of being balanced",
+    "training patients in self-induced relaxation",
+    "word " * 20,
+    "word " * 300,
+    "antidisestablishmentarianism " * 40,
+    PARAGRAPH,
+    PARAGRAPH * 2,
+    PARAGRAPH * 4,
+    PARAGRAPH * 8,
+    PARAGRAPH * 20,
+    " ".join(f"token{i}" for i in range(400)),
+    "x" * 3000,
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 30,
+    "Short.",
+    "Medium length sentence about databases, vector search and cosine similarity.",
+    "Knowledge bases rank documents by their best chunk's cosine similarity.",
+    "Which documents are most like this one?",
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def embedder(cache_dir):
+    return OnnxEmbedder(l6_folder(), cache_dir=cache_dir)
+
+
+def test_the_published_reference_embedding_is_reproduced(embedder):
+    (vector,) = embedder.embed(["This is an example sentence"])
+    assert vector.dtype == np.float32 and vector.shape == (384,)
+    assert np.allclose(vector[:3], [0.0676569, 0.0634960, 0.0487131], atol=1e-5)
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_embeddings_agree_with_the_torch_runtime(embedder):
+    torch_vectors = SentenceTransformerEmbedder(l6_folder()).embed(TEXTS)
+    onnx_vectors = embedder.embed(TEXTS)
+    assert onnx_vectors.dtype == np.float32 and onnx_vectors.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
+    cosines = (onnx_vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() >= 0.9999, TEXTS[int(cosines.argmin())][:80]
+    # Batching must not change a text's vector: alone, it is the same as in a padded batch.
+    (alone,) = embedder.embed([TEXTS[-6]])
+    assert float(alone @ onnx_vectors[-6]) >= 0.9999
+
+
+def test_the_window_comes_from_the_loaded_model_not_the_tokenizer_file(embedder):
+    # tokenizer_config.json says 128; sentence_bert_config.json (the model's real limit) says 256.
+    assert embedder.max_seq_length == 256
+    assert embedder.window == 254
+    assert embedder.dimension == 384
+    assert embedder.model_name == l6_folder()
+
+
+def test_token_offsets_map_back_to_the_text(embedder):
+    text = "Naïve café-owners   don't panic."
+    offsets = embedder.token_offsets(text)
+    assert offsets[0] == (0, 5)
+    assert all(0 <= s < e <= len(text) for s, e in offsets)
+    assert text[offsets[-1][0] : offsets[-1][1]] == "."
+
+
+def test_inputs_past_the_window_are_cut_like_torch_cuts_them(embedder):
+    long = "word " * 300
+    longer = long + "completely different ending about penguins " * 20
+    a, b = embedder.embed([long, longer])
+    assert float(a @ b) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_cached_export_is_reused_without_exporting_again(embedder, cache_dir, monkeypatch):
+    model_file = embedder.export_dir / onnx_embedder.MODEL_FILE
+    assert model_file.is_file() and Path(cache_dir) in model_file.parents
+    before = model_file.stat().st_mtime_ns, (model_file.parent / "export.json").stat().st_mtime_ns
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the cached export should have been reused")
+
+    monkeypatch.setattr(onnx_embedder, "_export_to", no_export)
+    again = OnnxEmbedder(l6_folder(), cache_dir=cache_dir)
+    assert again.export_dir == embedder.export_dir
+    after = model_file.stat().st_mtime_ns, (model_file.parent / "export.json").stat().st_mtime_ns
+    assert after == before
+    assert np.array_equal(again.embed(TEXTS[:5]), embedder.embed(TEXTS[:5]))
+
+
+def test_the_export_sits_beside_a_writable_model_and_follows_its_changes(tmp_path):
+    # A model folder of our own: symlinks to the packaged files, so nothing is copied.
+    source, folder = Path(l6_folder()), tmp_path / "model"
+    for path in source.rglob("*"):
+        if path.is_file() and "onnx" not in path.relative_to(source).parts:
+            target = folder / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    first = OnnxEmbedder(str(folder))
+    assert first.export_dir == folder / "onnx" / "kb-service"
+    exported = (first.export_dir / onnx_embedder.MODEL_FILE).stat().st_mtime_ns
+
+    # The model's files change: the old export is stale and is replaced.
+    readme = folder / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    readme.unlink()
+    readme.write_text(text + "\nEdited.\n", encoding="utf-8")
+    second = OnnxEmbedder(str(folder))
+    assert (second.export_dir / onnx_embedder.MODEL_FILE).stat().st_mtime_ns != exported
+    assert np.allclose(second.embed(TEXTS[:3]), first.embed(TEXTS[:3]), atol=1e-6)
+    assert not [p for p in second.export_dir.iterdir() if p.name.startswith(".export-")]
+
+
+def test_a_hub_cache_snapshot_is_exported_into_the_user_cache(tmp_path, monkeypatch):
+    snapshot = tmp_path / "hub" / "models--org--name" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    where = onnx_embedder._export_dir(snapshot, None)
+    assert tmp_path / "xdg" / "kb-service" / "onnx" in where.parents
+    assert not (snapshot / "onnx").exists()
+    # A chosen cache folder wins over both places.
+    assert onnx_embedder._export_dir(snapshot, tmp_path / "c").parent == tmp_path / "c"
+
+
+def test_a_read_only_model_folder_is_exported_into_the_user_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    real_access = os.access
+    monkeypatch.setattr(
+        onnx_embedder.os,
+        "access",
+        lambda path, mode: False if Path(path) == folder else real_access(path, mode),
+    )
+    where = onnx_embedder._export_dir(folder, None)
+    assert tmp_path / "xdg" / "kb-service" / "onnx" in where.parents
