@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import threading
 from collections.abc import Collection, Sequence
@@ -9,14 +11,13 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-from adapters import faiss_calibration, faiss_ivf
+from adapters import faiss_ivf, faiss_rebuild
 from domain.ports import IndexInfo, Labels, Vectors
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ANN_THRESHOLD = 200_000
 RETRAIN_GROWTH = 4  # retrain the lists when the size is 4x off the size they were trained for
-TRAIN_SEED = 1234
 REPLAY_ROUNDS = 3  # changes made during a build are replayed in rounds outside the mutex ...
 REPLAY_UNDER_LOCK = 16  # ... until this few are left, which are replayed under it
 
@@ -162,11 +163,16 @@ class FaissVectorIndex:
         self._builder.start()
 
     def _build(self) -> None:
+        # Half the cores at most (this thread's OpenMP setting only): searches, writes and
+        # start-up keep the rest while the rebuild runs.
+        faiss.omp_set_num_threads(max(1, faiss.omp_get_max_threads() // 2))
         try:
             with _REBUILDS:
                 target = self._rebuilt()
                 if target is not None:
                     self._swap(target)
+                    del target
+                    _release_free_memory()
         except Exception:
             log.exception("rebuilding the vector index failed; keeping the current one")
             self._failed_at = len(self)
@@ -187,38 +193,7 @@ class FaissVectorIndex:
             # in the snapshot or in the record, never both.
             labels = faiss_ivf.all_labels(source)
             self._changes = []
-        nlist = min(wanted, len(labels))
-        if nlist < 2:
-            return self._filled(source, faiss_ivf.new_exact(self._dimension), labels, None)
-        rng = np.random.default_rng(TRAIN_SEED)
-        size = min(len(labels), nlist * faiss_ivf.TRAIN_POINTS_PER_LIST)
-        with self._mutex:
-            picked, sample = faiss_ivf.copy(source, np.sort(rng.choice(labels, size, False)))
-        target = faiss_ivf.new_approximate(sample, nlist)
-        chosen = rng.choice(len(picked), min(len(picked), faiss_calibration.QUERIES), False)
-        truth = faiss_calibration.ExactNeighbours(picked[chosen], sample[chosen])
-        del sample
-        target = self._filled(source, target, labels, truth)
-        target.nprobe = faiss_calibration.fewest_probes(target, truth)
-        return target
-
-    def _filled(
-        self,
-        source: faiss.IndexIVFFlat,
-        target: faiss.IndexIVFFlat,
-        labels: Labels,
-        truth: faiss_calibration.ExactNeighbours | None,
-    ) -> faiss.IndexIVFFlat:
-        """`target` with the vectors of `labels` still in `source`, copied a batch at a time."""
-        for start in range(0, len(labels), faiss_ivf.COPY_BATCH):
-            with self._mutex:
-                batch, vectors = faiss_ivf.copy(
-                    source, labels[start : start + faiss_ivf.COPY_BATCH]
-                )
-            faiss_ivf.add(target, batch, vectors)
-            if truth is not None:
-                truth.update(batch, vectors)
-        return target
+        return faiss_rebuild.rebuilt(source, labels, wanted, self._mutex)
 
     def _swap(self, target: faiss.IndexIVFFlat) -> None:
         """Replay the recorded changes onto `target`, the last few under the mutex, and swap."""
@@ -243,6 +218,13 @@ class FaissVectorIndex:
             else f"IVF ({target.nlist} lists, {target.nprobe} probes)",
             target.ntotal,
         )
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc): the replaced index and the copies a
+    rebuild made leave holes in the heap that would otherwise stay resident."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _replay(target: faiss.IndexIVFFlat, changes: Sequence[_Change]) -> None:
