@@ -48,11 +48,13 @@ from bench import corpus
 from bench.service import (
     BenchError,
     Client,
+    ModelCounters,
     RawModel,
     Service,
     add_service_arguments,
     format_table,
     load_note,
+    model_counters,
     percentile,
     raw_model_folder,
     service_from_args,
@@ -129,6 +131,10 @@ def word_pieces(model: Any, texts: Sequence[str]) -> float:
 def time_raw(raw: RawModel, texts: Sequence[str]) -> Rate:
     seconds, _ = raw.timed_encode(list(texts), RAW_BATCH_SIZE)
     return Rate(len(texts), seconds)
+
+
+def difference(after: ModelCounters | None, before: ModelCounters | None) -> ModelCounters | None:
+    return None if after is None or before is None else after - before
 
 
 def pooled(first: Rate, second: Rate) -> Rate:
@@ -265,6 +271,7 @@ def run(args: argparse.Namespace, service: Service) -> int:
     max_seq_length = int(model.max_seq_length)
     window = int(info.get("window") or max_seq_length - 2)
     kbs: list[str] = []
+    inside: dict[str, ModelCounters | None] = {}
     try:
         # Warm-up: first calls allocate, JIT-select kernels, fill caches.
         time_raw(raw, short[:64])
@@ -282,17 +289,21 @@ def run(args: argparse.Namespace, service: Service) -> int:
         print("# timing batch adds (short), each paired with the raw model", file=sys.stderr)
         kb = new_kb(client, "short")
         kbs.append(kb)
+        before = model_counters(client)
         http_short, ref_batch = batch_adds(
             client, kb, short, args.batch, raw, [[text] for text in short]
         )
+        inside["short"] = difference(model_counters(client), before)
         check_counts(client, kb, len(short), http_short.chunks)
 
         print("# timing batch adds (long), each paired with the raw model", file=sys.stderr)
         kb = new_kb(client, "long")
         kbs.append(kb)
+        before = model_counters(client)
         http_long, ref_windows = batch_adds(
             client, kb, long, args.long_batch, raw, windows_per_text
         )
+        inside["long"] = difference(model_counters(client), before)
         check_counts(client, kb, len(long), http_long.chunks)
         raw_truncated = time_raw(raw, long)
 
@@ -300,7 +311,9 @@ def run(args: argparse.Namespace, service: Service) -> int:
         print(f"# timing single adds from {args.clients} clients", file=sys.stderr)
         kb = new_kb(client, "single")
         kbs.append(kb)
+        before = model_counters(client)
         http_single, latencies = single_adds(client, kb, short, args.clients)
+        inside["single"] = difference(model_counters(client), before)
         check_counts(client, kb, len(short), http_single.chunks)
         raw_short_3 = time_raw(raw, short)
     finally:
@@ -425,6 +438,53 @@ def run(args: argparse.Namespace, service: Service) -> int:
         f"embeds, so the ratio is service chunks/s over raw chunks/s (= service texts/s over "
         f"raw texts/s, raw texts/s = {ref_windows.texts_per_second / per_text:.2f})."
     )
+    diagnostics = []
+    for key, label, service_rate, reference in (
+        ("short", "batch adds, short", http_short, ref_batch),
+        ("long", "batch adds, long", http_long, ref_windows),
+        ("single", f"single adds, {args.clients} clients", http_single, ref_single),
+    ):
+        counters = inside.get(key)
+        if counters is None or counters.calls <= 0 or counters.seconds <= 0:
+            continue
+        diagnostics.append(
+            [
+                label,
+                f"{counters.calls:.0f}",
+                f"{counters.texts / counters.calls:.1f}",
+                f"{counters.seconds:.2f}",
+                f"{100 * counters.seconds / service_rate.seconds:.0f}%",
+                f"{service_rate.seconds - counters.seconds:.2f}",
+                f"{counters.texts / counters.seconds:.1f}",
+                f"{reference.texts_per_second:.1f}",
+            ]
+        )
+    if diagnostics:
+        print()
+        print(
+            format_table(
+                [
+                    "phase",
+                    "model calls",
+                    "inputs/call",
+                    "in model s",
+                    "of service time",
+                    "model idle s",
+                    "model inputs/s",
+                    "raw inputs/s",
+                ],
+                diagnostics,
+                title=(
+                    "WHERE THE SERVICE'S TIME GOES (its own /metrics: kb_model_batch_size, "
+                    "kb_model_encode_seconds)"
+                ),
+            )
+        )
+        print(
+            "  model inputs/s below raw inputs/s: the service's model calls are less efficient "
+            "than encode(batch_size=32) (batch shape, padding); model idle = service time minus "
+            "time in the model: HTTP, JSON, validation, chunk spans, storage, waiting."
+        )
     print()
     short_ratio = http_short.texts_per_second / ref_batch.texts_per_second
     long_ratio = http_long.chunks_per_second / ref_windows.texts_per_second

@@ -16,8 +16,8 @@
    <= 5 ms, issue 3).
 3. Where the added time goes: GET /healthz (the HTTP + Flask floor), POST /search {"vector"}
    with the raw model's vector (everything but the model), and an in-process FAISS
-   IndexFlatIP over N random unit vectors (the exact scan alone; also over 100,000 vectors,
-   the target size, when N is smaller).
+   IndexFlatIP over N random unit vectors on one thread (the exact scan alone; also over
+   100,000 vectors, the target size, when N is smaller).
 4. `--clients` concurrent clients, each on its own connection: queries/s and latency p50/p99.
 
 On a shared 2-core machine the figures are noisy: run it twice.
@@ -45,6 +45,7 @@ from bench.service import (
     add_service_arguments,
     format_table,
     load_note,
+    model_counters,
     percentile,
     raw_model_folder,
     service_from_args,
@@ -156,8 +157,16 @@ def concurrent_searches(
 
 
 def faiss_scan(documents: int, dimension: int, vectors: np.ndarray, top_k: int) -> list[float]:
-    """Latencies of an exact IndexFlatIP search over `documents` random unit vectors."""
+    """Latencies of an exact IndexFlatIP search over `documents` random unit vectors.
+
+    On one OpenMP thread: FAISS ships its own libgomp, and on a loaded 2-core machine its
+    2-thread search of one query spins in barriers (measured here under load: 16 ms for 20,000
+    vectors on 2 threads against 1.5 ms on one). One thread is the scan's cost itself.
+    """
     import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
 
     rng = np.random.default_rng(SEED)
     data = rng.standard_normal((documents, dimension), dtype=np.float32)
@@ -165,9 +174,12 @@ def faiss_scan(documents: int, dimension: int, vectors: np.ndarray, top_k: int) 
     index = faiss.IndexFlatIP(dimension)
     index.add(data)
     del data
-    for row in vectors[:WARMUP]:
-        index.search(row[None, :], top_k)
-    return [timed(lambda r=row: index.search(r[None, :], top_k)) for row in vectors]
+    try:
+        for row in vectors[:WARMUP]:
+            index.search(row[None, :], top_k)
+        return [timed(lambda r=row: index.search(r[None, :], top_k)) for row in vectors]
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def run(args: argparse.Namespace, service: Service) -> int:
@@ -209,9 +221,12 @@ def run(args: argparse.Namespace, service: Service) -> int:
         raw_before.append(seconds)
         vectors.append(vector[0])
     time.sleep(1.0)
+    before = model_counters(client)
     service_text = [
         timed(lambda q=query: client.search(kb, query=q, top_k=args.top_k)) for query in queries
     ]
+    after = model_counters(client)
+    inside = after - before if after is not None and before is not None else None
     time.sleep(1.0)
     raw_after = [raw_model.timed_encode([query])[0] for query in queries]
     raw = raw_before + raw_after
@@ -256,7 +271,7 @@ def run(args: argparse.Namespace, service: Service) -> int:
                 ),
                 *[
                     stats_row(
-                        f"FAISS IndexFlatIP, {size} vectors, in-process",
+                        f"FAISS IndexFlatIP, {size} vectors, 1 thread",
                         samples,
                         "the exact scan alone" if size == documents_in_kb else "for scale",
                     )
@@ -278,6 +293,15 @@ def run(args: argparse.Namespace, service: Service) -> int:
     print(f"  raw single-query forward p50:         {raw_p50 * 1000:8.2f} ms")
     print(f"  service search p50, 1 client:         {text_p50 * 1000:8.2f} ms")
     print(f"  p50 minus raw forward p50:            {added * 1000:8.2f} ms  (target <= 5 ms)")
+    if inside is not None and inside.calls > 0:
+        model_ms = inside.seconds / inside.calls * 1000
+        mean_ms = statistics.fmean(service_text) * 1000
+        print(
+            f"  inside the service (its /metrics): {inside.calls:.0f} model calls, "
+            f"{inside.texts / inside.calls:.2f} texts/call, mean {model_ms:.2f} ms per call "
+            f"(raw mean {statistics.fmean(raw) * 1000:.2f} ms); search mean {mean_ms:.2f} ms, "
+            f"so {mean_ms - model_ms:.2f} ms of it outside the model"
+        )
     print(f"  service search p99, 1 client:         {percentile(service_text, 99) * 1000:8.2f} ms")
     print(
         f"  {args.clients} clients: {len(many) / wall:.1f} queries/s "

@@ -187,9 +187,11 @@ def hold(cache_dir: Path, model: str, count: int, queries: int, noise: float) ->
     """Run in a subprocess: RSS of one index of `count` chunks beyond the process's start."""
     before = rss_bytes()
     _, vectors = cached_corpus(cache_dir, model)
+    glosses.cache_clear()  # the texts are not part of the index
     pool = vectors[: len(vectors) - queries]
     full = scaled(pool, count, noise)
     del vectors, pool
+    gc.collect()
     index = FaissVectorIndex(full.shape[1], ann_threshold=min(DEFAULT_ANN_THRESHOLD, count // 2))
     index.add(np.arange(count, dtype=np.int64), full)
     del full

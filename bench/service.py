@@ -447,3 +447,44 @@ def load_note() -> str:
     """The machine's load averages and core count: a benchmark's context on a shared box."""
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+@dataclass(frozen=True)
+class ModelCounters:
+    """The service's own model counters from /metrics: calls, texts, seconds inside the model."""
+
+    calls: float
+    texts: float
+    seconds: float
+
+    def __sub__(self, other: ModelCounters) -> ModelCounters:
+        return ModelCounters(
+            self.calls - other.calls, self.texts - other.texts, self.seconds - other.seconds
+        )
+
+
+def model_counters(client: Client) -> ModelCounters | None:
+    """kb_model_batch_size / kb_model_encode_seconds totals, or None if /metrics lacks them."""
+    try:
+        status, text = client.call("GET", "/metrics")
+    except BenchError:
+        return None
+    if status != 200 or not isinstance(text, str):
+        return None
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (
+            "kb_model_batch_size_count",
+            "kb_model_batch_size_sum",
+            "kb_model_encode_seconds_sum",
+        ):
+            with suppress(ValueError):
+                values[name] = float(value)
+    if len(values) < 3:
+        return None
+    return ModelCounters(
+        values["kb_model_batch_size_count"],
+        values["kb_model_batch_size_sum"],
+        values["kb_model_encode_seconds_sum"],
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
+import sys
 import threading
 from collections.abc import Collection, Sequence
 
@@ -18,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ANN_THRESHOLD = 200_000
 RETRAIN_GROWTH = 4  # retrain the lists when the size is 4x off the size they were trained for
+REBUILD_NICENESS = 10  # of the rebuild thread: the scheduler serves everything else first
 REPLAY_ROUNDS = 3  # changes made during a build are replayed in rounds outside the mutex ...
 REPLAY_UNDER_LOCK = 16  # ... until this few are left, which are replayed under it
 
@@ -163,9 +166,12 @@ class FaissVectorIndex:
         self._builder.start()
 
     def _build(self) -> None:
-        # Half the cores at most (this thread's OpenMP setting only): searches, writes and
-        # start-up keep the rest while the rebuild runs.
+        # Background work: half the cores at most (this thread's OpenMP setting only) and a
+        # low CPU priority, so start-up, searches and writes go first while it runs.
         faiss.omp_set_num_threads(max(1, faiss.omp_get_max_threads() // 2))
+        if sys.platform == "linux":  # there a thread id names one thread, not the process
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REBUILD_NICENESS)
         try:
             with _REBUILDS:
                 target = self._rebuilt()
