@@ -122,7 +122,9 @@ def word_pieces(model: Any, texts: Sequence[str]) -> float:
     tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    return statistics.fmean(len(e.ids) for e in tokenizer.encode_batch(list(texts), False))
+    return statistics.fmean(
+        len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    )
 
 
 # The raw model

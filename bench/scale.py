@@ -466,7 +466,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     results: dict[str, Any] = {}
-    for count in (int(size) for size in args.sizes.split(",")):
+    for count in (int(size) for size in args.sizes.split(",") if size):
         full = scaled(pool, count, args.noise)
         text_bytes = sum(len(t.encode()) for t in scaled_texts(pool_texts, count))
         _, truth = faiss.knn(queries, full, 10, metric=faiss.METRIC_INNER_PRODUCT)

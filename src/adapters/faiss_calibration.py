@@ -2,8 +2,9 @@
 
 While a rebuild copies vectors batch by batch, `ExactNeighbours` keeps the exact top 10 of a
 few stored vectors (each leaving itself out); once the index is full, `fewest_probes` tries a
-ladder of nprobe values and keeps the first whose recall@10 against them meets the target. A
-fixed nprobe would be right for one data set and far off for another; measuring costs a second.
+ladder of nprobe values and keeps the first whose recall@10 against them meets the target.
+The index uses the larger of that and a floor measured on real text embeddings: a fixed nprobe
+is right for one data set and far off for one that clusters less; measuring costs a second.
 """
 
 from __future__ import annotations

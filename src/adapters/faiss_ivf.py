@@ -17,7 +17,7 @@ from domain.ports import Labels, Vectors
 
 EXACT_LISTS = 1
 MAX_LISTS = 65536
-LISTS_PER_SQRT = 2  # nlist = 2 * sqrt(n): 2,000 lists at 1M train and fill in about 40 s
+LISTS_PER_SQRT = 2  # nlist = 2 * sqrt(n): 2,000 lists at 1M train and fill in 40-70 s
 MIN_DEFAULT_PROBES = 96  # recall@10 ~0.98 on held-out MiniLM queries at 1M (bench/scale.py)
 TRAIN_POINTS_PER_LIST = 40  # k-means sample per centroid (FAISS wants at least 39)
 TRAIN_ITERATIONS = 10
@@ -68,6 +68,9 @@ def add(
     """Store `vectors` under `labels`, in `lists` if already assigned (else by the quantizer)."""
     if not len(labels):
         return
+    # add_core reads raw pointers: the arrays must be contiguous and of the exact dtypes.
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if is_exact(index):
         # Skip the quantizer: scoring n vectors against the one zero centroid costs a BLAS
         # call that takes longer than storing them.

@@ -186,7 +186,17 @@ def approximate_index() -> tuple[FaissVectorIndex, np.ndarray, np.ndarray]:
 
 def test_recall_at_10_against_exact_is_at_least_095_at_default_probes(approximate_index):
     index, rows, queries = approximate_index
+    assert index.probes < index.lists
     assert recall(index, rows, queries) >= 0.95
+
+
+def test_data_that_clusters_badly_gets_more_probes_not_worse_recall():
+    rows = unit_rows(20_000, seed=4, dim=64)  # no clusters at all
+    index = FaissVectorIndex(64, ann_threshold=THRESHOLD)
+    index.add(labels_from(1, len(rows)), rows)
+    assert settled(index).approximate
+    assert index.probes > faiss_ivf.MIN_DEFAULT_PROBES
+    assert recall(index, rows, unit_rows(100, seed=5, dim=64)) >= 0.95
 
 
 def test_one_probe_is_faster_and_recalls_no_more_than_many(approximate_index):
