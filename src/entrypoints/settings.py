@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
-BACKENDS = ("memory",)
+BACKENDS = ("memory", "postgres")
+RUNTIMES = ("torch", "onnx")
 TOP_K_CEILING = 1000  # the domain's own cap on hits per search
 
 
@@ -23,6 +24,7 @@ class Settings:
     backend: str = "memory"
     data_dir: str = "./kb-data"
     embedding_model: str = DEFAULT_MODEL
+    embedding_runtime: str = "torch"
     device: str = "cpu"
     embed_batch_size: int = 32
     max_body_bytes: int = 32 * 1024 * 1024
@@ -33,6 +35,10 @@ class Settings:
     max_top_k: int = TOP_K_CEILING
     max_knowledge_bases: int = 1000
     ann_threshold: int = 200_000
+    # Never in repr(): a connection URL may carry a password.
+    database_url: str = field(default="", repr=False)
+    database_pool_size: int = 10
+    exact_search_limit: int = 20_000
     # Keys never appear in repr(), so logging the settings cannot leak them.
     api_keys: str = field(default="", repr=False)
     read_only_api_keys: str = field(default="", repr=False)
@@ -56,12 +62,25 @@ class Settings:
             "max_metadata_bytes",
             "max_top_k",
             "max_knowledge_bases",
+            "ann_threshold",
+            "database_pool_size",
+            "exact_search_limit",
             "workers",
             "threads",
             "timeout",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"KB_{name.upper()} must be at least 1")
+        if self.embedding_runtime not in RUNTIMES:
+            raise SettingsError(
+                f"KB_EMBEDDING_RUNTIME={self.embedding_runtime!r}: choose one of "
+                f"{', '.join(RUNTIMES)}"
+            )
+        if self.backend == "postgres" and not self.database_url:
+            raise SettingsError(
+                "KB_BACKEND=postgres needs KB_DATABASE_URL, e.g. "
+                "postgresql://kb:secret@localhost:5432/kb"
+            )
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise SettingsError(
                 f"KB_LOG_LEVEL={self.log_level!r}: use debug, info, warning or error"
