@@ -24,7 +24,15 @@ from domain.model import (
     Passage,
     Span,
 )
-from domain.ports import DocumentRepository, Embedder, VectorIndex, VectorIndexFactory
+from domain.ports import (
+    DocumentRepository,
+    Embedder,
+    KeywordIndex,
+    UnitOfWork,
+    VectorIndex,
+    VectorIndexFactory,
+    by_dimension,
+)
 from domain.search_request import SearchRequest
 from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
 
@@ -40,6 +48,7 @@ __all__ = [
     "Embedder",
     "Hit",
     "InvalidInputError",
+    "KeywordIndex",
     "KnowledgeBase",
     "KnowledgeBaseExistsError",
     "KnowledgeBaseInfo",
@@ -54,6 +63,8 @@ __all__ = [
     "SearchRequest",
     "Span",
     "StorageError",
+    "UnitOfWork",
     "VectorIndex",
     "VectorIndexFactory",
+    "by_dimension",
 ]

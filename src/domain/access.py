@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 
 from domain.catalog import Catalog, Slot
 from domain.errors import ConflictError, ModelMismatchError
 from domain.keywords import NoKeywordIndex
 from domain.model import KnowledgeBase
-from domain.ports import DocumentRepository, Embedder, KeywordIndexFactory, VectorIndexFactory
+from domain.ports import (
+    DocumentRepository,
+    Embedder,
+    KeywordIndexFactory,
+    UnitOfWork,
+    VectorIndexFactory,
+)
 from domain.ranking import Ranker
 
 Clock = Callable[[], datetime]
@@ -18,6 +24,10 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _no_keywords(kb: KnowledgeBase) -> NoKeywordIndex:
+    return NoKeywordIndex()
 
 
 class KnowledgeBaseAccess:
@@ -30,11 +40,17 @@ class KnowledgeBaseAccess:
         index_factory: VectorIndexFactory,
         keyword_factory: KeywordIndexFactory | None = None,
         clock: Clock = utc_now,
+        transaction: UnitOfWork = nullcontext,
     ) -> None:
-        """`keyword_factory` enables hybrid (keyword + meaning) search; without it only dense."""
+        """`keyword_factory` enables hybrid (keyword + meaning) search; without it only dense.
+
+        `transaction` makes each write's repository and index calls one unit (see UnitOfWork).
+        """
         self.embedder = embedder
         self._repository = repository
-        self._catalog = Catalog(repository, index_factory, keyword_factory or NoKeywordIndex)
+        self._transaction = transaction
+        keywords = keyword_factory or _no_keywords
+        self._catalog = Catalog(repository, index_factory, keywords, transaction)
         self._clock = clock
         self._ranker = Ranker(embedder, repository)
 
@@ -52,7 +68,8 @@ class KnowledgeBaseAccess:
                     f"knowledge base {kb_name!r} was deleted and re-created while this request "
                     "ran; nothing was written. Send the request again."
                 )
-            yield
+            with self._transaction():
+                yield
 
     def _usable(self, kb_name: str) -> tuple[KnowledgeBase, Slot]:
         slot = self._catalog.slot(kb_name)

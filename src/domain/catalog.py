@@ -12,8 +12,11 @@ from domain.ports import (
     DocumentRepository,
     KeywordIndex,
     KeywordIndexFactory,
+    Labels,
+    UnitOfWork,
     VectorIndex,
     VectorIndexFactory,
+    Vectors,
 )
 
 
@@ -34,8 +37,10 @@ class Catalog:
         repository: DocumentRepository,
         index_factory: VectorIndexFactory,
         keyword_factory: KeywordIndexFactory,
+        transaction: UnitOfWork,
     ) -> None:
         self._repository = repository
+        self._transaction = transaction
         self._index_factory = index_factory
         self._keyword_factory = keyword_factory
         self._slots: dict[str, Slot] = {}
@@ -44,7 +49,13 @@ class Catalog:
     def load(self, kb: KnowledgeBase) -> Slot:
         """Build a slot from the vectors the repository kept, unless one is already live."""
         slot = self._new_slot(kb)
-        labels, vectors = self._repository.load_vectors(kb.name)
+        kept = self._repository.load_vectors(kb.name)
+        if kept is not None:  # else the indexes are the store's own, already complete
+            self._fill(kb, slot, *kept)
+        with self._lock:
+            return self._slots.setdefault(kb.name, slot)
+
+    def _fill(self, kb: KnowledgeBase, slot: Slot, labels: Labels, vectors: Vectors) -> None:
         if len(labels):
             slot.index.add(labels, vectors)
         chunks = self._repository.stats(kb.name).chunk_count
@@ -57,14 +68,12 @@ class Catalog:
         while page := self._repository.list_documents(kb.name, 1000, after):
             slot.keywords.add([(doc.id, doc.text) for doc in page])
             after = page[-1].id
-        with self._lock:
-            return self._slots.setdefault(kb.name, slot)
 
     def _new_slot(self, kb: KnowledgeBase) -> Slot:
-        return Slot(self._index_factory(kb.dimension), self._keyword_factory())
+        return Slot(self._index_factory(kb), self._keyword_factory(kb))
 
     def create(self, kb: KnowledgeBase) -> None:
-        with self._lock:
+        with self._lock, self._transaction():
             self._repository.add_knowledge_base(kb)
             self._slots[kb.name] = self._new_slot(kb)
 
@@ -84,7 +93,7 @@ class Catalog:
     def remove(self, name: str) -> None:
         slot = self.slot(name)
         # Exclusive on the slot so no write or search is half-way through the index.
-        with slot.lock.writing():
+        with slot.lock.writing(), self._transaction():
             self._repository.remove_knowledge_base(name)
             with self._lock:
                 if self._slots.get(name) is slot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -89,7 +90,13 @@ class VectorIndex(Protocol):
         """What kind of index this is now and roughly how much memory it holds."""
 
 
-VectorIndexFactory = Callable[[int], VectorIndex]
+VectorIndexFactory = Callable[[KnowledgeBase], VectorIndex]
+"""Makes the vector index of one knowledge base (in RAM, or a view of a shared store)."""
+
+
+def by_dimension(make: Callable[[int], VectorIndex]) -> VectorIndexFactory:
+    """A factory for indexes that only need the dimension, e.g. `by_dimension(FaissVectorIndex)`."""
+    return lambda kb: make(kb.dimension)
 
 
 class KeywordIndex(Protocol):
@@ -110,7 +117,12 @@ class KeywordIndex(Protocol):
         """Up to k (document id, score) pairs, higher score first, restricted to `allowed`."""
 
 
-KeywordIndexFactory = Callable[[], KeywordIndex]
+KeywordIndexFactory = Callable[[KnowledgeBase], KeywordIndex]
+
+UnitOfWork = Callable[[], AbstractContextManager[None]]
+"""Opens a unit of work: every repository and index call the current thread makes inside it
+commits together or not at all (stores shared by several processes, such as PostgreSQL).
+Without one, each call is atomic on its own and the knowledge base's lock keeps them in step."""
 
 
 class DocumentRepository(Protocol):
@@ -172,5 +184,9 @@ class DocumentRepository(Protocol):
     def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
         """Map each known chunk label to its document; unknown labels are left out."""
 
-    def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
-        """All kept chunk labels and vectors of a knowledge base (empty if none are kept)."""
+    def load_vectors(self, kb: str) -> tuple[Labels, Vectors] | None:
+        """All kept chunk labels and vectors of a knowledge base (empty if none are kept).
+
+        None when the indexes live in the repository's own store and are shared (PostgreSQL):
+        there is nothing to load into this process.
+        """

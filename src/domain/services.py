@@ -48,8 +48,10 @@ class KnowledgeBaseService(DocumentUseCases):
     Thread-safe: embedding happens outside any lock; each knowledge base lets searches run
     together and gives writes exclusive access, so the index and the repository agree.
 
-    Build it with `KnowledgeBaseService(embedder, repository, index_factory, keyword_factory)`;
-    `keyword_factory` enables hybrid (keyword + meaning) search, without it only dense.
+    Build it with `KnowledgeBaseService(embedder, repository, index_factory, keyword_factory)`,
+    e.g. `index_factory=by_dimension(FaissVectorIndex)`; `keyword_factory` enables hybrid
+    (keyword + meaning) search, without it only dense. Stores shared by several processes
+    also pass `transaction=` (a UnitOfWork) so each write commits as one.
     """
 
     def load(self) -> int:

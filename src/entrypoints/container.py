@@ -14,7 +14,8 @@ from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from adapters.sqlite_repository import SqliteDocumentRepository
-from domain.ports import DocumentRepository
+from domain.model import KnowledgeBase
+from domain.ports import DocumentRepository, by_dimension
 from domain.services import KnowledgeBaseService
 
 __all__ = ["Container", "check_storage", "resolve_model"]
@@ -32,6 +33,11 @@ def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
         yield repository
     finally:
         repository.close()
+
+
+def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
+    """Each knowledge base's keyword index lives in this process (rebuilt at start)."""
+    return Fts5KeywordIndex()
 
 
 def check_storage(backend: str, data_dir: str) -> None:
@@ -61,10 +67,16 @@ class Container(containers.DeclarativeContainer):
     index_factory = providers.Selector(
         config.backend,
         memory=providers.Callable(
-            functools.partial, FaissVectorIndex, ann_threshold=config.ann_threshold
+            by_dimension,
+            providers.Callable(
+                functools.partial, FaissVectorIndex, ann_threshold=config.ann_threshold
+            ),
         ),
     )
-    keyword_factory = providers.Object(Fts5KeywordIndex)
+    keyword_factory = providers.Selector(
+        config.backend,
+        memory=providers.Object(fts5_keywords),
+    )
     service = providers.Singleton(
         KnowledgeBaseService,
         embedder=embedder,

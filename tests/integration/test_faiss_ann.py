@@ -15,6 +15,7 @@ from adapters.faiss_index import FaissVectorIndex
 from adapters.memory_repository import InMemoryDocumentRepository
 from contracts import VectorIndexContract, unit_rows
 from domain.model import NewDocument
+from domain.ports import by_dimension
 from domain.search_request import SearchRequest
 from domain.services import KnowledgeBaseService
 from fakes import FakeEmbedder
@@ -231,7 +232,9 @@ def test_a_knowledge_base_keeps_working_through_the_switch(paused_training):
         indexes.append(FaissVectorIndex(dimension, ann_threshold=200))
         return indexes[-1]
 
-    service = KnowledgeBaseService(FakeEmbedder(), InMemoryDocumentRepository(), make_index)
+    service = KnowledgeBaseService(
+        FakeEmbedder(), InMemoryDocumentRepository(), by_dimension(make_index)
+    )
     service.create_knowledge_base("big")
     words = [f"w{i}" for i in range(60)]
     texts = [" ".join(words[(i * 7 + j * 13) % 60] for j in range(6)) for i in range(300)]

@@ -1,5 +1,6 @@
 import pytest
 
+from domain.ports import by_dimension
 from domain.services import KnowledgeBaseService
 from fakes import FakeDocumentRepository, FakeEmbedder, FakeVectorIndex
 
@@ -16,7 +17,7 @@ def repository():
 
 @pytest.fixture
 def service(embedder, repository):
-    return KnowledgeBaseService(embedder, repository, FakeVectorIndex)
+    return KnowledgeBaseService(embedder, repository, by_dimension(FakeVectorIndex))
 
 
 @pytest.fixture

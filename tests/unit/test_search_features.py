@@ -133,10 +133,12 @@ def test_listing_with_a_filter_pages_through_matches_only(service, library):
 
 @pytest.fixture
 def hybrid_service(embedder, repository):
-    from domain import KnowledgeBaseService
+    from domain import KnowledgeBaseService, by_dimension
     from fakes import FakeKeywordIndex, FakeVectorIndex
 
-    service = KnowledgeBaseService(embedder, repository, FakeVectorIndex, FakeKeywordIndex)
+    service = KnowledgeBaseService(
+        embedder, repository, by_dimension(FakeVectorIndex), lambda kb: FakeKeywordIndex()
+    )
     service.create_knowledge_base("logs")
     docs = {
         "general": "the parser failed with an error in the parser module",

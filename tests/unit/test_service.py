@@ -14,6 +14,7 @@ from domain import (
     NewDocument,
     SearchRequest,
 )
+from domain.ports import by_dimension
 from fakes import FakeEmbedder, FakeVectorIndex
 
 ANIMALS = {
@@ -205,7 +206,7 @@ def test_a_forged_cursor_is_refused(service, kb):
 
 
 def test_a_knowledge_base_of_another_model_is_refused_not_mixed(repository, kb, service):
-    other = KnowledgeBaseService(FakeEmbedder(model_name="other"), repository, FakeVectorIndex)
+    other = KnowledgeBaseService(FakeEmbedder(model_name="other"), repository, by_dimension(FakeVectorIndex))
     other.load()
     with pytest.raises(ModelMismatchError, match="KB_EMBEDDING_MODEL"):
         other.add_documents(kb, [NewDocument("text")])
@@ -216,7 +217,7 @@ def test_a_knowledge_base_of_another_model_is_refused_not_mixed(repository, kb, 
 def test_load_rebuilds_indexes_from_kept_vectors_without_embedding(repository, kb, service):
     add(service, kb)
     embedder = FakeEmbedder()
-    restarted = KnowledgeBaseService(embedder, repository, FakeVectorIndex)
+    restarted = KnowledgeBaseService(embedder, repository, by_dimension(FakeVectorIndex))
     assert restarted.load() == 1
     hits = restarted.search(kb, SearchRequest(document_id="cat", top_k=5))
     assert sorted(ids(hits)) == ["dog", "fish"]
@@ -237,7 +238,7 @@ class BlockingEmbedder(FakeEmbedder):
 
 def test_embedding_happens_outside_the_knowledge_base_lock(repository):
     embedder = BlockingEmbedder()
-    service = KnowledgeBaseService(embedder, repository, FakeVectorIndex)
+    service = KnowledgeBaseService(embedder, repository, by_dimension(FakeVectorIndex))
     service.create_knowledge_base("kb")
     add(service, "kb")
     writer = threading.Thread(target=service.add_documents, args=("kb", [NewDocument("slow")]))
