@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,8 @@ from domain.ports import Vectors
 Encode = Callable[[list[str]], Vectors]
 # Told after each model call: how many texts it encoded and how long it took, in seconds.
 BatchObserver = Callable[[int, float], None]
+# A job left out of this many model calls in a row anchors the next one: no caller starves.
+MAX_PASSED_OVER = 4
 
 
 def estimated_tokens(text: str) -> int:
@@ -24,32 +27,43 @@ def estimated_tokens(text: str) -> int:
 @dataclass(eq=False)
 class _Job:
     texts: list[str]
+    sizes: list[int]
     result: Vectors
-    taken: int = 0
+    arrival: int
+    queue: list[int] = field(default_factory=list)  # untaken rows, shortest first
     remaining: int = 0
+    passed_over: int = 0
     error: BaseException | None = None
     done: bool = False
-    rows: list[int] = field(default_factory=list)
+
+
+# (size, arrival, row, job): a text of the pool; arrival and row make the key unique.
+_Entry = tuple[int, int, int, _Job]
 
 
 class Coalescer:
-    """Runs one model batch at a time; whoever finds the model idle runs the next batch for all.
+    """Runs one model call at a time; whoever finds the model idle runs the next call for all.
 
     A caller alone finds the model idle and runs its own texts at once: no timer, no hand-off
-    to another thread. Texts that arrive while a batch runs are gathered and go together in the
-    next one, at most `max_texts` texts, sorted by length and split so that no model call pads
-    past `token_budget` word pieces (texts x longest text). Callers get their own rows, in order.
+    to another thread, so its wait budget is zero. Texts that arrive while a call runs wait for
+    that call only. Each call is planned over ALL pending texts sorted by length: it is anchored
+    on the job with the fewest texts left (a search goes in the very next call, even behind a
+    large add; a job passed over `MAX_PASSED_OVER` times goes first), and filled with that
+    text's length neighbours up to `max_texts` texts and `token_budget` padded word pieces
+    (texts x longest). A large add thus runs shortest-first in full, evenly padded batches,
+    as `SentenceTransformer.encode` does. Callers get their own rows, in order.
     """
 
     def __init__(
         self,
         encode: Encode,
         dimension: int,
-        max_texts: int = 64,
+        max_texts: int = 32,
         token_budget: int = 32 * 256,
         max_tokens: int = 256,
         size: Callable[[str], int] = estimated_tokens,
         observer: BatchObserver | None = None,
+        window: int = 1024,
     ) -> None:
         self._encode = encode
         self._observer = observer
@@ -58,16 +72,21 @@ class Coalescer:
         self._token_budget = token_budget
         self._max_tokens = max_tokens
         self._size = size
+        self._window = window  # planning looks at each job's shortest `window` untaken texts
+        self._arrivals = itertools.count()
         self._pending: list[_Job] = []
         self._busy = False
         self._condition = threading.Condition(threading.Lock())
         self.batches_run = 0
 
     def __call__(self, texts: Sequence[str]) -> Vectors:
-        job = _Job(list(texts), np.empty((len(texts), self._dimension), np.float32))
-        job.remaining = len(texts)
+        result = np.empty((len(texts), self._dimension), np.float32)
         if not texts:
-            return job.result
+            return result
+        sizes = [min(self._size(text), self._max_tokens) for text in texts]
+        job = _Job(list(texts), sizes, result, next(self._arrivals))
+        job.queue = sorted(range(len(texts)), key=sizes.__getitem__)
+        job.remaining = len(texts)
         with self._condition:
             self._pending.append(job)
             while not job.done:
@@ -80,55 +99,76 @@ class Coalescer:
         return job.result
 
     def _lead(self) -> None:
-        """Run one batch for everyone; called and returns with the condition held."""
+        """Run one model call for everyone; called and returns with the condition held."""
         self._busy = True
-        batch = self._take()
+        group = self._take()
         self._condition.release()
         try:
-            vectors, error = self._run([text for _, _, text in batch]), None
+            vectors, error = self._run([entry[3].texts[entry[2]] for entry in group]), None
         except BaseException as failure:  # handed to every caller whose texts were in it
             vectors, error = None, failure
         finally:
             self._condition.acquire()
             self._busy = False
         self.batches_run += 1
-        for row, (job, index, _) in enumerate(batch):
+        for position, (_, _, row, job) in enumerate(group):
             if error is not None:
                 job.error, job.done = error, True
             elif vectors is not None:
-                job.result[index] = vectors[row]
+                job.result[row] = vectors[position]
                 job.remaining -= 1
                 job.done = job.remaining == 0
         self._pending = [job for job in self._pending if not job.done]
         self._condition.notify_all()
 
-    def _take(self) -> list[tuple[_Job, int, str]]:
-        batch: list[tuple[_Job, int, str]] = []
-        for job in self._pending:
-            while job.taken < len(job.texts) and len(batch) < self._max_texts:
-                batch.append((job, job.taken, job.texts[job.taken]))
-                job.taken += 1
-            if len(batch) == self._max_texts:
+    def _take(self) -> list[_Entry]:
+        jobs = [job for job in self._pending if job.queue]
+        anchor = min(jobs, key=_priority)
+        pool: list[_Entry] = sorted(
+            (job.sizes[row], job.arrival, row, job)
+            for job in jobs
+            for row in job.queue[: self._window]
+        )
+        first = anchor.queue[0]
+        start = pool.index((anchor.sizes[first], anchor.arrival, first, anchor))
+        low, high = self._neighbours(pool, start)
+        group = pool[low:high]
+        taken = {(entry[3].arrival, entry[2]) for entry in group}
+        for job in jobs:
+            head = job.queue[: self._window]
+            kept = [row for row in head if (job.arrival, row) not in taken]
+            job.passed_over = 0 if len(kept) < len(head) else job.passed_over + 1
+            job.queue = kept + job.queue[self._window :]
+        return group
+
+    def _neighbours(self, pool: list[_Entry], start: int) -> tuple[int, int]:
+        """Grow pool[start] into the slice of like-sized texts that pads the least."""
+        low, high, longest = start, start + 1, pool[start][0]
+        while high - low < self._max_texts:
+            # A shorter text adds its own padding; a longer one pads every text taken so far.
+            below = longest - pool[low - 1][0] if low > 0 else None
+            above = (pool[high][0] - longest) * (high - low) if high < len(pool) else None
+            if below is not None and (above is None or below <= above):
+                if (high - low + 1) * longest > self._token_budget:
+                    break
+                low -= 1
+            elif above is not None:
+                if (high - low + 1) * pool[high][0] > self._token_budget:
+                    break
+                longest = pool[high][0]
+                high += 1
+            else:
                 break
-        return batch
+        return low, high
 
     def _run(self, texts: list[str]) -> Vectors:
-        order = sorted(range(len(texts)), key=lambda i: self._size(texts[i]))
-        out = np.empty((len(texts), self._dimension), np.float32)
-        for group in self._groups(order, texts):
-            started = time.perf_counter()
-            out[group] = self._encode([texts[i] for i in group])
-            if self._observer is not None:
-                self._observer(len(group), time.perf_counter() - started)
-        return out
+        started = time.perf_counter()
+        vectors = self._encode(texts)
+        if self._observer is not None:
+            self._observer(len(texts), time.perf_counter() - started)
+        return vectors
 
-    def _groups(self, order: list[int], texts: list[str]) -> list[list[int]]:
-        groups: list[list[int]] = [[]]
-        for i in order:
-            longest = min(
-                self._size(texts[i]), self._max_tokens
-            )  # ascending: the newest is longest
-            if groups[-1] and (len(groups[-1]) + 1) * longest > self._token_budget:
-                groups.append([])
-            groups[-1].append(i)
-        return groups
+
+def _priority(job: _Job) -> tuple[int, int]:
+    """Fewest untaken texts first, then the oldest; a job passed over too often jumps ahead."""
+    return (0 if job.passed_over >= MAX_PASSED_OVER else len(job.queue), job.arrival)

@@ -56,7 +56,7 @@ class SentenceTransformerEmbedder:
         self._coalescer = Coalescer(
             self._encode,
             self._dimension,
-            max_texts=max(batch_size, 64),
+            max_texts=batch_size,
             token_budget=batch_size * self._max_seq_length,
             max_tokens=self._max_seq_length,
             observer=observer,

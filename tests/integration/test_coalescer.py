@@ -15,6 +15,7 @@ FAKE = FakeEmbedder(dimension=8)
 class RecordingEncoder:
     def __init__(self, delay: float = 0.0, fail_on: str | None = None) -> None:
         self.calls: list[list[str]] = []
+        self.threads: list[int] = []
         self.delay = delay
         self.fail_on = fail_on
         self.running = threading.Event()
@@ -23,6 +24,7 @@ class RecordingEncoder:
 
     def __call__(self, texts):
         self.calls.append(list(texts))
+        self.threads.append(threading.get_ident())
         self.running.set()
         self.release.wait(5)
         time.sleep(self.delay)
@@ -34,9 +36,8 @@ class RecordingEncoder:
 def test_a_lone_caller_runs_its_own_texts_at_once_in_one_call():
     encoder = RecordingEncoder()
     coalescer = Coalescer(encoder, 8)
-    started = time.perf_counter()
     vectors = coalescer(["b text", "a"])
-    assert time.perf_counter() - started < 0.05
+    assert encoder.threads == [threading.get_ident()]  # no timer, no hand-off to another thread
     assert np.allclose(vectors, FAKE.embed(["b text", "a"]))
     assert sorted(encoder.calls[0]) == ["a", "b text"] and len(encoder.calls) == 1
 
@@ -72,7 +73,7 @@ def test_texts_arriving_during_a_batch_share_the_next_one():
     waiting = [threading.Thread(target=coalescer, args=([f"t{i}"],)) for i in range(10)]
     for thread in waiting:
         thread.start()
-    time.sleep(0.1)  # all ten are queued behind the running batch
+    wait_until(lambda: len(coalescer._pending) == 11)  # all ten are queued behind the running batch
     encoder.release.set()
     for thread in [first, *waiting]:
         thread.join(5)
@@ -98,6 +99,66 @@ def test_a_large_request_is_served_in_rounds_so_others_are_not_stuck_behind_it()
     vectors = coalescer([f"text {i}" for i in range(30)])
     assert vectors.shape == (30, 8)
     assert len(encoder.calls) == 4 and max(len(c) for c in encoder.calls) == 8
+
+
+def wait_until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def queued_behind_a_running_call(coalescer, encoder, jobs):
+    """Start a call that blocks, queue `jobs` behind it one by one, then let everything run."""
+    encoder.release.clear()
+    first = threading.Thread(target=coalescer, args=(["first"],))
+    first.start()
+    assert encoder.running.wait(5)
+    results: dict[int, np.ndarray] = {}
+    threads = []
+    for n, texts in enumerate(jobs):
+
+        def call(n=n, texts=texts):
+            results[n] = coalescer(texts)
+
+        threads.append(threading.Thread(target=call))
+        threads[-1].start()
+        queued = n + 2  # arrival order is the list's order
+        wait_until(lambda queued=queued: len(coalescer._pending) == queued)
+    encoder.release.set()
+    for thread in [first, *threads]:
+        thread.join(5)
+    for n, texts in enumerate(jobs):
+        assert np.allclose(results[n], FAKE.embed(texts)), f"job {n} got someone else's rows"
+    return encoder.calls[1:]
+
+
+def test_all_pending_texts_are_sorted_together_before_batches_are_cut():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8, max_texts=4, size=len)
+    odd, even = ["x" * n for n in (7, 1, 5, 3)], ["y" * n for n in (4, 8, 2, 6)]
+    calls = queued_behind_a_running_call(coalescer, encoder, [odd, even])
+    assert [[len(t) for t in call] for call in calls] == [[1, 2, 3, 4], [5, 6, 7, 8]]
+
+
+def test_a_query_arriving_behind_a_large_add_goes_in_the_next_model_call():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8, max_texts=8)
+    large = [f"document {i} " + "word " * (i % 9) for i in range(100)]
+    calls = queued_behind_a_running_call(coalescer, encoder, [large, ["the query"]])
+    assert "the query" in calls[0]
+    assert len(calls) == 1 + 100 // 8  # the query rode along: no extra call for it
+    assert all(len(call) <= 8 for call in calls)
+
+
+def test_a_large_add_is_not_starved_by_a_stream_of_single_texts():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8, max_texts=2, size=len)
+    large = ["L" * 50 + str(i) for i in range(6)]
+    singles = [[f"s{i}"] for i in range(30)]
+    calls = queued_behind_a_running_call(coalescer, encoder, [large, *singles])
+    finished = max(i for i, call in enumerate(calls) if any(t.startswith("L") for t in call))
+    assert finished < len(calls) - 1  # the large add ended before the singles ran out
 
 
 def test_a_model_failure_reaches_the_callers_in_that_batch_and_the_next_caller_still_works():
