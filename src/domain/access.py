@@ -41,10 +41,13 @@ class KnowledgeBaseAccess:
         keyword_factory: KeywordIndexFactory | None = None,
         clock: Clock = utc_now,
         transaction: UnitOfWork = nullcontext,
+        snapshot: UnitOfWork = nullcontext,
     ) -> None:
         """`keyword_factory` enables hybrid (keyword + meaning) search; without it only dense.
 
-        `transaction` makes each write's repository and index calls one unit (see UnitOfWork).
+        `transaction` makes each write's repository and index calls one unit, and `snapshot`
+        makes each search's reads see one state of a store that other processes write to
+        (see UnitOfWork).
         """
         self.embedder = embedder
         self._repository = repository
@@ -52,7 +55,7 @@ class KnowledgeBaseAccess:
         keywords = keyword_factory or _no_keywords
         self._catalog = Catalog(repository, index_factory, keywords, transaction)
         self._clock = clock
-        self._ranker = Ranker(embedder, repository)
+        self._ranker = Ranker(embedder, repository, snapshot)
 
     @contextmanager
     def _writing(self, kb_name: str, slot: Slot) -> Iterator[None]:

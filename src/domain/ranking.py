@@ -12,7 +12,7 @@ from domain.catalog import Slot
 from domain.encoding import encode_texts, mean_direction, vector_query
 from domain.keywords import reciprocal_rank_fusion
 from domain.model import Document, Hit, KnowledgeBase, Passage
-from domain.ports import DocumentRepository, Embedder, Vectors
+from domain.ports import DocumentRepository, Embedder, UnitOfWork, Vectors
 from domain.search_request import MAX_TOP_K, SearchRequest
 
 __all__ = ["MAX_TOP_K", "Ranker", "SearchRequest"]
@@ -24,16 +24,22 @@ MMR_POOL = 50
 class Ranker:
     """Ranks a knowledge base's documents by the cosine similarity of their best chunk."""
 
-    def __init__(self, embedder: Embedder, repository: DocumentRepository) -> None:
+    def __init__(
+        self, embedder: Embedder, repository: DocumentRepository, snapshot: UnitOfWork
+    ) -> None:
         self._embedder = embedder
         self._repository = repository
+        self._snapshot = snapshot
 
     def search(
         self, kb: KnowledgeBase, slot: Slot, requests: Sequence[SearchRequest]
     ) -> list[list[Hit]]:
         """Answer several requests; all their query texts go to the model in one batch."""
         vectors = self._query_vectors(kb, requests)
-        with slot.lock.reading():
+        with self._snapshot(), slot.lock.reading():
+            # Every read below sees one state of the store; it must still hold the knowledge
+            # base (another process may have deleted it while the queries were embedded).
+            self._repository.get_knowledge_base(kb.name)
             results = []
             for request, vector in zip(requests, vectors):
                 if request.document_id is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,10 +13,19 @@ from adapters.faiss_index import FaissVectorIndex
 from adapters.fts_keyword_index import Fts5KeywordIndex
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
+from adapters.pgvector_index import PgVectorIndex
+from adapters.postgres_database import PostgresDatabase
+from adapters.postgres_keyword_index import PgKeywordIndex
+from adapters.postgres_repository import PostgresDocumentRepository
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from adapters.sqlite_repository import SqliteDocumentRepository
 from domain.model import KnowledgeBase
-from domain.ports import DocumentRepository, by_dimension
+from domain.ports import (
+    DocumentRepository,
+    KeywordIndexFactory,
+    VectorIndexFactory,
+    by_dimension,
+)
 from domain.services import KnowledgeBaseService
 
 __all__ = ["Container", "check_storage", "resolve_model"]
@@ -40,10 +50,38 @@ def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
     return Fts5KeywordIndex()
 
 
-def check_storage(backend: str, data_dir: str) -> None:
-    """Open and close the store once, so a foreign or newer file stops start-up at once."""
+def postgres_database(backend: str, url: str, pool_size: int) -> Iterator[PostgresDatabase | None]:
+    """The pool every `postgres` adapter shares; the schema is migrated before it opens.
+
+    None on other backends (init_resources() starts every resource, selected or not).
+    """
+    if backend != "postgres":
+        yield None
+        return
+    database = PostgresDatabase(url, pool_size)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def postgres_indexes(database: PostgresDatabase, exact_limit: int) -> VectorIndexFactory:
+    return lambda kb: PgVectorIndex(database, kb.name, kb.dimension, exact_limit)
+
+
+def postgres_keywords(database: PostgresDatabase) -> KeywordIndexFactory:
+    return lambda kb: PgKeywordIndex(database, kb.name)
+
+
+def check_storage(backend: str, data_dir: str, database_url: str = "") -> None:
+    """Open the store once, so a foreign or newer file or database stops start-up at once.
+
+    For PostgreSQL this also creates or migrates the schema, once, before workers start.
+    """
     if backend == "memory" and data_dir != ":memory:":
         SqliteDocumentRepository.check(Path(data_dir) / DATABASE_FILE)
+    if backend == "postgres":
+        PostgresDatabase(database_url, pool_size=1).close()
 
 
 class Container(containers.DeclarativeContainer):
@@ -60,9 +98,16 @@ class Container(containers.DeclarativeContainer):
         batch_size=config.embed_batch_size,
         observer=batch_observer,
     )
+    database = providers.Resource(
+        postgres_database,
+        backend=config.backend,
+        url=config.database_url,
+        pool_size=config.database_pool_size,
+    )
     repository = providers.Selector(
         config.backend,
         memory=providers.Resource(memory_repository, data_dir=config.data_dir),
+        postgres=providers.Singleton(PostgresDocumentRepository, database),
     )
     index_factory = providers.Selector(
         config.backend,
@@ -72,10 +117,25 @@ class Container(containers.DeclarativeContainer):
                 functools.partial, FaissVectorIndex, ann_threshold=config.ann_threshold
             ),
         ),
+        postgres=providers.Callable(
+            postgres_indexes, database, exact_limit=config.exact_search_limit
+        ),
     )
     keyword_factory = providers.Selector(
         config.backend,
         memory=providers.Object(fts5_keywords),
+        postgres=providers.Callable(postgres_keywords, database),
+    )
+    # PostgreSQL commits each write's rows, vectors and keywords together; RAM needs no unit.
+    transaction = providers.Selector(
+        config.backend,
+        memory=providers.Object(contextlib.nullcontext),
+        postgres=database.provided.transaction,
+    )
+    snapshot = providers.Selector(
+        config.backend,
+        memory=providers.Object(contextlib.nullcontext),
+        postgres=database.provided.snapshot,
     )
     service = providers.Singleton(
         KnowledgeBaseService,
@@ -83,4 +143,6 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         index_factory=index_factory,
         keyword_factory=keyword_factory,
+        transaction=transaction,
+        snapshot=snapshot,
     )

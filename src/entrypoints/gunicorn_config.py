@@ -44,7 +44,7 @@ def on_starting(server: Any) -> None:
 
     try:
         resolve_model(_settings.embedding_model)
-        check_storage(_settings.backend, _settings.data_dir)
+        check_storage(_settings.backend, _settings.data_dir, _settings.database_url)
     except (ModelUnavailableError, StorageError) as error:
         sys.exit(f"kb-service: {error.message}")
 

@@ -10,9 +10,27 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+import postgres
 from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
+
+BACKENDS = ("memory", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_backends` run once per backend (the `backend` fixture)."""
+    if metafunc.definition.get_closest_marker("both_backends") and (
+        "backend" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend `make_app` builds on: `memory` unless the test is marked `both_backends`."""
+    return str(getattr(request, "param", "memory"))
+
 
 ERROR_KEYS = {"code", "status", "message", "errors"}
 
@@ -23,12 +41,21 @@ def fake_embedder() -> FakeEmbedder:
 
 
 @pytest.fixture
-def make_app(fake_embedder: FakeEmbedder) -> Iterator[Callable[..., Flask]]:
-    """Build apps with chosen settings; every container is unwired afterwards (wiring is global)."""
+def make_app(fake_embedder: FakeEmbedder, backend: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps with chosen settings; every container is unwired afterwards (wiring is global).
+
+    On the `postgres` backend the test database is emptied before the test's first app, so
+    apps made later in the same test (a restart) see what the first one wrote.
+    """
     built: list[Flask] = []
 
     def make(**settings: Any) -> Flask:
         settings.setdefault("data_dir", ":memory:")
+        settings.setdefault("backend", backend)
+        if settings["backend"] == "postgres" and "database_url" not in settings:
+            settings["database_url"] = postgres.database_url()
+            if not built:
+                postgres.clean(settings["database_url"])
         app = create_app(Settings(**settings), embedder=fake_embedder)
         app.config["TESTING"] = True
         built.append(app)

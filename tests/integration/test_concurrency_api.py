@@ -11,6 +11,8 @@ import pytest
 from entrypoints.app import close_app
 from fakes import FakeEmbedder
 
+pytestmark = pytest.mark.both_backends
+
 THREADS = 8
 ROUNDS = 6
 KB = "busy"

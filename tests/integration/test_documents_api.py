@@ -6,6 +6,8 @@ from datetime import datetime
 
 import pytest
 
+pytestmark = pytest.mark.both_backends
+
 
 def docs_path(kb: str, document_id: str | None = None) -> str:
     base = f"/v1/knowledge-bases/{kb}/documents"

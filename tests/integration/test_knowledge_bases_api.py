@@ -6,6 +6,8 @@ from datetime import datetime
 
 import pytest
 
+pytestmark = pytest.mark.both_backends
+
 KBS = "/v1/knowledge-bases"
 
 

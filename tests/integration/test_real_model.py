@@ -41,7 +41,9 @@ def test_token_offsets_map_back_to_the_text(embedder):
 
 
 def test_a_paraphrase_outranks_an_unrelated_sentence(embedder):
-    service = KnowledgeBaseService(embedder, InMemoryDocumentRepository(), by_dimension(FaissVectorIndex))
+    service = KnowledgeBaseService(
+        embedder, InMemoryDocumentRepository(), by_dimension(FaissVectorIndex)
+    )
     service.create_knowledge_base("kb")
     service.add_documents(
         "kb",
@@ -59,7 +61,9 @@ def test_a_paraphrase_outranks_an_unrelated_sentence(embedder):
 
 
 def test_a_long_document_is_chunked_with_the_model_tokenizer(embedder):
-    service = KnowledgeBaseService(embedder, InMemoryDocumentRepository(), by_dimension(FaissVectorIndex))
+    service = KnowledgeBaseService(
+        embedder, InMemoryDocumentRepository(), by_dimension(FaissVectorIndex)
+    )
     service.create_knowledge_base("kb")
     filler = "The committee reviewed the quarterly budget figures in detail. " * 60
     text = filler + "Penguins huddle together to survive the Antarctic winter. " + filler

@@ -9,6 +9,8 @@ import pytest
 
 from fakes import FakeEmbedder
 
+pytestmark = pytest.mark.both_backends
+
 ANIMALS = [
     {"id": "cat", "text": "the cat sat on the warm mat", "metadata": {"kind": "pet"}},
     {"id": "dog", "text": "the dog sat on the cold floor", "metadata": {"kind": "pet"}},

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def app(make_app, tmp_path):

@@ -8,6 +8,8 @@ import pytest
 
 from fakes import FakeEmbedder
 
+pytestmark = pytest.mark.both_backends
+
 V1_OPERATIONS = {
     "/v1/knowledge-bases": {"get", "post"},
     "/v1/knowledge-bases/{kb}": {"get", "patch", "delete"},
@@ -21,7 +23,7 @@ V1_OPERATIONS = {
 }
 
 
-def test_info_names_the_model_its_dimension_window_backend_and_version(client):
+def test_info_names_the_model_its_dimension_window_backend_and_version(client, backend):
     response = client.get("/v1/info")
 
     assert response.status_code == 200
@@ -29,7 +31,7 @@ def test_info_names_the_model_its_dimension_window_backend_and_version(client):
     assert body["model"] == "fake-model"
     assert body["dimension"] == 32
     assert body["max_seq_length"] == 18
-    assert body["backend"] == "memory"
+    assert body["backend"] == backend
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", body["version"])
 
 

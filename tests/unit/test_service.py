@@ -206,7 +206,9 @@ def test_a_forged_cursor_is_refused(service, kb):
 
 
 def test_a_knowledge_base_of_another_model_is_refused_not_mixed(repository, kb, service):
-    other = KnowledgeBaseService(FakeEmbedder(model_name="other"), repository, by_dimension(FakeVectorIndex))
+    other = KnowledgeBaseService(
+        FakeEmbedder(model_name="other"), repository, by_dimension(FakeVectorIndex)
+    )
     other.load()
     with pytest.raises(ModelMismatchError, match="KB_EMBEDDING_MODEL"):
         other.add_documents(kb, [NewDocument("text")])

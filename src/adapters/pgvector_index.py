@@ -1,0 +1,190 @@
+"""PgVectorIndex: one knowledge base's vectors in PostgreSQL, searched with pgvector.
+
+Rows live in `kb_vectors` (label, kb, embedding). A knowledge base of at most `exact_limit`
+vectors is searched exactly: every vector scored by inner product, which for the service's unit
+vectors is the cosine similarity. A larger one is searched through its own partial HNSW index
+(created with the knowledge base, see postgres_schema.create_hnsw_index) with iterative index
+scans, so a search restricted to `allowed` labels keeps scanning until it has `k` of them; if
+the scan still falls short, the search is redone exactly. `probes` is HNSW's ef_search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from adapters.postgres_database import PostgresDatabase
+from adapters.postgres_schema import hnsw_index_name
+from domain.ports import IndexInfo, Labels, Vectors
+
+DEFAULT_EF_SEARCH = 100  # recall@10 >= 0.98 on MiniLM embeddings (tests/integration/test_postgres)
+MAX_EF_SEARCH = 1000  # pgvector's own ceiling
+MAX_SCAN_TUPLES = 100_000  # how far an iterative scan may go before the exact pass takes over
+
+
+class PgVectorIndex:
+    """`VectorIndex` of knowledge base `kb`, a view of its rows in the shared database."""
+
+    def __init__(
+        self,
+        database: PostgresDatabase,
+        kb: str,
+        dimension: int,
+        exact_limit: int = 20_000,
+        ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> None:
+        self._db = database
+        self._kb = kb
+        self._dimension = dimension
+        self._exact_limit = exact_limit
+        self._ef_search = ef_search
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def __len__(self) -> int:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT vector_count FROM kb_knowledge_bases WHERE name = %s", (self._kb,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def add(self, labels: Labels, vectors: Vectors) -> None:
+        if not len(labels):
+            return
+        rows = np.ascontiguousarray(vectors, dtype=np.float32)
+        if rows.shape != (len(labels), self._dimension):
+            raise ValueError(f"expected {len(labels)} vectors of {self._dimension} dimensions")
+        with self._db.transaction(), self._db.connection() as conn:
+            try:
+                with (
+                    conn.transaction(),
+                    conn.cursor() as cursor,
+                    cursor.copy(
+                        "COPY kb_vectors (label, kb, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                    ) as copy,
+                ):
+                    copy.set_types(["int8", "text", "vector"])
+                    for label, row in zip(labels.tolist(), rows):
+                        copy.write_row((label, self._kb, row))
+            except pg_errors.UniqueViolation as error:
+                detail = error.diag.message_detail
+                raise ValueError(f"a label is already in the index: {detail}") from None
+            self._count(conn, len(labels))
+
+    def remove(self, labels: Collection[int]) -> int:
+        wanted = [int(label) for label in labels]
+        if not wanted:
+            return 0
+        with self._db.transaction(), self._db.connection() as conn:
+            removed = conn.execute(
+                "DELETE FROM kb_vectors WHERE kb = %s AND label = ANY(%s)", (self._kb, wanted)
+            ).rowcount
+            self._count(conn, -removed)
+        return removed
+
+    def get(self, labels: Sequence[int]) -> Vectors:
+        wanted = [int(label) for label in labels]
+        if not wanted:
+            return np.zeros((0, self._dimension), np.float32)
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT label, embedding FROM kb_vectors WHERE kb = %s AND label = ANY(%s)",
+                (self._kb, wanted),
+            ).fetchall()
+        found = {int(label): embedding.to_numpy() for label, embedding in rows}
+        missing = [label for label in wanted if label not in found]
+        if missing:
+            raise KeyError(missing[0])
+        return np.stack([np.asarray(found[label], np.float32) for label in wanted])
+
+    def search(
+        self,
+        vector: Vectors,
+        k: int,
+        allowed: Collection[int] | None = None,
+        probes: int | None = None,
+    ) -> list[tuple[int, float]]:
+        if k <= 0:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        restrict = None if allowed is None else sorted({int(label) for label in allowed})
+        if restrict is not None and not restrict:
+            return []
+        size = len(self) if restrict is None else len(restrict)
+        if size <= self._exact_limit:
+            return self._exact(query, k, restrict)
+        found = self._approximate(query, k, restrict, probes)
+        if len(found) < min(k, size):
+            return self._exact(query, k, restrict)  # the scan gave up before k matches
+        return found
+
+    def describe(self) -> IndexInfo:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT pg_relation_size(to_regclass(%s))", (hnsw_index_name(self._kb),)
+            ).fetchone()
+        size = int(row[0] or 0) if row else 0
+        return IndexInfo("hnsw" if len(self) > self._exact_limit else "flat", size)
+
+    # Helpers
+
+    def _exact(self, query: Vectors, k: int, restrict: list[int] | None) -> list[tuple[int, float]]:
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT label, embedding <#> %s AS distance FROM kb_vectors "
+                    "WHERE kb = %s {restrict} ORDER BY distance, label LIMIT %s"
+                ).format(restrict=_restriction(restrict)),
+                _params(query, self._kb, restrict, k),
+            ).fetchall()
+        return [(int(label), -float(distance)) for label, distance in rows]
+
+    def _approximate(
+        self, query: Vectors, k: int, restrict: list[int] | None, probes: int | None
+    ) -> list[tuple[int, float]]:
+        ef_search = min(MAX_EF_SEARCH, max(k, probes or self._ef_search))
+        statement = sql.SQL(
+            "SELECT label, (embedding::vector({d})) <#> %s::vector({d}) AS distance "
+            "FROM kb_vectors WHERE kb = {kb} {restrict} ORDER BY distance LIMIT %s"
+        ).format(
+            d=sql.Literal(self._dimension),
+            kb=sql.Literal(self._kb),  # a literal, so the planner can pick the partial index
+            restrict=_restriction(restrict),
+        )
+        params: list[Any] = [query, *([restrict] if restrict is not None else []), k]
+        with self._db.transaction(), self._db.connection() as conn, conn.transaction():
+            _set_local(conn, "hnsw.ef_search", ef_search)
+            _set_local(conn, "hnsw.iterative_scan", "relaxed_order")
+            _set_local(conn, "hnsw.max_scan_tuples", MAX_SCAN_TUPLES)
+            rows = conn.execute(statement, params).fetchall()
+        # relaxed_order may return a few rows slightly out of order: sort them.
+        return sorted(((int(label), -float(d)) for label, d in rows), key=lambda p: (-p[1], p[0]))
+
+    def _count(self, conn: psycopg.Connection[Any], change: int) -> None:
+        conn.execute(
+            "UPDATE kb_knowledge_bases SET vector_count = vector_count + %s WHERE name = %s",
+            (change, self._kb),
+        )
+
+
+def _restriction(restrict: list[int] | None) -> sql.Composable:
+    return sql.SQL("") if restrict is None else sql.SQL("AND label = ANY(%s)")
+
+
+def _params(query: Vectors, kb: str, restrict: list[int] | None, k: int) -> list[Any]:
+    return [query, kb, *([restrict] if restrict is not None else []), k]
+
+
+def _set_local(conn: psycopg.Connection[Any], name: str, value: object) -> None:
+    conn.execute(
+        sql.SQL("SELECT set_config({}, {}, true)").format(
+            sql.Literal(name), sql.Literal(str(value))
+        )
+    )

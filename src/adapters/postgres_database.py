@@ -1,0 +1,115 @@
+"""PostgresDatabase: the connection pool, per-thread transactions and the versioned schema.
+
+The repository and the two index adapters of the `postgres` backend share one PostgresDatabase.
+`transaction()` (the domain's unit of work) pins a pooled connection to the calling thread; every
+adapter call that thread makes inside it runs on that connection, so a write's documents, chunks,
+vectors and keywords commit together or not at all. Outside a transaction each call borrows a
+connection for itself and commits when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool
+
+from adapters.postgres_schema import migrate
+from domain.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+class PostgresDatabase:
+    """A psycopg 3 pool to one database, with the schema migrated to the current version."""
+
+    def __init__(self, url: str, pool_size: int = 10, migrate_schema: bool = True) -> None:
+        self._local = threading.local()
+        try:
+            if migrate_schema:
+                with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+                    migrate(conn)
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=max(1, pool_size),
+                kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                configure=_configure,
+                open=False,
+                name="kb-service",
+            )
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        except psycopg.Error as error:
+            raise StorageError(f"cannot use the PostgreSQL database: {_reason(error)}") from error
+        except TimeoutError as error:  # the pool's own "could not connect in time"
+            raise StorageError(f"cannot connect to PostgreSQL: {error}") from error
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the calls this thread makes inside as one transaction (nested calls join it)."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run the reads this thread makes inside on one snapshot (REPEATABLE READ, READ ONLY):
+        a search sees a knowledge base whole, as it was when the search began, or not at all."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """This thread's transaction's connection, else a pooled one that commits on return."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self._pool.connection() as pooled:
+            yield pooled
+
+    def ping(self) -> None:
+        """Raise StorageError unless the database answers."""
+        try:
+            with self._pool.connection(timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, TimeoutError) as error:
+            raise StorageError(f"database unreachable: {_reason(error)}") from error
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # Timestamps come back in UTC whatever the server's zone; vectors as numpy arrays.
+    conn.execute("SET TIME ZONE 'UTC'")
+    register_vector(conn)
+    conn.commit()
+
+
+def _reason(error: BaseException) -> str:
+    # The first line only: psycopg's messages can carry the connection string's parts.
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,330 @@
+"""PostgresDocumentRepository: knowledge bases, documents and chunk owners in PostgreSQL tables.
+
+Vectors are not kept here: the `postgres` backend's vector and keyword indexes
+(PgVectorIndex, PgKeywordIndex) are tables of the same database, written in the same
+transaction (PostgresDatabase.transaction), so `load_vectors` answers None: nothing to load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.types.json import Json
+
+from adapters.postgres_database import PostgresDatabase
+from adapters.postgres_filters import where_sql
+from adapters.postgres_schema import create_hnsw_index, drop_hnsw_index
+from domain.errors import (
+    DocumentExistsError,
+    DocumentNotFoundError,
+    KnowledgeBaseExistsError,
+    KnowledgeBaseNotFoundError,
+)
+from domain.filters import Filter
+from domain.model import Chunk, Chunking, Document, KnowledgeBase, KnowledgeBaseStats, Span
+from domain.ports import Labels, Vectors
+
+KB_COLUMNS = "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap"
+DOC_COLUMNS = (
+    "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, chunk_ends"
+)
+MAX_LIMIT = 2**62  # LIMIT takes a bigint; "no limit" (sys.maxsize) is capped to this
+
+
+class PostgresDocumentRepository:
+    """`DocumentRepository` over PostgreSQL; every call is one statement or one transaction."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
+
+    # Knowledge bases
+
+    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
+        with self._db.transaction(), self._db.connection() as conn:
+            try:
+                with conn.transaction():  # a savepoint: the caller's transaction survives
+                    conn.execute(
+                        f"INSERT INTO kb_knowledge_bases ({KB_COLUMNS}) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        (
+                            kb.name,
+                            kb.model,
+                            kb.dimension,
+                            kb.created_at,
+                            kb.description,
+                            Json(dict(kb.metadata)),
+                            kb.chunking.value,
+                            kb.chunk_overlap,
+                        ),
+                    )
+            except pg_errors.UniqueViolation:
+                raise KnowledgeBaseExistsError(kb.name) from None
+            create_hnsw_index(conn, kb.name, kb.dimension)
+
+    def get_knowledge_base(self, name: str) -> KnowledgeBase:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                f"SELECT {KB_COLUMNS} FROM kb_knowledge_bases WHERE name = %s", (name,)
+            ).fetchone()
+        if row is None:
+            raise KnowledgeBaseNotFoundError(name)
+        return _knowledge_base(row)
+
+    def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {KB_COLUMNS} FROM kb_knowledge_bases "
+                "WHERE %s::text IS NULL OR name > %s ORDER BY name LIMIT %s",
+                (after, after, min(limit, MAX_LIMIT)),
+            ).fetchall()
+        return [_knowledge_base(row) for row in rows]
+
+    def update_knowledge_base(self, kb: KnowledgeBase) -> None:
+        with self._db.connection() as conn:
+            updated = conn.execute(
+                "UPDATE kb_knowledge_bases SET description = %s, metadata = %s WHERE name = %s",
+                (kb.description, Json(dict(kb.metadata)), kb.name),
+            ).rowcount
+        if not updated:
+            raise KnowledgeBaseNotFoundError(kb.name)
+
+    def remove_knowledge_base(self, name: str) -> None:
+        with self._db.transaction(), self._db.connection() as conn:
+            removed = conn.execute(
+                "DELETE FROM kb_knowledge_bases WHERE name = %s", (name,)
+            ).rowcount
+            if not removed:
+                raise KnowledgeBaseNotFoundError(name)
+            drop_hnsw_index(conn, name)
+
+    def stats(self, name: str) -> KnowledgeBaseStats:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT document_count, chunk_count FROM kb_knowledge_bases WHERE name = %s",
+                (name,),
+            ).fetchone()
+        if row is None:
+            raise KnowledgeBaseNotFoundError(name)
+        return KnowledgeBaseStats(int(row[0]), int(row[1]))
+
+    def allocate_chunk_ids(self, count: int) -> list[int]:
+        if count <= 0:
+            return []
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT nextval('kb_chunk_labels') FROM generate_series(1, %s)", (count,)
+            ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    # Documents
+
+    def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
+        with self._db.transaction(), self._db.connection() as conn:
+            self._lock_kb(conn, kb)
+            taken = self._existing(conn, kb, [doc.id for doc in documents])
+            if taken:
+                raise DocumentExistsError(kb, taken)
+            try:
+                with conn.transaction():
+                    self._insert(conn, kb, documents)
+            except pg_errors.UniqueViolation:
+                # Another process stored one of these ids since the check above.
+                raise DocumentExistsError(
+                    kb, self._existing(conn, kb, [doc.id for doc in documents])
+                ) from None
+            self._count(conn, kb, len(documents), sum(len(d.chunks) for d in documents))
+
+    def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
+        with self._db.transaction(), self._db.connection() as conn:
+            self._lock_kb(conn, kb)
+            row = conn.execute(
+                f"SELECT {DOC_COLUMNS} FROM kb_documents WHERE kb = %s AND id = %s FOR UPDATE",
+                (kb, document.id),
+            ).fetchone()
+            previous = None if row is None else _document(row)
+            if previous is not None:
+                conn.execute(
+                    "DELETE FROM kb_documents WHERE kb = %s AND id = %s", (kb, document.id)
+                )
+            self._insert(conn, kb, [document])
+            chunks = len(document.chunks) - (len(previous.chunks) if previous else 0)
+            self._count(conn, kb, 0 if previous else 1, chunks)
+            return previous
+
+    def update_metadata(
+        self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
+    ) -> Document:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                f"UPDATE kb_documents SET metadata = %s, updated_at = %s "
+                f"WHERE kb = %s AND id = %s RETURNING {DOC_COLUMNS}",
+                (Json(metadata), updated_at, kb, document_id),
+            ).fetchone()
+            if row is None:
+                self._require_kb(conn, kb)
+                raise DocumentNotFoundError(kb, document_id)
+        return _document(row)
+
+    def get_document(self, kb: str, document_id: str) -> Document:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                f"SELECT {DOC_COLUMNS} FROM kb_documents WHERE kb = %s AND id = %s",
+                (kb, document_id),
+            ).fetchone()
+            if row is None:
+                self._require_kb(conn, kb)
+                raise DocumentNotFoundError(kb, document_id)
+        return _document(row)
+
+    def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
+        with self._db.connection() as conn:
+            self._require_kb(conn, kb)
+            return self._existing(conn, kb, list(document_ids))
+
+    def list_documents(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[Document]:
+        query = sql.SQL(
+            "SELECT {columns} FROM kb_documents WHERE kb = %s AND (%s::text IS NULL OR id > %s) "
+            "AND {where} ORDER BY id LIMIT %s"
+        ).format(
+            columns=sql.SQL(DOC_COLUMNS),
+            where=sql.SQL("TRUE") if where is None else where_sql(where),
+        )
+        with self._db.connection() as conn:
+            self._require_kb(conn, kb)
+            rows = conn.execute(query, (kb, after, after, min(limit, MAX_LIMIT))).fetchall()
+        return [_document(row) for row in rows]
+
+    def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
+        query = sql.SQL(
+            "SELECT unnest(chunk_labels) FROM kb_documents WHERE kb = %s AND {where}"
+        ).format(where=where_sql(where))
+        with self._db.connection() as conn:
+            self._require_kb(conn, kb)
+            return [int(row[0]) for row in conn.execute(query, (kb,))]
+
+    def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
+        wanted = list(dict.fromkeys(document_ids))
+        with self._db.transaction(), self._db.connection() as conn:
+            self._lock_kb(conn, kb)
+            rows = conn.execute(
+                f"DELETE FROM kb_documents WHERE kb = %s AND id = ANY(%s) RETURNING {DOC_COLUMNS}",
+                (kb, wanted),
+            ).fetchall()
+            removed = {doc.id: doc for doc in map(_document, rows)}
+            chunks = sum(len(doc.chunks) for doc in removed.values())
+            self._count(conn, kb, -len(removed), -chunks)
+        return [removed[i] for i in wanted if i in removed]
+
+    def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
+        labels = [int(label) for label in chunk_ids]
+        if not labels:
+            return {}
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                f"SELECT c.label, {', '.join('d.' + c for c in DOC_COLUMNS.split(', '))} "
+                "FROM kb_chunks c JOIN kb_documents d ON d.kb = c.kb AND d.id = c.document_id "
+                "WHERE c.kb = %s AND c.label = ANY(%s)",
+                (kb, labels),
+            ).fetchall()
+        documents: dict[str, Document] = {}
+        found: dict[int, Document] = {}
+        for row in rows:
+            document = documents.get(row[1]) or documents.setdefault(row[1], _document(row[1:]))
+            found[int(row[0])] = document
+        return found
+
+    def load_vectors(self, kb: str) -> tuple[Labels, Vectors] | None:
+        with self._db.connection() as conn:
+            self._require_kb(conn, kb)
+        return None  # the vectors are the index's own table: nothing to load
+
+    def ping(self) -> None:
+        self._db.ping()
+
+    # Helpers
+
+    def _insert(
+        self, conn: psycopg.Connection[Any], kb: str, documents: Sequence[Document]
+    ) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO kb_documents (kb, {DOC_COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        kb,
+                        doc.id,
+                        doc.text,
+                        Json(dict(doc.metadata)),
+                        doc.created_at,
+                        doc.updated_at,
+                        doc.truncated,
+                        [c.id for c in doc.chunks],
+                        [c.span.start for c in doc.chunks],
+                        [c.span.end for c in doc.chunks],
+                    )
+                    for doc in documents
+                ],
+            )
+            with cursor.copy("COPY kb_chunks (label, kb, document_id) FROM STDIN") as copy:
+                for doc in documents:
+                    for chunk in doc.chunks:
+                        copy.write_row((chunk.id, kb, doc.id))
+
+    def _lock_kb(self, conn: psycopg.Connection[Any], kb: str) -> None:
+        """Writers to one knowledge base queue here (its counts row), across processes."""
+        row = conn.execute(
+            "SELECT 1 FROM kb_knowledge_bases WHERE name = %s FOR UPDATE", (kb,)
+        ).fetchone()
+        if row is None:
+            raise KnowledgeBaseNotFoundError(kb)
+
+    def _require_kb(self, conn: psycopg.Connection[Any], kb: str) -> None:
+        if conn.execute("SELECT 1 FROM kb_knowledge_bases WHERE name = %s", (kb,)).fetchone():
+            return
+        raise KnowledgeBaseNotFoundError(kb)
+
+    def _existing(self, conn: psycopg.Connection[Any], kb: str, ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        rows = conn.execute(
+            "SELECT id FROM kb_documents WHERE kb = %s AND id = ANY(%s)", (kb, ids)
+        ).fetchall()
+        present = {row[0] for row in rows}
+        return [doc_id for doc_id in ids if doc_id in present]
+
+    def _count(self, conn: psycopg.Connection[Any], kb: str, documents: int, chunks: int) -> None:
+        conn.execute(
+            "UPDATE kb_knowledge_bases SET document_count = document_count + %s, "
+            "chunk_count = chunk_count + %s WHERE name = %s",
+            (documents, chunks, kb),
+        )
+
+
+def _knowledge_base(row: Sequence[Any]) -> KnowledgeBase:
+    name, model, dimension, created_at, description, metadata, chunking, overlap = row
+    return KnowledgeBase(
+        name=name,
+        model=model,
+        dimension=dimension,
+        created_at=created_at,
+        description=description,
+        metadata=metadata,
+        chunking=Chunking(chunking),
+        chunk_overlap=overlap,
+    )
+
+
+def _document(row: Sequence[Any]) -> Document:
+    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends = row
+    chunks = tuple(
+        Chunk(int(label), Span(start, end)) for label, start, end in zip(labels, starts, ends)
+    )
+    return Document(doc_id, text, metadata, created_at, updated_at, chunks, truncated)

@@ -1,0 +1,63 @@
+"""The `postgres` backend's adapters pass the port contracts, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import postgres
+from adapters.pgvector_index import PgVectorIndex
+from adapters.postgres_database import PostgresDatabase
+from adapters.postgres_keyword_index import PgKeywordIndex
+from adapters.postgres_repository import PostgresDocumentRepository
+from contracts import (
+    DocumentRepositoryContract,
+    KeywordIndexContract,
+    VectorIndexContract,
+    make_kb,
+)
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresDatabase]:
+    url = postgres.database_url()
+    postgres.clean(url)
+    database = PostgresDatabase(url, pool_size=4)
+    yield database
+    database.close()
+
+
+def knowledge_base(database: PostgresDatabase, dimension: int) -> str:
+    PostgresDocumentRepository(database).add_knowledge_base(make_kb("kb", dimension))
+    return "kb"
+
+
+class TestPostgresDocumentRepository(DocumentRepositoryContract):
+    @pytest.fixture
+    def make_repository(self, database):
+        return lambda: PostgresDocumentRepository(database)
+
+
+class TestPgVectorIndexExact(VectorIndexContract):
+    @pytest.fixture
+    def make_index(self, database):
+        return lambda dimension: PgVectorIndex(
+            database, knowledge_base(database, dimension), dimension
+        )
+
+
+class TestPgVectorIndexHnsw(VectorIndexContract):
+    """Every search through the HNSW index (exact_limit=0)."""
+
+    @pytest.fixture
+    def make_index(self, database):
+        return lambda dimension: PgVectorIndex(
+            database, knowledge_base(database, dimension), dimension, exact_limit=0
+        )
+
+
+class TestPgKeywordIndex(KeywordIndexContract):
+    @pytest.fixture
+    def make_keywords(self, database):
+        return lambda: PgKeywordIndex(database, knowledge_base(database, 8))
