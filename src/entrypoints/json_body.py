@@ -10,6 +10,9 @@ import flask_smorest
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser, is_json_request
 
+_PARSED = "kb_service.json_body"  # where the parsed body is kept, in the request's WSGI environ
+_MISSING = object()
+
 
 def strict_loads(raw: bytes) -> Any:
     """Parse JSON, raising JSONDecodeError for anything that is not clean UTF-8 JSON."""
@@ -24,6 +27,20 @@ def strict_loads(raw: bytes) -> Any:
         # Lone surrogates ("\ud800"), nesting past the recursion limit, integers over
         # Python's 4300-digit limit: the body is not usable JSON.
         raise json.JSONDecodeError(f"unusable JSON: {type(error).__name__}", "?", 0) from None
+
+
+def request_json(req: flask.Request) -> Any:
+    """The request's body parsed by `strict_loads` once; later calls reuse the value or error."""
+    cached = req.environ.get(_PARSED, _MISSING)
+    if cached is _MISSING:
+        try:
+            cached = strict_loads(req.get_data(cache=True))
+        except json.JSONDecodeError as error:
+            cached = error
+        req.environ[_PARSED] = cached
+    if isinstance(cached, json.JSONDecodeError):
+        raise cached
+    return cached
 
 
 def _reject_surrogates(value: Any) -> None:
@@ -48,7 +65,7 @@ class StrictJsonParser(FlaskParser):
             abort(422, message="this request needs a JSON body")
         if not is_json_request(req):
             abort(422, message="send the body as JSON with Content-Type: application/json")
-        return strict_loads(req.get_data(cache=True))
+        return request_json(req)
 
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]

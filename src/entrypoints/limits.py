@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, request
 
 from domain.errors import ConflictError, InvalidInputError
-from entrypoints.json_body import strict_loads
+from entrypoints.json_body import request_json
 from entrypoints.settings import Settings
 
 KNOWLEDGE_BASES = "/v1/knowledge-bases"
@@ -72,7 +72,7 @@ def install_limits(
         if request.method not in {"POST", "PUT", "PATCH"} or not rule.startswith(KNOWLEDGE_BASES):
             return
         try:
-            body = strict_loads(request.get_data(cache=True)) if request.is_json else None
+            body = request_json(request) if request.is_json else None
         except json.JSONDecodeError:
             return  # the view's parser answers 422 with the reason
         if isinstance(body, dict):
