@@ -33,8 +33,14 @@ __all__ = ["Container", "check_storage", "resolve_model"]
 DATABASE_FILE = "kb.sqlite3"
 
 
-def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
-    """RAM only for KB_DATA_DIR=:memory:, else RAM backed by a SQLite file in KB_DATA_DIR."""
+def memory_repository(backend: str, data_dir: str) -> Iterator[DocumentRepository | None]:
+    """RAM only for KB_DATA_DIR=:memory:, else RAM backed by a SQLite file in KB_DATA_DIR.
+
+    None on other backends (init_resources() starts every resource, selected or not).
+    """
+    if backend != "memory":
+        yield None
+        return
     if data_dir == ":memory:":
         yield InMemoryDocumentRepository()
         return
@@ -106,7 +112,9 @@ class Container(containers.DeclarativeContainer):
     )
     repository = providers.Selector(
         config.backend,
-        memory=providers.Resource(memory_repository, data_dir=config.data_dir),
+        memory=providers.Resource(
+            memory_repository, backend=config.backend, data_dir=config.data_dir
+        ),
         postgres=providers.Singleton(PostgresDocumentRepository, database),
     )
     index_factory = providers.Selector(

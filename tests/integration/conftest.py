@@ -48,14 +48,16 @@ def make_app(fake_embedder: FakeEmbedder, backend: str) -> Iterator[Callable[...
     apps made later in the same test (a restart) see what the first one wrote.
     """
     built: list[Flask] = []
+    cleaned: list[str] = []
 
     def make(**settings: Any) -> Flask:
         settings.setdefault("data_dir", ":memory:")
         settings.setdefault("backend", backend)
         if settings["backend"] == "postgres" and "database_url" not in settings:
             settings["database_url"] = postgres.database_url()
-            if not built:
+            if not cleaned:
                 postgres.clean(settings["database_url"])
+                cleaned.append(settings["database_url"])
         app = create_app(Settings(**settings), embedder=fake_embedder)
         app.config["TESTING"] = True
         built.append(app)

@@ -1,0 +1,313 @@
+"""The `postgres` backend beyond the port contracts: filters as SQL, schema migration, answers
+equal to the `memory` backend's, the HNSW path's recall, and two servers on one database."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+import postgres
+from adapters.memory_repository import InMemoryDocumentRepository
+from adapters.pgvector_index import PgVectorIndex
+from adapters.postgres_database import PostgresDatabase
+from adapters.postgres_repository import PostgresDocumentRepository
+from adapters.postgres_schema import LATEST
+from contracts import make_kb
+from domain.errors import StorageError
+from domain.filters import matches, parse_filter
+from domain.model import Chunk, Document, Span
+from fakes import FakeEmbedder
+from model_folder import l6_folder
+from server import Server
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresDatabase]:
+    url = postgres.database_url()
+    postgres.clean(url)
+    database = PostgresDatabase(url, pool_size=4)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def fresh_database_url() -> Iterator[str]:
+    """The URL of a new, empty database on the test server (dropped afterwards)."""
+    url = postgres.database_url()
+    name = f"kb_fresh_{random.randrange(10**9)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    yield psycopg.conninfo.make_conninfo(**info)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+# Filters: SQL/JSON path in PostgreSQL, Python in the memory backend, the same answers.
+
+VALUES: list[Any] = [0, 1, 2, 2.5, -1, 10**12, True, False, "a", "b", "B", "é", "ab", ""]
+
+
+def random_value(rng: random.Random) -> Any:
+    if rng.random() < 0.25:
+        return [rng.choice(VALUES) for _ in range(rng.randint(0, 3))]
+    return rng.choice(VALUES)
+
+
+def random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+    if depth < 2 and rng.random() < 0.3:
+        op = rng.choice(["$and", "$or"])
+        return {op: [random_filter(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
+    if depth < 2 and rng.random() < 0.1:
+        return {"$not": random_filter(rng, depth + 1)}
+    key = rng.choice(["k", "n", "tag", "missing", "odd key \"'$."])
+    op = rng.choice(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"])
+    if op == "$exists":
+        return {key: {op: rng.random() < 0.5}}
+    if op in ("$in", "$nin"):
+        return {key: {op: [rng.choice(VALUES) for _ in range(rng.randint(1, 3))]}}
+    value = rng.choice([v for v in VALUES if not isinstance(v, bool)] if "t" in op else VALUES)
+    return {key: {op: value}}
+
+
+def test_every_filter_selects_the_same_documents_as_the_memory_backend(database):
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    documents = []
+    for i in range(60):
+        metadata = {
+            key: random_value(rng)
+            for key in ("k", "n", "tag", "odd key \"'$.")
+            if rng.random() < 0.8
+        }
+        chunk = Chunk(i + 1, Span(0, 4))
+        documents.append(Document(f"d{i:02d}", "text", metadata, now, now, (chunk,)))
+    repository = PostgresDocumentRepository(database)
+    repository.add_knowledge_base(make_kb())
+    repository.add_documents("kb", documents, np.zeros((60, 8), np.float32))
+
+    for _ in range(300):
+        spec = random_filter(rng)
+        where = parse_filter(spec)
+        expected = [doc.id for doc in documents if matches(where, doc.metadata)]
+        found = [doc.id for doc in repository.list_documents("kb", 1000, where=where)]
+        assert found == expected, spec
+        labels = sorted(repository.chunk_ids_matching("kb", where))
+        assert labels == [int(doc_id[1:]) + 1 for doc_id in expected], spec
+
+
+def test_metadata_and_texts_come_back_exactly(database):
+    now = datetime.now(UTC)
+    metadata = {"z": 1, "a": 1.0, "big": 2**53 + 1, "list": ["x", 2, False], "ü": "ñ 😀"}
+    document = Document("id é 😀", "text with ünïcode 😀\n\ttabs", metadata, now, now)
+    repository = PostgresDocumentRepository(database)
+    repository.add_knowledge_base(make_kb())
+    repository.add_documents("kb", [document], np.zeros((0, 8), np.float32))
+    stored = repository.get_document("kb", "id é 😀")
+    assert stored == document
+    assert list(stored.metadata) == ["z", "a", "big", "list", "ü"]  # key order kept
+    assert isinstance(stored.metadata["a"], float) and isinstance(stored.metadata["z"], int)
+    assert stored.created_at == now
+
+
+# Schema
+
+
+def test_workers_starting_together_create_the_schema_once(fresh_database_url):
+    start = threading.Barrier(4)
+
+    def open_database() -> None:
+        start.wait()
+        PostgresDatabase(fresh_database_url, pool_size=1).close()
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(open_database) for _ in range(4)]:
+            future.result(timeout=60)
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute("SELECT version FROM kb_schema").fetchall() == [(LATEST,)]
+
+
+def test_a_newer_schema_is_refused_and_left_untouched(fresh_database_url):
+    PostgresDatabase(fresh_database_url, pool_size=1).close()
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        conn.execute("UPDATE kb_schema SET version = %s", (LATEST + 1,))
+    with pytest.raises(StorageError, match="newer"):
+        PostgresDatabase(fresh_database_url, pool_size=1)
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute("SELECT version FROM kb_schema").fetchall() == [(LATEST + 1,)]
+
+
+def test_an_unreachable_database_is_a_storage_error_without_the_password():
+    with pytest.raises(StorageError) as caught:
+        PostgresDatabase("postgresql://kb:s3cret@127.0.0.1:1/kb", pool_size=1)
+    assert "s3cret" not in caught.value.message
+
+
+# The same answers as the memory backend
+
+SEARCHES: list[dict[str, Any]] = [
+    {"query": "red fruit", "top_k": 5},
+    {"query": "a large animal", "top_k": 3, "filter": {"kind": "animal"}},
+    {"query": "fruit or animal", "top_k": 4, "filter": {"n": {"$gte": 3, "$lt": 9}}},
+    {"query": "banana", "top_k": 4, "diversity": 0.7},
+    {"document_id": "d3", "top_k": 3},
+    {"query": "stone", "top_k": 10, "min_score": 0.1},
+    {"vector": [0.25] * 16, "top_k": 4},
+]
+
+
+def test_every_search_answers_as_on_the_memory_backend(make_app):
+    words = ["red", "apple", "banana", "stone", "elephant", "large", "animal", "fruit", "grey"]
+    rng = random.Random(3)
+    documents = [
+        {
+            "id": f"d{i}",
+            "text": " ".join(rng.choice(words) for _ in range(rng.randint(3, 30))),
+            "metadata": {"kind": rng.choice(["animal", "fruit"]), "n": i},
+        }
+        for i in range(40)
+    ]
+    answers = []
+    for backend in ("memory", "postgres"):
+        client = make_app(backend=backend).test_client()
+        assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+        response = client.post("/v1/knowledge-bases/kb/documents", json={"documents": documents})
+        assert response.status_code == 201
+        batch = client.post("/v1/knowledge-bases/kb/search/batch", json={"queries": SEARCHES})
+        assert batch.status_code == 200, batch.get_json()
+        answers.append(batch.get_json()["results"])
+    memory, pg = answers
+    for search, on_memory, on_postgres in zip(SEARCHES, memory, pg):
+        assert [h["id"] for h in on_postgres["hits"]] == [h["id"] for h in on_memory["hits"]], (
+            search
+        )
+        for a, b in zip(on_memory["hits"], on_postgres["hits"]):
+            assert b["score"] == pytest.approx(a["score"], abs=1e-5)
+            assert b["passage"] == a["passage"]
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder(dimension=16, window=8)
+
+
+# The HNSW path
+
+
+def test_a_filtered_search_through_hnsw_still_fills_top_k(database):
+    PostgresDocumentRepository(database).add_knowledge_base(make_kb("kb", 16))
+    index = PgVectorIndex(database, "kb", 16, exact_limit=0)
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(3000, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index.add(np.arange(1, 3001, dtype=np.int64), rows)
+    allowed = set(range(2900, 3001))  # 101 of 3,000: far from most queries
+    for query in rows[:5]:
+        found = index.search(query, 20, allowed)
+        assert len(found) == 20 and {label for label, _ in found} <= allowed
+        expected = sorted(allowed, key=lambda label: -float(rows[label - 1] @ query))[:20]
+        assert [label for label, _ in found] == expected
+
+
+@pytest.mark.model
+def test_hnsw_finds_at_least_098_of_the_exact_top_10_on_real_embeddings(database):
+    from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+    from bench import corpus
+
+    texts = corpus.short_texts(3300)
+    vectors = SentenceTransformerEmbedder(l6_folder()).embed(texts)
+    documents, queries = vectors[:3000], vectors[3000:]
+    PostgresDocumentRepository(database).add_knowledge_base(make_kb("kb", 384))
+    approximate = PgVectorIndex(database, "kb", 384, exact_limit=0)
+    exact = PgVectorIndex(database, "kb", 384, exact_limit=10**9)
+    approximate.add(np.arange(1, 3001, dtype=np.int64), documents)
+    found = 0
+    for query in queries:
+        truth = {label for label, _ in exact.search(query, 10)}
+        found += len(truth & {label for label, _ in approximate.search(query, 10)})
+    assert found / (10 * len(queries)) >= 0.98
+
+
+# Two servers, one database
+
+
+def every_worker_ready(server: Server) -> None:
+    """/readyz answers from whichever worker accepts: 20 successes in a row means all are up."""
+    streak = 0
+    for _ in range(3000):
+        streak = streak + 1 if server.call("GET", "/readyz")[0] == 200 else 0
+        if streak == 20:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("not every worker became ready")
+
+
+@pytest.mark.server
+@pytest.mark.model
+def test_two_servers_on_one_database_lose_no_write_and_answer_alike(tmp_path):
+    url = postgres.database_url()
+    postgres.clean(url)
+    settings = {"KB_BACKEND": "postgres", "KB_DATABASE_URL": url, "KB_EMBEDDING_MODEL": l6_folder()}
+    servers = [
+        Server(tmp_path / "a.log", KB_WORKERS="2", **settings),
+        Server(tmp_path / "b.log", **settings),
+    ]
+    try:
+        for server in servers:
+            server.wait_ready()
+            every_worker_ready(server)
+        assert servers[0].call("POST", "/v1/knowledge-bases", {"name": "shared"})[0] == 201
+        docs = "/v1/knowledge-bases/shared/documents"
+
+        def write(writer: int) -> list[str]:
+            server = servers[writer % 2]
+            stored = []
+            for i in range(12):
+                doc = {"id": f"w{writer}-{i}", "text": f"note {i} from writer {writer}"}
+                status, body = server.call("POST", docs, {"documents": [doc]})
+                assert status == 201, body
+                stored.append(doc["id"])
+                status, body = server.call(
+                    "POST", "/v1/knowledge-bases/shared/search", {"query": "note"}
+                )
+                assert status in (200, 404), body
+            return stored
+
+        def race(attempt: int) -> int:
+            doc = {"id": "contested", "text": f"attempt {attempt}"}
+            return servers[attempt % 2].call("POST", docs, {"documents": [doc]})[0]
+
+        with ThreadPoolExecutor(8) as pool:
+            writers = [pool.submit(write, w) for w in range(4)]
+            races = [pool.submit(race, a) for a in range(4)]
+            expected = sorted(i for f in writers for i in f.result(timeout=300))
+            outcomes = sorted(f.result(timeout=300) for f in races)
+        assert outcomes == [201, 409, 409, 409]
+
+        listings, answers = [], []
+        for server in servers:
+            status, page = server.call("GET", docs + "?limit=1000")
+            assert status == 200
+            listings.append([item["id"] for item in page["items"]])
+            status, found = server.call(
+                "POST", "/v1/knowledge-bases/shared/search", {"query": "writer 2", "top_k": 20}
+            )
+            assert status == 200
+            answers.append([(hit["id"], round(hit["score"], 5)) for hit in found["hits"]])
+        assert listings[0] == listings[1] == sorted([*expected, "contested"])
+        assert answers[0] == answers[1] and len(answers[0]) == 20
+        status, info = servers[1].call("GET", "/v1/knowledge-bases/shared")
+        assert info["document_count"] == len(expected) + 1
+    finally:
+        for server in servers:
+            server.stop()

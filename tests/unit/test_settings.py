@@ -1,0 +1,33 @@
+import pytest
+
+from entrypoints.settings import Settings, SettingsError
+
+
+def test_the_postgres_backend_needs_a_database_url_and_may_run_many_workers():
+    with pytest.raises(SettingsError, match="KB_DATABASE_URL"):
+        Settings(backend="postgres")
+    settings = Settings.from_env(
+        {"KB_BACKEND": "postgres", "KB_DATABASE_URL": "postgresql://kb:pw@db/kb", "KB_WORKERS": "3"}
+    )
+    assert settings.workers == 3
+    assert "pw" not in repr(settings)
+
+
+def test_the_memory_backend_refuses_a_second_worker():
+    with pytest.raises(SettingsError, match="KB_WORKERS"):
+        Settings(workers=2)
+
+
+@pytest.mark.parametrize(
+    "name", ["KB_ANN_THRESHOLD", "KB_EXACT_SEARCH_LIMIT", "KB_DATABASE_POOL_SIZE"]
+)
+def test_sizes_must_be_positive(name):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: "0"})
+
+
+def test_an_unknown_backend_or_runtime_is_named():
+    with pytest.raises(SettingsError, match="KB_BACKEND"):
+        Settings(backend="chroma")
+    with pytest.raises(SettingsError, match="KB_EMBEDDING_RUNTIME"):
+        Settings(embedding_runtime="tensorflow")
