@@ -12,6 +12,8 @@ from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
 
+pytestmark = pytest.mark.both_backends
+
 ADMIN, SECOND_ADMIN, READER = "admin-key-0123456789", "admin-key-second", "reader-key-0123456789"
 KEYS = {"api_keys": f"{ADMIN}, {SECOND_ADMIN}", "read_only_api_keys": READER}
 OPEN = {

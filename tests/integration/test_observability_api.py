@@ -10,6 +10,8 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+pytestmark = pytest.mark.both_backends
+
 KB_ROUTE = "/v1/knowledge-bases/<string:kb>"
 
 
@@ -136,8 +138,9 @@ def test_readyz_reports_the_sqlite_database_reachable_then_503_when_it_is_not(ma
     assert "database unreachable" in response.get_json()["message"]
 
 
-def test_readyz_says_in_process_when_nothing_is_stored(client):
-    assert client.get("/readyz").get_json()["database"] == "in-process"
+def test_readyz_says_in_process_or_asks_the_database(client, backend):
+    expected = "reachable" if backend == "postgres" else "in-process"
+    assert client.get("/readyz").get_json()["database"] == expected
 
 
 def test_cors_is_off_by_default(client):
