@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 import postgres
-from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.pgvector_index import PgVectorIndex
 from adapters.postgres_database import PostgresDatabase
 from adapters.postgres_repository import PostgresDocumentRepository
@@ -221,8 +220,9 @@ def test_a_filtered_search_through_hnsw_still_fills_top_k(database):
 
 @pytest.mark.model
 def test_hnsw_finds_at_least_098_of_the_exact_top_10_on_real_embeddings(database):
-    from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
     from bench import corpus
+
+    from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 
     texts = corpus.short_texts(3300)
     vectors = SentenceTransformerEmbedder(l6_folder()).embed(texts)
@@ -311,3 +311,10 @@ def test_two_servers_on_one_database_lose_no_write_and_answer_alike(tmp_path):
     finally:
         for server in servers:
             server.stop()
+
+
+def test_ping_says_unreachable_once_the_pool_is_gone(database):
+    database.ping()
+    database.close()
+    with pytest.raises(StorageError, match="unreachable"):
+        database.ping()
