@@ -20,7 +20,7 @@ from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
 from adapters.postgres_schema import migrate
-from domain.errors import StorageError
+from domain.errors import InvalidInputError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,22 @@ class PostgresDatabase:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """This thread's transaction's connection, else a pooled one that commits on return."""
+        """This thread's transaction's connection, else a pooled one that commits on return.
+
+        A value PostgreSQL cannot hold (a NUL character in a looked-up id) is the caller's
+        mistake, a 422, not a storage failure.
+        """
         conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            yield conn
-            return
-        with self._pool.connection() as pooled:
-            yield pooled
+        try:
+            if conn is not None:
+                yield conn
+                return
+            with self._pool.connection() as pooled:
+                yield pooled
+        except psycopg.DataError as error:
+            raise InvalidInputError(
+                f"the database cannot hold this value: {_reason(error)}"
+            ) from error
 
     def ping(self) -> None:
         """Raise StorageError unless the database answers."""

@@ -41,8 +41,8 @@ def parse_filter(spec: Any, path: str = "filter") -> Filter:
 
 
 def _clause(key: Any, value: Any, path: str) -> Filter:
-    if not isinstance(key, str) or not key:
-        _fail(path, "keys must be non-empty strings")
+    if not isinstance(key, str) or not key or "\x00" in key:
+        _fail(path, "keys must be non-empty strings without NUL")
     if key in ("$and", "$or"):
         if not isinstance(value, list) or not value:
             _fail(path, f"{key} takes a non-empty list of filters")
@@ -88,7 +88,9 @@ def _operand(op: str, value: Any, path: str) -> Any:
 
 
 def _is_scalar(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool)) and value == value  # NaN is not
+    if isinstance(value, str):
+        return "\x00" not in value
+    return isinstance(value, (int, float, bool)) and value == value  # NaN is not
 
 
 def _fail(path: str, message: str) -> None:

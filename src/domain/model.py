@@ -46,16 +46,17 @@ def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata")
         )
     clean: dict[str, Any] = {}
     for key, value in metadata.items():
-        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY_LENGTH:
+        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY_LENGTH or NUL in key:
             raise InvalidInputError(
                 f"metadata key {key!r} must be a non-empty string of at most "
-                f"{MAX_METADATA_KEY_LENGTH} characters",
+                f"{MAX_METADATA_KEY_LENGTH} characters, without NUL",
                 errors={field_name: {str(key): ["invalid key"]}},
             )
         if isinstance(value, list):
             if not all(_is_scalar(item) for item in value):
                 raise InvalidInputError(
-                    f"metadata {key!r}: list items must be strings, numbers or booleans",
+                    f"metadata {key!r}: list items must be strings (without NUL), numbers or "
+                    "booleans",
                     errors={field_name: {key: ["list items must be str, int, float or bool"]}},
                 )
             clean[key] = list(value)
@@ -63,7 +64,8 @@ def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata")
             clean[key] = value
         else:
             raise InvalidInputError(
-                f"metadata {key!r}: values must be strings, numbers, booleans or lists of those",
+                f"metadata {key!r}: values must be strings (without NUL), numbers, booleans or "
+                "lists of those",
                 errors={field_name: {key: ["must be str, int, float, bool or a list of those"]}},
             )
     return clean
@@ -72,12 +74,21 @@ def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata")
 def _is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, (str, int, bool))
+    if isinstance(value, str):
+        return NUL not in value
+    return isinstance(value, (int, bool))
+
+
+NUL = "\x00"  # no database text type stores it (PostgreSQL refuses it): refused everywhere
 
 
 def validate_text(text: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError("text must be a non-empty string", errors={"text": ["empty text"]})
+    if NUL in text:
+        raise InvalidInputError(
+            "text must not contain NUL (\\u0000) characters", errors={"text": ["contains NUL"]}
+        )
     return text
 
 
@@ -87,10 +98,11 @@ def validate_document_id(document_id: str) -> str:
         or not document_id
         or len(document_id) > MAX_DOCUMENT_ID_LENGTH
         or document_id != document_id.strip()
+        or NUL in document_id
     ):
         raise InvalidInputError(
             f"invalid document id {document_id!r}: 1-{MAX_DOCUMENT_ID_LENGTH} characters, "
-            "no leading or trailing whitespace",
+            "no leading or trailing whitespace, no NUL",
             errors={"id": ["invalid document id"]},
         )
     return document_id

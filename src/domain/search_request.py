@@ -43,6 +43,8 @@ class SearchRequest:
             _fail("_schema", "give exactly one of 'query', 'document_id' or 'vector'")
         if self.query is not None and not self.query.strip():
             _fail("query", "query must not be empty")
+        if self.query is not None and "\x00" in self.query:
+            _fail("query", "query must not contain NUL (\\u0000) characters")
         if not 1 <= self.top_k <= MAX_TOP_K:
             _fail("top_k", f"top_k must be between 1 and {MAX_TOP_K}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:

@@ -288,3 +288,19 @@ def test_a_long_text_is_split_into_several_chunks_and_kept_whole(client, kb):
     assert stored["text"] == long_text
     assert stored["chunks"] == item["chunks"]
     assert client.get(f"/v1/knowledge-bases/{kb}").get_json()["chunk_count"] == item["chunks"]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"id": "a", "text": "nul \u0000 inside"},
+        {"id": "b\u0000", "text": "x"},
+        {"id": "c", "text": "x", "metadata": {"k\u0000": "v"}},
+        {"id": "d", "text": "x", "metadata": {"k": ["v\u0000"]}},
+    ],
+)
+def test_nul_characters_are_refused_on_every_backend(client, kb, document):
+    # PostgreSQL's text types cannot hold U+0000, so no backend stores it.
+    response = client.post(f"/v1/knowledge-bases/{kb}/documents", json={"documents": [document]})
+    assert response.status_code == 422
+    assert client.get(f"/v1/knowledge-bases/{kb}").get_json()["document_count"] == 0
