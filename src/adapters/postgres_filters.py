@@ -25,6 +25,8 @@ def where_sql(node: Filter) -> sql.Composable:
     """A boolean SQL expression, true for the rows whose metadata matches `node`."""
     if isinstance(node, Logical):
         parts = [where_sql(clause) for clause in node.clauses]
+        if not parts:  # {} matches everything, as all([]) does; an empty $or nothing
+            return sql.SQL("TRUE" if node.op == "$and" else "FALSE")
         if node.op == "$not":
             return sql.SQL("(NOT {})").format(parts[0])
         joiner = sql.SQL(" AND " if node.op == "$and" else " OR ")

@@ -1,13 +1,16 @@
 """Property-based fuzzing of every operation from the app's own OpenAPI document (schemathesis).
 
-Runs in-process through the WSGI app with API keys on and an admin key sent, so schemathesis'
-`ignored_auth` check also proves every operation refuses requests without a valid key. Seeded
-(derandomized): the same requests every run. Zero 5xx; every response matches the document.
+Runs on both backends, in-process through the WSGI app with API keys on and an admin key sent,
+so schemathesis' `ignored_auth` check also proves every operation refuses requests without a
+valid key. Seeded (derandomized): the same requests every run. Zero 5xx; every response matches
+the document.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest
@@ -16,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
+import postgres
 from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
@@ -24,24 +28,54 @@ ADMIN = "fuzz-admin-key"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 EXAMPLES_PER_OPERATION = 70
 MINIMUM_REQUESTS = 1000
-
-app = create_app(
-    Settings(data_dir=":memory:", api_keys=ADMIN, read_only_api_keys="fuzz-reader-key"),
-    embedder=FakeEmbedder(dimension=16, window=8),
-)
-client = app.test_client()
-schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
-sent: Counter[str] = Counter()
-statuses: Counter[int] = Counter()
+POSTGRES_EXAMPLES_PER_OPERATION = 25
 
 
-def seed_known_state() -> None:
-    """Knowledge base "kb" with document "d1": fuzzed cases may delete them, so restore them."""
-    client.post("/v1/knowledge-bases", json={"name": "kb"}, headers=AUTH)
-    client.put("/v1/knowledge-bases/kb/documents/d1", json={"text": "a known doc"}, headers=AUTH)
+class Fuzzing:
+    """One app under fuzzing: its client, its schema and what was sent and answered."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings, embedder=FakeEmbedder(dimension=16, window=8))
+        self.client = self.app.test_client()
+        self.schema = schemathesis.openapi.from_wsgi("/openapi.json", self.app)
+        self.sent: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.schema.hook(flatmap_case)
+
+    def seed_known_state(self) -> None:
+        """Knowledge base "kb" with document "d1": fuzzed cases may delete them, so restore them."""
+        self.client.post("/v1/knowledge-bases", json={"name": "kb"}, headers=AUTH)
+        self.client.put(
+            "/v1/knowledge-bases/kb/documents/d1", json={"text": "a known doc"}, headers=AUTH
+        )
+
+    def test(self, examples: int) -> Callable[[Any], None]:
+        @self.schema.parametrize()
+        @settings(
+            max_examples=examples,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def test_the_api_survives_fuzzing_and_answers_as_documented(case: Any) -> None:
+            self.seed_known_state()
+            self.sent[case.operation.label] += 1
+            response = case.call_and_validate(headers=AUTH, excluded_checks=excluded(case))
+            self.statuses[response.status_code] += 1
+
+        return test_the_api_survives_fuzzing_and_answers_as_documented
+
+    def summary(self, minimum: int) -> None:
+        operations = {op.ok().label for op in self.schema.get_all_operations()}
+        if set(self.sent) != operations:
+            pytest.skip("runs after the whole fuzzing test above")
+        assert sum(self.sent.values()) >= minimum, self.sent
+        assert not [status for status in self.statuses if status >= 500], self.statuses
+        assert self.statuses[200] + self.statuses[201] + self.statuses[204] > minimum // 10
+        print(f"fuzzing sent {sum(self.sent.values())} requests over {len(self.sent)} operations")
 
 
-@schema.hook
 def flatmap_case(context, case):
     """Half of the cases address the existing knowledge base and document instead of a 404."""
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH):
@@ -60,28 +94,39 @@ def flatmap_case(context, case):
     return st.booleans().map(aim)
 
 
+KEYS = {"api_keys": ADMIN, "read_only_api_keys": "fuzz-reader-key"}
+memory = Fuzzing(Settings(data_dir=":memory:", **KEYS))
+# The postgres backend gets fewer examples: the same code above the repository, fewer seconds.
+_url = postgres.database_url()
+postgres.clean(_url)
+pg = Fuzzing(Settings(backend="postgres", database_url=_url, **KEYS))
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _wired_app():
+def _wired_apps():
+    yield
+    close_app(memory.app)
+    close_app(pg.app)
+
+
+@pytest.fixture
+def memory_wiring():
     # Wiring is process-global: apps other tests built (and closed) since this module was
     # collected have rewired or unwired the blueprints, so point them back at this app.
-    app.extensions["kb_container"].wire()
-    yield
-    close_app(app)
+    memory.app.extensions["kb_container"].wire()
 
 
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
+@pytest.fixture
+def pg_wiring():
+    pg.app.extensions["kb_container"].wire()
+
+
+test_the_api_survives_fuzzing_on_memory = pytest.mark.usefixtures("memory_wiring")(
+    memory.test(EXAMPLES_PER_OPERATION)
 )
-def test_the_api_survives_fuzzing_and_answers_as_documented(case):
-    seed_known_state()
-    sent[case.operation.label] += 1
-    response = case.call_and_validate(headers=AUTH, excluded_checks=excluded(case))
-    statuses[response.status_code] += 1
+test_the_api_survives_fuzzing_on_postgres = pytest.mark.usefixtures("pg_wiring")(
+    pg.test(POSTGRES_EXAMPLES_PER_OPERATION)
+)
 
 
 def excluded(case):
@@ -100,10 +145,8 @@ def excluded(case):
 
 
 def test_the_fuzzing_sent_at_least_a_thousand_requests_across_every_operation():
-    operations = {op.ok().label for op in schema.get_all_operations()}
-    if set(sent) != operations:
-        pytest.skip("runs after the whole fuzzing test above")
-    assert sum(sent.values()) >= MINIMUM_REQUESTS, sent
-    assert not [status for status in statuses if status >= 500], statuses
-    assert statuses[200] + statuses[201] + statuses[204] > MINIMUM_REQUESTS // 10, statuses
-    print(f"fuzzing sent {sum(sent.values())} requests over {len(sent)} operations: {statuses}")
+    memory.summary(MINIMUM_REQUESTS)
+
+
+def test_the_postgres_fuzzing_sent_requests_across_every_operation():
+    pg.summary(MINIMUM_REQUESTS // 3)
