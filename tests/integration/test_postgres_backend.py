@@ -18,6 +18,7 @@ import pytest
 import postgres
 from adapters.pgvector_index import PgVectorIndex
 from adapters.postgres_database import PostgresDatabase
+from adapters.postgres_keyword_index import PgKeywordIndex
 from adapters.postgres_repository import PostgresDocumentRepository
 from adapters.postgres_schema import LATEST
 from contracts import make_kb
@@ -317,3 +318,36 @@ def test_ping_says_unreachable_once_the_pool_is_gone(database):
     database.close()
     with pytest.raises(StorageError, match="unreachable"):
         database.ping()
+
+
+class FailingKeywords(PgKeywordIndex):
+    """Writes its rows, then fails: the last step of a write going wrong."""
+
+    def add(self, documents):
+        super().add(documents)
+        raise RuntimeError("keyword index failed")
+
+
+def test_a_write_that_fails_half_way_leaves_nothing_behind(database):
+    from domain import KnowledgeBaseService, NewDocument
+
+    repository = PostgresDocumentRepository(database)
+    service = KnowledgeBaseService(
+        FakeEmbedder(dimension=8, window=8),
+        repository,
+        lambda kb: PgVectorIndex(database, kb.name, kb.dimension),
+        lambda kb: FailingKeywords(database, kb.name),
+        transaction=database.transaction,
+        snapshot=database.snapshot,
+    )
+    service.create_knowledge_base("kb")
+    batch = [NewDocument(f"text {i} " * 20, id=f"d{i}") for i in range(5)]
+    with pytest.raises(RuntimeError, match="keyword index failed"):
+        service.add_documents("kb", batch)
+    assert repository.stats("kb").document_count == 0
+    assert repository.list_documents("kb", 10) == []
+    assert len(PgVectorIndex(database, "kb", 8)) == 0
+    assert len(PgKeywordIndex(database, "kb")) == 0
+    with database.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM kb_vectors").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM kb_chunks").fetchone() == (0,)
