@@ -3,13 +3,21 @@
 Rows live in `kb_vectors` (label, kb, embedding). A knowledge base of at most `exact_limit`
 vectors is searched exactly: every vector scored by inner product, which for the service's unit
 vectors is the cosine similarity. A larger one is searched through its own partial HNSW index
-(created with the knowledge base, see postgres_schema.create_hnsw_index) with iterative index
-scans, so a search restricted to `allowed` labels keeps scanning until it has `k` of them; if
-the scan still falls short, the search is redone exactly. `probes` is HNSW's ef_search.
+with iterative index scans, so a search restricted to `allowed` labels keeps scanning until it
+has `k` of them; if the scan still falls short, the search is redone exactly. `probes` is HNSW's
+ef_search.
+
+The HNSW index is built when the knowledge base first passes `exact_limit`, in a background
+thread with CREATE INDEX CONCURRENTLY (writes go on; one process builds, under an advisory
+lock), and searches stay exact until it is valid. Small knowledge bases never pay for HNSW
+upkeep on insert (about 4 ms per vector here): building once from existing rows is far cheaper.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -19,12 +27,16 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from adapters.postgres_database import PostgresDatabase
-from adapters.postgres_schema import hnsw_index_name
+from adapters.postgres_schema import build_hnsw_index, drop_hnsw_index, hnsw_index_name, hnsw_state
 from domain.ports import IndexInfo, Labels, Vectors
 
 DEFAULT_EF_SEARCH = 100  # recall@10 >= 0.98 on MiniLM embeddings (tests/integration/test_postgres)
 MAX_EF_SEARCH = 1000  # pgvector's own ceiling
 MAX_SCAN_TUPLES = 100_000  # how far an iterative scan may go before the exact pass takes over
+ROW_OVERHEAD_BYTES = 48  # tuple header, label, kb name and vector header, roughly
+RECHECK_SECONDS = 1.0  # how often a search asks whether another process finished the index
+
+log = logging.getLogger(__name__)
 
 
 class PgVectorIndex:
@@ -37,12 +49,18 @@ class PgVectorIndex:
         dimension: int,
         exact_limit: int = 20_000,
         ef_search: int = DEFAULT_EF_SEARCH,
+        background: bool = True,
     ) -> None:
+        """`background=False` leaves building the HNSW index to explicit `build_index()` calls."""
         self._db = database
         self._kb = kb
         self._dimension = dimension
         self._exact_limit = exact_limit
         self._ef_search = ef_search
+        self._background = background
+        self._ready = False  # the HNSW index is known to be valid
+        self._checked = 0.0
+        self._building = threading.Lock()
 
     @property
     def dimension(self) -> int:
@@ -77,6 +95,8 @@ class PgVectorIndex:
                 detail = error.diag.message_detail
                 raise ValueError(f"a label is already in the index: {detail}") from None
             self._count(conn, len(labels))
+        if not self._ready and self._background and len(self) > self._exact_limit:
+            self._build_in_background()
 
     def remove(self, labels: Collection[int]) -> int:
         wanted = [int(label) for label in labels]
@@ -120,6 +140,10 @@ class PgVectorIndex:
         size = len(self) if restrict is None else len(restrict)
         if size <= self._exact_limit:
             return self._exact(query, k, restrict)
+        if not self._hnsw_ready():
+            if self._background:
+                self._build_in_background()  # e.g. the process that started it died
+            return self._exact(query, k, restrict)
         found = self._approximate(query, k, restrict, probes)
         if len(found) < min(k, size):
             return self._exact(query, k, restrict)  # the scan gave up before k matches
@@ -130,10 +154,66 @@ class PgVectorIndex:
             row = conn.execute(
                 "SELECT pg_relation_size(to_regclass(%s))", (hnsw_index_name(self._kb),)
             ).fetchone()
-        size = int(row[0] or 0) if row else 0
-        return IndexInfo("hnsw" if len(self) > self._exact_limit else "flat", size)
+        index_bytes = int(row[0] or 0) if row else 0
+        count = len(self)
+        approximate = count > self._exact_limit and self._hnsw_ready()
+        # The rows' share of the table (vector, label, tuple header), plus the HNSW index.
+        row_bytes = 4 * self._dimension + ROW_OVERHEAD_BYTES
+        return IndexInfo("hnsw" if approximate else "flat", count * row_bytes + index_bytes)
+
+    def build_index(self) -> bool:
+        """Build this knowledge base's HNSW index now, unless another process is at it
+        (then False). Must not run inside a transaction that wrote to the vectors."""
+        with self._db.autocommit_connection() as conn:
+            key = ("kb-hnsw:" + self._kb,)
+            locked = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", key).fetchone()
+            if not (locked and locked[0]):
+                return False
+            try:
+                if self._live(conn):
+                    build_hnsw_index(conn, self._kb, self._dimension)
+                if not self._live(conn):  # removed meanwhile: leave no orphan behind
+                    drop_hnsw_index(conn, self._kb)
+                self._ready = hnsw_state(conn, self._kb) == "valid"
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
+        return True
 
     # Helpers
+
+    def _hnsw_ready(self) -> bool:
+        now = time.monotonic()
+        if not self._ready and now - self._checked >= RECHECK_SECONDS:
+            self._checked = now
+            with self._db.connection() as conn:
+                self._ready = hnsw_state(conn, self._kb) == "valid"
+        return self._ready
+
+    def _build_in_background(self) -> None:
+        if not self._building.acquire(blocking=False):
+            return  # this process is building it already
+        threading.Thread(target=self._build, name=f"hnsw-{self._kb}", daemon=True).start()
+
+    def _build(self) -> None:
+        try:
+            started = time.monotonic()
+            if self.build_index() and self._ready:
+                log.info(
+                    "knowledge base %r: HNSW index built in %.1f s; searches use it now",
+                    self._kb,
+                    time.monotonic() - started,
+                )
+        except psycopg.Error:
+            log.exception("knowledge base %r: building the HNSW index failed", self._kb)
+        finally:
+            self._building.release()
+
+    def _live(self, conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM kb_knowledge_bases WHERE name = %s AND dimension = %s",
+            (self._kb, self._dimension),
+        ).fetchone()
+        return row is not None
 
     def _exact(self, query: Vectors, k: int, restrict: list[int] | None) -> list[tuple[int, float]]:
         with self._db.connection() as conn:

@@ -32,6 +32,7 @@ class PostgresDatabase:
 
     def __init__(self, url: str, pool_size: int = 10, migrate_schema: bool = True) -> None:
         self._local = threading.local()
+        self._url = url
         try:
             if migrate_schema:
                 with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
@@ -99,6 +100,15 @@ class PostgresDatabase:
             raise InvalidInputError(
                 f"the database cannot hold this value: {_reason(error)}"
             ) from error
+
+    @contextmanager
+    def autocommit_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own, outside the pool and any transaction (CREATE INDEX
+        CONCURRENTLY cannot run in a transaction block); for slow maintenance, not requests."""
+        with psycopg.connect(
+            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+        ) as conn:
+            yield conn
 
     def ping(self) -> None:
         """Raise StorageError unless the database answers."""

@@ -18,7 +18,7 @@ from psycopg.types.json import Json
 
 from adapters.postgres_database import PostgresDatabase
 from adapters.postgres_filters import where_sql
-from adapters.postgres_schema import create_hnsw_index, drop_hnsw_index
+from adapters.postgres_schema import drop_hnsw_index
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -64,7 +64,8 @@ class PostgresDocumentRepository:
                     )
             except pg_errors.UniqueViolation:
                 raise KnowledgeBaseExistsError(kb.name) from None
-            create_hnsw_index(conn, kb.name, kb.dimension)
+            # One left behind by a build racing the removal of an earlier namesake.
+            drop_hnsw_index(conn, kb.name)
 
     def get_knowledge_base(self, name: str) -> KnowledgeBase:
         with self._db.connection() as conn:

@@ -116,16 +116,34 @@ def hnsw_index(kb: str) -> sql.Identifier:
     return sql.Identifier(hnsw_index_name(kb))
 
 
-def create_hnsw_index(conn: psycopg.Connection[Any], kb: str, dimension: int) -> None:
-    """The knowledge base's HNSW index over its own rows; the planner uses it for searches
-    that name the knowledge base as a literal and order by embedding::vector(dimension)."""
+def hnsw_state(conn: psycopg.Connection[Any], kb: str) -> str:
+    """ "valid", "invalid" (a concurrent build died half-way) or "missing"."""
+    row = conn.execute(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+        (hnsw_index_name(kb),),
+    ).fetchone()
+    return "missing" if row is None else "valid" if row[0] else "invalid"
+
+
+def build_hnsw_index(conn: psycopg.Connection[Any], kb: str, dimension: int) -> None:
+    """Build the knowledge base's HNSW index over its own rows, without blocking writes.
+
+    `conn` must be in autocommit mode. The planner uses the index for searches that name the
+    knowledge base as a literal and order by embedding::vector(dimension).
+    """
+    if hnsw_state(conn, kb) == "invalid":
+        conn.execute(
+            sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {index}").format(index=hnsw_index(kb))
+        )
     conn.execute(
         sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {index} ON kb_vectors USING hnsw "
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {index} ON kb_vectors USING hnsw "
             "((embedding::vector({dimension})) vector_ip_ops) WHERE kb = {kb}"
         ).format(index=hnsw_index(kb), dimension=sql.Literal(dimension), kb=sql.Literal(kb))
     )
 
 
 def drop_hnsw_index(conn: psycopg.Connection[Any], kb: str) -> None:
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {index}").format(index=hnsw_index(kb)))
+    """Drop the knowledge base's index if it has one (checked first: DROP locks the table)."""
+    if hnsw_state(conn, kb) != "missing":
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {index}").format(index=hnsw_index(kb)))

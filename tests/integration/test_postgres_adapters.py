@@ -47,13 +47,25 @@ class TestPgVectorIndexExact(VectorIndexContract):
         )
 
 
+class BuiltPgVectorIndex(PgVectorIndex):
+    """Builds its HNSW index after every add, so every search goes through it."""
+
+    def add(self, labels, vectors):
+        super().add(labels, vectors)
+        assert self.build_index()
+
+
 class TestPgVectorIndexHnsw(VectorIndexContract):
     """Every search through the HNSW index (exact_limit=0)."""
 
     @pytest.fixture
     def make_index(self, database):
-        return lambda dimension: PgVectorIndex(
-            database, knowledge_base(database, dimension), dimension, exact_limit=0
+        return lambda dimension: BuiltPgVectorIndex(
+            database,
+            knowledge_base(database, dimension),
+            dimension,
+            exact_limit=0,
+            background=False,
         )
 
 

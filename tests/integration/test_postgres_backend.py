@@ -205,11 +205,12 @@ def fake_embedder() -> FakeEmbedder:
 
 def test_a_filtered_search_through_hnsw_still_fills_top_k(database):
     PostgresDocumentRepository(database).add_knowledge_base(make_kb("kb", 16))
-    index = PgVectorIndex(database, "kb", 16, exact_limit=0)
+    index = PgVectorIndex(database, "kb", 16, exact_limit=0, background=False)
     rng = np.random.default_rng(1)
     rows = rng.normal(size=(3000, 16)).astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     index.add(np.arange(1, 3001, dtype=np.int64), rows)
+    assert index.build_index() and index.describe().kind == "hnsw"
     allowed = set(range(2900, 3001))  # 101 of 3,000: far from most queries
     for query in rows[:5]:
         found = index.search(query, 20, allowed)
@@ -228,9 +229,10 @@ def test_hnsw_finds_at_least_098_of_the_exact_top_10_on_real_embeddings(database
     vectors = SentenceTransformerEmbedder(l6_folder()).embed(texts)
     documents, queries = vectors[:3000], vectors[3000:]
     PostgresDocumentRepository(database).add_knowledge_base(make_kb("kb", 384))
-    approximate = PgVectorIndex(database, "kb", 384, exact_limit=0)
+    approximate = PgVectorIndex(database, "kb", 384, exact_limit=0, background=False)
     exact = PgVectorIndex(database, "kb", 384, exact_limit=10**9)
     approximate.add(np.arange(1, 3001, dtype=np.int64), documents)
+    assert approximate.build_index() and approximate.describe().kind == "hnsw"
     found = 0
     for query in queries:
         truth = {label for label, _ in exact.search(query, 10)}
