@@ -353,3 +353,25 @@ def test_a_write_that_fails_half_way_leaves_nothing_behind(database):
     with database.connection() as conn:
         assert conn.execute("SELECT count(*) FROM kb_vectors").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM kb_chunks").fetchone() == (0,)
+
+
+def test_passing_the_exact_limit_builds_the_hnsw_index_in_the_background(database):
+    from domain import KnowledgeBaseService, NewDocument, SearchRequest
+
+    service = KnowledgeBaseService(
+        FakeEmbedder(dimension=8, window=8),
+        PostgresDocumentRepository(database),
+        lambda kb: PgVectorIndex(database, kb.name, kb.dimension, exact_limit=50),
+        transaction=database.transaction,
+        snapshot=database.snapshot,
+    )
+    service.create_knowledge_base("kb")
+    service.add_documents("kb", [NewDocument(f"doc {i} words", id=f"d{i}") for i in range(40)])
+    assert service.get_knowledge_base("kb").index.kind == "flat"
+    service.add_documents("kb", [NewDocument(f"more {i} text", id=f"m{i}") for i in range(40)])
+    deadline = time.monotonic() + 60
+    while service.get_knowledge_base("kb").index.kind != "hnsw":
+        assert time.monotonic() < deadline, "the HNSW index was not built"
+        time.sleep(0.2)
+    hits = service.search("kb", SearchRequest(query="doc 7 words", top_k=3))
+    assert hits[0].id == "d7" and hits[0].score == pytest.approx(1.0, abs=1e-5)
