@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, LiteralString
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -52,24 +52,18 @@ class PostgresDatabase:
         except TimeoutError as error:  # the pool's own "could not connect in time"
             raise StorageError(f"cannot connect to PostgreSQL: {error}") from error
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Run the calls this thread makes inside as one transaction (nested calls join it)."""
-        if getattr(self._local, "conn", None) is not None:
-            yield
-            return
-        with self._pool.connection() as conn:
-            self._local.conn = conn
-            try:
-                with conn.transaction():
-                    yield
-            finally:
-                self._local.conn = None
+        return self._pinned(None)
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> AbstractContextManager[None]:
         """Run the reads this thread makes inside on one snapshot (REPEATABLE READ, READ ONLY):
         a search sees a knowledge base whole, as it was when the search began, or not at all."""
+        return self._pinned("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    @contextmanager
+    def _pinned(self, setup: LiteralString | None) -> Iterator[None]:
+        """One pooled connection in a transaction for this thread; inside one, join it."""
         if getattr(self._local, "conn", None) is not None:
             yield
             return
@@ -77,7 +71,8 @@ class PostgresDatabase:
             self._local.conn = conn
             try:
                 with conn.transaction():
-                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    if setup is not None:
+                        conn.execute(setup)
                     yield
             finally:
                 self._local.conn = None

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import postgres
+from adapters.postgres_database import PostgresDatabase
 from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
@@ -185,3 +186,13 @@ def error_fields(body: dict[str, Any]) -> set[str]:
 def expect_error() -> Callable[..., dict[str, Any]]:
     """`expect_error(response, status, *fields)`: assert the error shape, return the body."""
     return assert_error
+
+
+@pytest.fixture
+def pg_database() -> Iterator[PostgresDatabase]:
+    """A pool to the emptied test PostgreSQL (see tests/postgres.py)."""
+    url = postgres.database_url()
+    postgres.clean(url)
+    database = PostgresDatabase(url, pool_size=4)
+    yield database
+    database.close()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-import postgres
 from adapters.pgvector_index import PgVectorIndex
 from adapters.postgres_database import PostgresDatabase
 from adapters.postgres_keyword_index import PgKeywordIndex
@@ -20,12 +17,8 @@ from contracts import (
 
 
 @pytest.fixture
-def database() -> Iterator[PostgresDatabase]:
-    url = postgres.database_url()
-    postgres.clean(url)
-    database = PostgresDatabase(url, pool_size=4)
-    yield database
-    database.close()
+def database(pg_database: PostgresDatabase) -> PostgresDatabase:
+    return pg_database
 
 
 def knowledge_base(database: PostgresDatabase, dimension: int) -> str:

@@ -31,12 +31,8 @@ from server import Server
 
 
 @pytest.fixture
-def database() -> Iterator[PostgresDatabase]:
-    url = postgres.database_url()
-    postgres.clean(url)
-    database = PostgresDatabase(url, pool_size=4)
-    yield database
-    database.close()
+def database(pg_database: PostgresDatabase) -> PostgresDatabase:
+    return pg_database
 
 
 @pytest.fixture
