@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from adapters.coalescer import Coalescer
+from adapters.coalescer import BatchObserver, Coalescer
 from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
@@ -66,6 +66,7 @@ class OnnxEmbedder:
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -114,6 +115,7 @@ class OnnxEmbedder:
             max_texts=batch_size,
             token_budget=batch_size * self._max_seq_length,
             max_tokens=self._max_seq_length,
+            observer=observer,
         )
 
     @property

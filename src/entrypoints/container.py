@@ -13,6 +13,7 @@ from adapters.faiss_index import FaissVectorIndex
 from adapters.fts_keyword_index import Fts5KeywordIndex
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
+from adapters.onnx_embedder import OnnxEmbedder
 from adapters.pgvector_index import PgVectorIndex
 from adapters.postgres_database import PostgresDatabase
 from adapters.postgres_keyword_index import PgKeywordIndex
@@ -97,12 +98,23 @@ class Container(containers.DeclarativeContainer):
     # Told the size and duration of every model batch; the app overrides it to feed /metrics.
     batch_observer: providers.Object[Callable[[int, float], None] | None] = providers.Object(None)
 
-    embedder = providers.Singleton(
-        SentenceTransformerEmbedder,
-        model=config.embedding_model,
-        device=config.device,
-        batch_size=config.embed_batch_size,
-        observer=batch_observer,
+    # KB_EMBEDDING_RUNTIME: the same model run by torch or by ONNX Runtime; both batch their
+    # callers through a coalescer that tells `batch_observer` about every model call.
+    embedder = providers.Selector(
+        config.embedding_runtime,
+        torch=providers.Singleton(
+            SentenceTransformerEmbedder,
+            model=config.embedding_model,
+            device=config.device,
+            batch_size=config.embed_batch_size,
+            observer=batch_observer,
+        ),
+        onnx=providers.Singleton(
+            OnnxEmbedder,
+            model=config.embedding_model,
+            batch_size=config.embed_batch_size,
+            observer=batch_observer,
+        ),
     )
     database = providers.Resource(
         postgres_database,

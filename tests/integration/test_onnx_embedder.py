@@ -1,10 +1,12 @@
 """The ONNX Runtime adapter gives torch's embeddings, and exports the model only once."""
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters import onnx_embedder
 from adapters.onnx_embedder import OnnxEmbedder
@@ -141,14 +143,56 @@ def test_a_cached_export_is_reused_without_exporting_again(embedder, cache_dir, 
     assert np.array_equal(again.embed(TEXTS[:5]), embedder.embed(TEXTS[:5]))
 
 
-def test_the_export_sits_beside_a_writable_model_and_follows_its_changes(tmp_path):
-    # A model folder of our own: symlinks to the packaged files, so nothing is copied.
-    source, folder = Path(l6_folder()), tmp_path / "model"
+def linked_model_folder(folder: Path) -> Path:
+    """A model folder of our own: symlinks to the packaged files, so nothing is copied."""
+    source = Path(l6_folder())
     for path in source.rglob("*"):
         if path.is_file() and "onnx" not in path.relative_to(source).parts:
             target = folder / path.relative_to(source)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(path)
+    return folder
+
+
+def test_the_service_searches_with_the_onnx_runtime_and_measures_its_batches(embedder, tmp_path):
+    from entrypoints.app import close_app, create_app
+    from entrypoints.settings import Settings
+
+    # The same files, so the module's export (linked in where the service looks) is current.
+    folder = linked_model_folder(tmp_path / "model")
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "kb-service").symlink_to(embedder.export_dir, target_is_directory=True)
+    settings = Settings(data_dir=":memory:", embedding_model=str(folder), embedding_runtime="onnx")
+    app = create_app(settings)
+    try:
+        assert isinstance(app.extensions["kb_container"].embedder(), OnnxEmbedder)
+        client = app.test_client()
+        assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+        documents = [
+            {"id": "paraphrase", "text": "A man is eating a piece of bread."},
+            {"id": "unrelated", "text": "The stock market fell sharply on Monday."},
+        ]
+        added = client.post("/v1/knowledge-bases/kb/documents", json={"documents": documents})
+        assert added.status_code == 201
+        found = client.post(
+            "/v1/knowledge-bases/kb/search", json={"query": "Someone is having some bread."}
+        )
+        assert found.status_code == 200
+        assert [hit["id"] for hit in found.json["hits"]] == ["paraphrase", "unrelated"]
+        metrics = client.get("/metrics").get_data(as_text=True)
+        counts = [
+            sample.value
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+            if sample.name == "kb_model_batch_size_sum"
+        ]
+        assert counts == [3.0]  # two documents, then one query, each through the coalescer
+    finally:
+        close_app(app)
+
+
+def test_the_export_sits_beside_a_writable_model_and_follows_its_changes(tmp_path):
+    folder = linked_model_folder(tmp_path / "model")
     first = OnnxEmbedder(str(folder))
     assert first.export_dir == folder / "onnx" / "kb-service"
     exported = (first.export_dir / onnx_embedder.MODEL_FILE).stat().st_mtime_ns
@@ -187,3 +231,11 @@ def test_a_read_only_model_folder_is_exported_into_the_user_cache(tmp_path, monk
     )
     where = onnx_embedder._export_dir(folder, None)
     assert tmp_path / "xdg" / "kb-service" / "onnx" in where.parents
+
+
+def test_without_onnxruntime_the_error_names_the_package(monkeypatch):
+    from domain.errors import ModelUnavailableError
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    with pytest.raises(ModelUnavailableError, match="pip install onnxruntime"):
+        OnnxEmbedder(l6_folder())
