@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +25,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         observer: BatchObserver | None = None,
     ) -> None:
+        _idle_threads_sleep()
         from sentence_transformers import SentenceTransformer
 
         location = resolve_model(model)
@@ -96,3 +99,15 @@ class SentenceTransformerEmbedder:
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)
         return [(int(start), int(end)) for start, end in encoding.offsets]
+
+
+def _idle_threads_sleep() -> None:
+    """Let torch's OpenMP threads sleep between forward passes instead of spinning.
+
+    Spinning threads take the cores from the web server's threads and from the next forward
+    pass; on a busy 2-core host a single query then took 3-4 times longer (README, Measured).
+    OpenMP reads the variable once, when torch loads: later it is too late. An explicit
+    OMP_WAIT_POLICY wins.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
