@@ -21,8 +21,9 @@
    `SqliteDocumentRepository` (real texts and vectors, no embedding), then `kb serve` starts
    with KB_DATA_DIR and KB_EMBEDDING_MODEL=<L6 folder>; it reports the time to /readyz 200,
    when GET /v1/knowledge-bases/{kb} reports the "ivf" index after that, HTTP search p50/p99
-   by vector while it builds and after, the worker's RSS, and the same for an empty data dir
-   (the model's share).
+   by vector while it builds and after, recall@10 of those HTTP hits (document ids) against
+   exact search, the worker's RSS and CPU time at ready, the machine's load average, and the
+   same for an empty data dir (the model's share).
 
 Figures are noisy on a shared 2-core machine: ratios within one run are the reliable part.
 """
@@ -239,10 +240,15 @@ def measure_rss(args: argparse.Namespace, count: int) -> dict[str, Any]:
 # Restart through the real server
 
 
+def document_ids(count: int) -> list[str]:
+    """The ids `write_data_dir` gives its documents, in row order (seeded: reused dirs match)."""
+    id_rng = random.Random(SEED)
+    return [uuid.UUID(int=id_rng.getrandbits(128), version=4).hex for _ in range(count)]
+
+
 def write_data_dir(path: Path, model: str, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
     """A data dir of one knowledge base, one chunk per document, written without embedding."""
-    id_rng = random.Random(SEED)
-    ids = [uuid.UUID(int=id_rng.getrandbits(128), version=4).hex for _ in range(len(texts))]
+    ids = document_ids(len(texts))
     repository = SqliteDocumentRepository(path / DATABASE_FILE)
     try:
         now = datetime.now(UTC)
@@ -270,8 +276,12 @@ def write_data_dir(path: Path, model: str, texts: Sequence[str], vectors: np.nda
 
 
 def http_searches(
-    server: Server, queries: np.ndarray, until: Callable[[], bool] | None = None
+    server: Server,
+    queries: np.ndarray,
+    until: Callable[[], bool] | None = None,
+    found: list[set[str]] | None = None,
 ) -> list[float]:
+    """Seconds per search by vector; the hit ids of each go to `found` when given."""
     url = f"{server.url}/v1/knowledge-bases/{KB_NAME}/search"
     seconds = []
     for query in queries:
@@ -282,6 +292,8 @@ def http_searches(
         seconds.append(time.perf_counter() - started)
         if status != 200 or len(body["hits"]) != 10:
             raise BenchError(f"search -> {status} {str(body)[:300]}")
+        if found is not None:
+            found.append({hit["id"] for hit in body["hits"]})
     return seconds
 
 
@@ -293,7 +305,10 @@ def index_type(server: Server) -> tuple[str, int]:
 
 
 def measure_restart(
-    args: argparse.Namespace, write: Callable[[Path], object], queries: np.ndarray
+    args: argparse.Namespace,
+    write: Callable[[Path], object],
+    queries: np.ndarray,
+    truth: Sequence[set[str]],
 ) -> dict[str, Any]:
     """Ready time and the rest on a data dir written now (or reused: --data-dir)."""
     root = Path(tempfile.mkdtemp(prefix="kb-scale-bench-"))
@@ -313,13 +328,15 @@ def measure_restart(
             "write_seconds": written,
             "empty_ready_seconds": round(empty.seconds, 2),
             "empty_rss": empty.rss,
-            **served(full, args.model, queries),
+            **served(full, args.model, queries, truth),
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def served(data_dir: Path, model: str, queries: np.ndarray) -> dict[str, Any]:
+def served(
+    data_dir: Path, model: str, queries: np.ndarray, truth: Sequence[set[str]]
+) -> dict[str, Any]:
     server, start = start_server(data_dir, model)
     try:
         ready_at = time.monotonic()
@@ -338,11 +355,16 @@ def served(data_dir: Path, model: str, queries: np.ndarray) -> dict[str, Any]:
             raise BenchError(f"no IVF index 900 s after ready:\n{server.tail()}")
         ann_after_ready = time.monotonic() - ready_at
         http_searches(server, queries[:20])  # warm-up
-        seconds = http_searches(server, queries)
+        found: list[set[str]] = []
+        seconds = http_searches(server, queries, found=found)
         p50, p99 = percentiles(seconds)
+        hits = sum(len(got & wanted) for got, wanted in zip(found, truth))
         return {
             "ready_seconds": round(start.seconds, 2),
             "load_seconds": start.ready.get("load_seconds"),
+            "load_average": start.load_average,
+            "worker_cpu_seconds_at_ready": round(start.cpu_seconds, 1),
+            "http_recall_at_10": hits / sum(len(wanted) for wanted in truth),
             "ann_active_after_ready_seconds": round(ann_after_ready, 1),
             "rss_at_ready": start.rss,
             "rss_with_ann": server.worker_rss(),
@@ -409,7 +431,8 @@ def report_restart(result: dict[str, Any], count: int, raw: int, text_bytes: int
     print(f"ready (empty data dir)    {result['empty_ready_seconds']} s")
     print(
         f"ready (full data dir)     {result['ready_seconds']} s (load_seconds "
-        f"{result['load_seconds']})"
+        f"{result['load_seconds']}; worker CPU {result['worker_cpu_seconds_at_ready']} s; "
+        f"load average {result['load_average']:.1f} at the start)"
     )
     print(
         f"IVF active after ready    {result['ann_active_after_ready_seconds']} s; HTTP search "
@@ -418,7 +441,7 @@ def report_restart(result: dict[str, Any], count: int, raw: int, text_bytes: int
     )
     print(
         f"HTTP search by vector     p50 {ms(result['http_p50_ms'])}  "
-        f"p99 {ms(result['http_p99_ms'])}"
+        f"p99 {ms(result['http_p99_ms'])}  recall@10 vs exact {result['http_recall_at_10']:.3f}"
     )
     beyond = result["rss_with_ann"] - result["empty_rss"]
     print(
@@ -494,12 +517,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"\nrestart: writing a data dir of {count:,} chunks ...", flush=True)
         all_texts = scaled_texts(pool_texts, count)
         text_bytes = sum(len(t.encode()) for t in all_texts)
+        ids = document_ids(count)
+        _, rows = faiss.knn(
+            queries, scaled(pool, count, args.noise), 10, metric=faiss.METRIC_INNER_PRODUCT
+        )
+        truth = [{ids[row] for row in found} for found in rows.tolist()]
+        gc.collect()
         restart = measure_restart(
             args,
             lambda path: write_data_dir(
                 path, args.model, all_texts, scaled(pool, count, args.noise)
             ),
             queries,
+            truth,
         )
         report_restart(restart, count, count * pool.shape[1] * 4, text_bytes)
         results["restart"] = {"chunks": count, "text_bytes": text_bytes, **restart}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import sys
@@ -14,6 +13,7 @@ import faiss
 import numpy as np
 
 from adapters import faiss_ivf, faiss_rebuild
+from adapters.heap import release_free_memory
 from domain.ports import IndexInfo, Labels, Vectors
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class FaissVectorIndex:
                 if target is not None:
                     self._swap(target)
                     del target
-                    _release_free_memory()
+                    release_free_memory()  # the replaced index and the copies made
         except Exception:
             log.exception("rebuilding the vector index failed; keeping the current one")
             self._failed_at = len(self)
@@ -224,13 +224,6 @@ class FaissVectorIndex:
             else f"IVF ({target.nlist} lists, {target.nprobe} probes)",
             target.ntotal,
         )
-
-
-def _release_free_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc): the replaced index and the copies a
-    rebuild made leave holes in the heap that would otherwise stay resident."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _replay(target: faiss.IndexIVFFlat, changes: Sequence[_Change]) -> None:

@@ -1,4 +1,4 @@
-"""InMemoryDocumentRepository: knowledge bases and documents in Python dicts, gone at exit."""
+"""InMemoryDocumentRepository: knowledge bases and documents in RAM, gone at exit."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import bisect
 import itertools
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from adapters import document_records as records
+from adapters.chunk_owners import ChunkOwners
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -25,36 +27,48 @@ from domain.ports import Labels, Vectors
 
 @dataclass
 class _Shelf:
+    """One knowledge base's documents as packed records (see `document_records`)."""
+
     kb: KnowledgeBase
-    documents: dict[str, Document] = field(default_factory=dict)
+    records: dict[str, bytes] = field(default_factory=dict)
     ordered_ids: list[str] = field(default_factory=list)
-    owners: dict[int, str] = field(default_factory=dict)
-    chunk_count: int = 0
+    owners: ChunkOwners = field(default_factory=ChunkOwners)
 
-    def put(self, document: Document) -> None:
-        if document.id not in self.documents:
-            bisect.insort(self.ordered_ids, document.id)
-        self.documents[document.id] = document
-        for chunk in document.chunks:
-            self.owners[chunk.id] = document.id
-        self.chunk_count += len(document.chunks)
+    @property
+    def chunk_count(self) -> int:
+        return len(self.owners)
 
-    def put_all(self, documents: list[Document]) -> None:
-        """Add many new documents at once (loading at start): one sort instead of many inserts."""
+    def put(self, documents: Sequence[Document]) -> None:
+        """Store new documents, or replace ones whose old chunks were dropped."""
         for document in documents:
-            self.documents[document.id] = document
-            for chunk in document.chunks:
-                self.owners[chunk.id] = document.id
-            self.chunk_count += len(document.chunks)
-        self.ordered_ids = sorted(self.documents)
+            if document.id not in self.records:
+                bisect.insort(self.ordered_ids, document.id)
+            self.records[document.id] = records.pack(document)
+        self.owners.add(
+            [chunk.id for doc in documents for chunk in doc.chunks],
+            [doc.id for doc in documents for _ in doc.chunks],
+        )
+
+    def load(self, loaded: Sequence[tuple[str, bytes]]) -> None:
+        """Store many new (id, record) pairs at once (at start): one sort, one map update."""
+        labels: list[int] = []
+        owners: list[str] = []
+        for document_id, record in loaded:
+            self.records[document_id] = record
+            chunk_ids = records.chunk_ids(record)
+            labels += chunk_ids
+            owners += [document_id] * len(chunk_ids)
+        self.owners.add(labels, owners)
+        self.ordered_ids = sorted(self.records)
+
+    def document(self, document_id: str) -> Document:
+        return records.unpack(document_id, self.records[document_id])
 
     def drop(self, document_id: str) -> Document:
-        document = self.documents.pop(document_id)
+        record = self.records.pop(document_id)
         del self.ordered_ids[bisect.bisect_left(self.ordered_ids, document_id)]
-        for chunk in document.chunks:
-            del self.owners[chunk.id]
-        self.chunk_count -= len(document.chunks)
-        return document
+        self.owners.remove(records.chunk_ids(record))
+        return records.unpack(document_id, record)
 
 
 class InMemoryDocumentRepository:
@@ -101,7 +115,7 @@ class InMemoryDocumentRepository:
     def stats(self, name: str) -> KnowledgeBaseStats:
         with self._lock:
             shelf = self._shelf(name)
-            return KnowledgeBaseStats(len(shelf.documents), shelf.chunk_count)
+            return KnowledgeBaseStats(len(shelf.records), shelf.chunk_count)
 
     def allocate_chunk_ids(self, count: int) -> list[int]:
         with self._lock:
@@ -110,17 +124,16 @@ class InMemoryDocumentRepository:
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         with self._lock:
             shelf = self._shelf(kb)
-            taken = [doc.id for doc in documents if doc.id in shelf.documents]
+            taken = [doc.id for doc in documents if doc.id in shelf.records]
             if taken:
                 raise DocumentExistsError(kb, taken)
-            for document in documents:
-                shelf.put(document)
+            shelf.put(documents)
 
     def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
         with self._lock:
             shelf = self._shelf(kb)
-            previous = shelf.drop(document.id) if document.id in shelf.documents else None
-            shelf.put(document)
+            previous = shelf.drop(document.id) if document.id in shelf.records else None
+            shelf.put([document])
             return previous
 
     def update_metadata(
@@ -128,23 +141,23 @@ class InMemoryDocumentRepository:
     ) -> Document:
         with self._lock:
             shelf = self._shelf(kb)
-            document = replace(
-                self.get_document(kb, document_id), metadata=metadata, updated_at=updated_at
-            )
-            shelf.documents[document_id] = document
-            return document
+            record = shelf.records.get(document_id)
+            if record is None:
+                raise DocumentNotFoundError(kb, document_id)
+            shelf.records[document_id] = records.with_metadata(record, metadata, updated_at)
+            return shelf.document(document_id)
 
     def get_document(self, kb: str, document_id: str) -> Document:
         with self._lock:
-            document = self._shelf(kb).documents.get(document_id)
-            if document is None:
+            shelf = self._shelf(kb)
+            if document_id not in shelf.records:
                 raise DocumentNotFoundError(kb, document_id)
-            return document
+            return shelf.document(document_id)
 
     def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
         with self._lock:
-            documents = self._shelf(kb).documents
-            return [doc_id for doc_id in document_ids if doc_id in documents]
+            stored = self._shelf(kb).records
+            return [doc_id for doc_id in document_ids if doc_id in stored]
 
     def list_documents(
         self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
@@ -153,31 +166,42 @@ class InMemoryDocumentRepository:
             shelf = self._shelf(kb)
             start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
             if where is None:
-                return [shelf.documents[i] for i in shelf.ordered_ids[start : start + limit]]
+                return [shelf.document(i) for i in shelf.ordered_ids[start : start + limit]]
             found: list[Document] = []
             for doc_id in itertools.islice(shelf.ordered_ids, start, None):
-                document = shelf.documents[doc_id]
-                if matches(where, document.metadata):
-                    found.append(document)
+                record = shelf.records[doc_id]
+                if matches(where, records.metadata(record)):
+                    found.append(records.unpack(doc_id, record))
                     if len(found) == limit:
                         break
             return found
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         with self._lock:
-            documents = self._shelf(kb).documents.values()
-            return [c.id for d in documents if matches(where, d.metadata) for c in d.chunks]
+            stored = self._shelf(kb).records.values()
+            return [
+                label
+                for record in stored
+                if matches(where, records.metadata(record))
+                for label in records.chunk_ids(record)
+            ]
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:
             shelf = self._shelf(kb)
-            return [shelf.drop(i) for i in dict.fromkeys(document_ids) if i in shelf.documents]
+            return [shelf.drop(i) for i in dict.fromkeys(document_ids) if i in shelf.records]
 
     def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
         with self._lock:
             shelf = self._shelf(kb)
-            owners = ((label, shelf.owners.get(label)) for label in chunk_ids)
-            return {label: shelf.documents[doc_id] for label, doc_id in owners if doc_id}
+            documents: dict[str, Document] = {}
+            found: dict[int, Document] = {}
+            for label, doc_id in shelf.owners.owners(chunk_ids):
+                document = documents.get(doc_id)
+                if document is None:
+                    document = documents[doc_id] = shelf.document(doc_id)
+                found[label] = document
+            return found
 
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
         with self._lock:

@@ -68,6 +68,28 @@ def test_removals_and_replacements_survive_reopening(path):
     repo.close()
 
 
+def test_each_knowledge_base_reloads_its_own_documents_and_vectors(path):
+    repo = SqliteDocumentRepository(path)
+    for name in ["big", "small"]:
+        repo.add_knowledge_base(make_kb(name))
+    big, small = unit_rows(4, seed=1), unit_rows(2, seed=2)
+    repo.add_documents("big", [make_doc("a", [1, 2]), make_doc("b", [4])], big[:3])
+    repo.add_documents("small", [make_doc("a", [3, 6])], small)  # same id, other kb
+    repo.add_documents("big", [make_doc("c", [5], tag="x")], big[3:])
+    repo = reopen(repo, path)
+    for name, labels, vectors in [("big", [1, 2, 4, 5], big), ("small", [3, 6], small)]:
+        kept_labels, kept = repo.load_vectors(name)
+        assert kept_labels.tolist() == labels
+        assert np.array_equal(kept, vectors)
+    assert {k: d.id for k, d in repo.documents_for_chunks("big", range(8)).items()} == {
+        1: "a", 2: "a", 4: "b", 5: "c"
+    }  # fmt: skip
+    assert [c.id for c in repo.get_document("small", "a").chunks] == [3, 6]
+    assert repo.get_document("big", "c").metadata == {"tag": "x"}
+    assert repo.stats("small").chunk_count == 2
+    repo.close()
+
+
 def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(path):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"my precious notes\n" * 10)

@@ -1,0 +1,152 @@
+"""Documents packed into one bytes record each: a fifth of the RAM of a `Document` object.
+
+A `Document` with its chunks, spans, datetimes and metadata dict costs about 1.1 KB of Python
+objects; its record is about 60 bytes plus the text and metadata. Documents are built from
+records on demand, in a few microseconds.
+
+Layout: header (created and updated as UTC microseconds and UTC offsets in microseconds,
+truncated, chunk count, metadata length), then per chunk (label, start, end), then the
+metadata (marshal), then the text (UTF-8; lone surrogates, valid in a JSON string, pass
+through as they are).
+"""
+
+from __future__ import annotations
+
+import functools
+import marshal
+import struct
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from domain.model import Chunk, Document, Span
+
+HEADER = struct.Struct("<qqqq?II")
+CHUNK = struct.Struct("<qqq")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ENCODING, ERRORS = "utf-8", "surrogatepass"
+MICROSECOND = timedelta(microseconds=1)
+T = TypeVar("T")
+
+
+def pack(document: Document) -> bytes:
+    return pack_fields(
+        document.text,
+        pack_metadata(document.metadata),
+        instant(document.created_at),
+        instant(document.updated_at),
+        pack_chunks((chunk.id, chunk.span.start, chunk.span.end) for chunk in document.chunks),
+        document.truncated,
+    )
+
+
+def pack_fields(
+    text: str,
+    metadata: bytes,
+    created_at: tuple[int, int],
+    updated_at: tuple[int, int],
+    chunks: bytes,
+    truncated: bool,
+) -> bytes:
+    """A record from its fields, each packed by the `pack_*` function or `instant`."""
+    count = len(chunks) // CHUNK.size
+    header = HEADER.pack(*created_at, *updated_at, truncated, count, len(metadata))
+    return b"".join((header, chunks, metadata, text.encode(ENCODING, ERRORS)))
+
+
+def pack_metadata(metadata: Mapping[str, Any]) -> bytes:
+    # marshal, not JSON: it reads back five times faster, keeps every type exactly (bool, int,
+    # -0.0, lone surrogates), and is never written to disk, so its format may change freely.
+    return marshal.dumps(dict(metadata)) if metadata else b""
+
+
+def pack_chunks(chunks: Iterable[tuple[int, int, int]]) -> bytes:
+    """(label, start, end) of each chunk, packed."""
+    return b"".join(CHUNK.pack(*chunk) for chunk in chunks)
+
+
+def instant(moment: datetime) -> tuple[int, int]:
+    """(microseconds since the epoch, UTC offset in microseconds) of an aware datetime."""
+    offset = moment.utcoffset() or timedelta(0)
+    return (moment - EPOCH) // MICROSECOND, offset // MICROSECOND
+
+
+@functools.lru_cache(maxsize=4096)
+def iso_instant(text: str) -> tuple[int, int]:
+    """`instant` of an ISO 8601 time; cached, as a batch of documents shares one time."""
+    return instant(datetime.fromisoformat(text))
+
+
+def unpack(document_id: str, record: bytes) -> Document:
+    created, created_offset, updated, updated_offset, truncated, count, size = HEADER.unpack_from(
+        record
+    )
+    if count == 1:
+        chunks: tuple[Chunk, ...] = (_chunk(*CHUNK.unpack_from(record, HEADER.size)),)
+    else:
+        chunks = tuple(_chunk(*chunk) for chunk in CHUNK.iter_unpack(_chunk_bytes(record, count)))
+    start = HEADER.size + count * CHUNK.size
+    fields = {
+        "id": document_id,
+        "text": record[start + size :].decode(ENCODING, ERRORS),
+        "metadata": _metadata(record, start, size),
+        "created_at": _datetime(created, created_offset),
+        "updated_at": _datetime(updated, updated_offset),
+        "chunks": chunks,
+        "truncated": truncated,
+    }
+    return _trusted(Document, fields)
+
+
+def metadata(record: bytes) -> dict[str, Any]:
+    *_, count, size = HEADER.unpack_from(record)
+    return _metadata(record, HEADER.size + count * CHUNK.size, size)
+
+
+def chunk_ids(record: bytes) -> list[int]:
+    count = HEADER.unpack_from(record)[5]
+    if count == 1:
+        return [CHUNK.unpack_from(record, HEADER.size)[0]]
+    return [label for label, _, _ in CHUNK.iter_unpack(_chunk_bytes(record, count))]
+
+
+def with_metadata(record: bytes, metadata: dict[str, Any], updated_at: datetime) -> bytes:
+    created, created_offset, _, _, truncated, count, size = HEADER.unpack_from(record)
+    start = HEADER.size + count * CHUNK.size
+    return pack_fields(
+        record[start + size :].decode(ENCODING, ERRORS),
+        pack_metadata(metadata),
+        (created, created_offset),
+        instant(updated_at),
+        bytes(_chunk_bytes(record, count)),
+        truncated,
+    )
+
+
+def _trusted(kind: type[T], fields: dict[str, Any]) -> T:
+    """A frozen dataclass built without __post_init__: records were validated when stored,
+    and validating a million documents again at start costs seconds."""
+    value = object.__new__(kind)
+    value.__dict__.update(fields)
+    return value
+
+
+def _chunk(label: int, start: int, end: int) -> Chunk:
+    return _trusted(Chunk, {"id": label, "span": _trusted(Span, {"start": start, "end": end})})
+
+
+def _chunk_bytes(record: bytes, count: int) -> memoryview:
+    return memoryview(record)[HEADER.size : HEADER.size + count * CHUNK.size]
+
+
+def _metadata(record: bytes, start: int, size: int) -> dict[str, Any]:
+    if not size:
+        return {}
+    found: dict[str, Any] = marshal.loads(record[start : start + size])
+    return found
+
+
+@functools.lru_cache(maxsize=4096)  # datetimes are immutable: documents may share one
+def _datetime(micros: int, offset: int) -> datetime:
+    moment = EPOCH + timedelta(microseconds=micros)
+    return moment if not offset else moment.astimezone(timezone(timedelta(microseconds=offset)))
