@@ -17,7 +17,7 @@ from typing import Any, LiteralString
 
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapters.postgres_schema import migrate
 from domain.errors import InvalidInputError, StorageError
@@ -95,6 +95,9 @@ class PostgresDatabase:
             raise InvalidInputError(
                 f"the database cannot hold this value: {_reason(error)}"
             ) from error
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            # Down, restarting, or every pooled connection busy (KB_DATABASE_POOL_SIZE).
+            raise StorageError(f"database unavailable: {_reason(error)}") from error
 
     @contextmanager
     def autocommit_connection(self) -> Iterator[psycopg.Connection[Any]]:

@@ -15,6 +15,7 @@ from domain.errors import (
     InvalidInputError,
     ModelUnavailableError,
     NotFoundError,
+    StorageError,
 )
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (ConflictError, 409),
     (InvalidInputError, 422),
     (ModelUnavailableError, 503),
+    # The database is down or busy: retry later (data already stored is not at risk).
+    (StorageError, 503),
 ]
 
 

@@ -371,3 +371,15 @@ def test_passing_the_exact_limit_builds_the_hnsw_index_in_the_background(databas
         time.sleep(0.2)
     hits = service.search("kb", SearchRequest(query="doc 7 words", top_k=3))
     assert hits[0].id == "d7" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_database_gone_mid_service_is_a_503_that_says_so(make_app):
+    app = make_app()
+    client = app.test_client()
+    assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+    app.extensions["kb_container"].database().close()
+    response = client.get("/v1/knowledge-bases/kb")
+    assert response.status_code == 503
+    assert "database unavailable" in response.get_json()["message"]
+    assert client.get("/readyz").status_code == 503
