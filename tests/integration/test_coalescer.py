@@ -161,6 +161,44 @@ def test_a_large_add_is_not_starved_by_a_stream_of_single_texts():
     assert finished < len(calls) - 1  # the large add ended before the singles ran out
 
 
+def served_together(coalescer, encoder, texts):
+    """One model call for callers of `texts`: afterwards the coalescer expects them back."""
+    encoder.release.clear()
+    threads = [threading.Thread(target=coalescer, args=([text],)) for text in ["first", *texts]]
+    threads[0].start()
+    assert encoder.running.wait(5)
+    for n, thread in enumerate(threads[1:], start=2):
+        thread.start()
+        wait_until(lambda n=n: len(coalescer._pending) == n)
+    encoder.release.set()
+    for thread in threads:
+        thread.join(5)
+
+
+def test_callers_just_served_together_are_gathered_again_into_one_call():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8, max_wait=1.0)
+    served_together(coalescer, encoder, ["a", "b", "c"])
+    assert sorted(encoder.calls[-1]) == ["a", "b", "c"]
+    before = len(encoder.calls)
+    again = [threading.Thread(target=coalescer, args=([t],)) for t in ("a2", "b2", "c2")]
+    for thread in again:
+        thread.start()
+    for thread in again:
+        thread.join(5)
+    assert len(encoder.calls) == before + 1 and sorted(encoder.calls[-1]) == ["a2", "b2", "c2"]
+
+
+def test_a_caller_whose_companions_do_not_come_back_runs_alone_after_the_budget():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8, max_wait=0.05)
+    served_together(coalescer, encoder, ["a", "b", "c"])
+    alone = threading.Thread(target=coalescer, args=(["a2"],))
+    alone.start()
+    alone.join(5)
+    assert not alone.is_alive() and encoder.calls[-1] == ["a2"]
+
+
 def test_a_model_failure_reaches_the_callers_in_that_batch_and_the_next_caller_still_works():
     encoder = RecordingEncoder(fail_on="poison")
     coalescer = Coalescer(encoder, 8)
