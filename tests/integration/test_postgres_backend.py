@@ -221,13 +221,13 @@ def test_hnsw_finds_at_least_098_of_the_exact_top_10_on_real_embeddings(database
 
     from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 
-    texts = corpus.short_texts(3300)
+    texts = corpus.short_texts(2150)  # WordNet glosses: a few thousand real embeddings
     vectors = SentenceTransformerEmbedder(l6_folder()).embed(texts)
-    documents, queries = vectors[:3000], vectors[3000:]
+    documents, queries = vectors[:2000], vectors[2000:]
     PostgresDocumentRepository(database).add_knowledge_base(make_kb("kb", 384))
     approximate = PgVectorIndex(database, "kb", 384, exact_limit=0, background=False)
     exact = PgVectorIndex(database, "kb", 384, exact_limit=10**9)
-    approximate.add(np.arange(1, 3001, dtype=np.int64), documents)
+    approximate.add(np.arange(1, 2001, dtype=np.int64), documents)
     assert approximate.build_index() and approximate.describe().kind == "hnsw"
     found = 0
     for query in queries:
