@@ -98,3 +98,19 @@ def test_the_top_k_limit_cannot_exceed_what_the_service_can_rank():
         Settings(max_top_k=1001)
     with pytest.raises(SettingsError, match="KB_MAX_METADATA_KEYS"):
         Settings.from_env({"KB_MAX_METADATA_KEYS": "0"})
+
+
+def test_a_request_body_is_parsed_once_for_the_limits_and_the_schema(client, kb, monkeypatch):
+    import json
+
+    calls = []
+    real = json.loads
+
+    def counting(raw, *args, **kwargs):
+        calls.append(raw)
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counting)  # whoever decodes the body, by any route
+    response = client.post(f"/v1/knowledge-bases/{kb}/search", json={"query": "x", "top_k": 3})
+    assert response.status_code == 200
+    assert [raw for raw in calls if "top_k" in str(raw)] == [calls[0]]
