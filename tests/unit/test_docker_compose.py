@@ -1,4 +1,4 @@
-"""docker-compose.yml: the default backend, data on a named volume, a health check."""
+"""docker-compose.yml (PostgreSQL, three workers) and docker-compose.memory.yml (one process)."""
 
 import re
 from pathlib import Path
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compose_serves_port_8000_keeps_data_in_a_named_volume_and_checks_health():
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((ROOT / "docker-compose.memory.yml").read_text())
     service = compose["services"]["kb"]
     assert service["build"] == "."
     assert service["environment"]["KB_DATA_DIR"] == "/data"
@@ -28,7 +28,7 @@ def test_the_image_lets_its_user_write_the_data_folder():
 def test_the_postgres_compose_runs_three_workers_on_a_healthy_pgvector_database():
     from entrypoints.settings import Settings
 
-    compose = yaml.safe_load((ROOT / "docker-compose.postgres.yml").read_text())
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     kb, db = compose["services"]["kb"], compose["services"]["db"]
     assert db["image"].startswith("pgvector/pgvector:")
     volume, target = db["volumes"][0].split(":")
