@@ -25,8 +25,11 @@ class Fts5KeywordIndex:
             "CREATE VIRTUAL TABLE words USING fts5("
             "doc UNINDEXED, body, tokenize = 'porter unicode61 remove_diacritics 2')"
         )
+        # FTS5 cannot index `doc`: without this map a delete scans every row (64 ms at 200k).
+        self._db.execute("CREATE TABLE rows (doc TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
         self._lock = threading.Lock()
         self._count = 0
+        self._next_row = 1
 
     def __len__(self) -> int:
         return self._count
@@ -34,20 +37,31 @@ class Fts5KeywordIndex:
     def add(self, documents: Sequence[tuple[str, str]]) -> None:
         with self._lock:
             # One transaction per batch: row-by-row autocommit is five times slower.
+            first = self._next_row
+            rows = [(first + i, doc_id) for i, (doc_id, _) in enumerate(documents)]
             self._db.execute("BEGIN")
             try:
-                self._db.executemany("INSERT INTO words (doc, body) VALUES (?, ?)", documents)
+                self._db.executemany("INSERT INTO rows (row, doc) VALUES (?, ?)", rows)
+                self._db.executemany(
+                    "INSERT INTO words (rowid, doc, body) VALUES (?, ?, ?)",
+                    [(first + i, doc_id, body) for i, (doc_id, body) in enumerate(documents)],
+                )
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._next_row += len(documents)
             self._count += len(documents)
 
     def remove(self, document_ids: Collection[str]) -> None:
         with self._lock:
             for doc_id in document_ids:
-                gone = self._db.execute("DELETE FROM words WHERE doc = ?", (doc_id,)).rowcount
-                self._count -= gone
+                found = self._db.execute("SELECT row FROM rows WHERE doc = ?", (doc_id,)).fetchone()
+                if found is None:
+                    continue
+                self._db.execute("DELETE FROM words WHERE rowid = ?", found)
+                self._db.execute("DELETE FROM rows WHERE doc = ?", (doc_id,))
+                self._count -= 1
 
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None
