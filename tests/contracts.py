@@ -291,6 +291,14 @@ class KeywordIndexContract:
         assert keywords.search("E1234", 5) == []
         assert len(keywords) == 3
 
+    def test_a_removed_document_may_come_back_with_new_words_and_others_stay(self, keywords):
+        keywords.remove(["b"])
+        keywords.add([("b", "A lighthouse on the rocky coast")])
+        keywords.remove(["a"])
+        assert [d for d, _ in keywords.search("lighthouse database", 5)] == ["b"]
+        assert [d for d, _ in keywords.search("E1234", 5)] == ["d"]
+        assert len(keywords) == 3
+
     def test_allowed_restricts_the_candidates(self, keywords):
         assert [d for d, _ in keywords.search("fox foxes dog", 5, allowed={"c"})] == ["c"]
 
