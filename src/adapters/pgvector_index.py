@@ -240,9 +240,14 @@ class PgVectorIndex:
         )
         params: list[Any] = [query, *([restrict] if restrict is not None else []), k]
         with self._db.transaction(), self._db.connection() as conn, conn.transaction():
-            _set_local(conn, "hnsw.ef_search", ef_search)
-            _set_local(conn, "hnsw.iterative_scan", "relaxed_order")
-            _set_local(conn, "hnsw.max_scan_tuples", MAX_SCAN_TUPLES)
+            _set_local(
+                conn,
+                {
+                    "hnsw.ef_search": ef_search,
+                    "hnsw.iterative_scan": "relaxed_order",
+                    "hnsw.max_scan_tuples": MAX_SCAN_TUPLES,
+                },
+            )
             rows = conn.execute(statement, params).fetchall()
         # relaxed_order may return a few rows slightly out of order: sort them.
         return sorted(((int(label), -float(d)) for label, d in rows), key=lambda p: (-p[1], p[0]))
@@ -262,9 +267,10 @@ def _params(query: Vectors, kb: str, restrict: list[int] | None, k: int) -> list
     return [query, kb, *([restrict] if restrict is not None else []), k]
 
 
-def _set_local(conn: psycopg.Connection[Any], name: str, value: object) -> None:
-    conn.execute(
-        sql.SQL("SELECT set_config({}, {}, true)").format(
-            sql.Literal(name), sql.Literal(str(value))
-        )
-    )
+def _set_local(conn: psycopg.Connection[Any], settings: dict[str, object]) -> None:
+    """SET LOCAL each setting, in one round trip."""
+    calls = [
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Literal(str(value)))
+        for name, value in settings.items()
+    ]
+    conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(calls)))
