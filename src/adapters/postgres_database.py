@@ -67,7 +67,7 @@ class PostgresDatabase:
         if getattr(self._local, "conn", None) is not None:
             yield
             return
-        with self._pool.connection() as conn:
+        with _mapped_errors(), self._pool.connection() as conn:
             self._local.conn = conn
             try:
                 with conn.transaction():
@@ -79,25 +79,14 @@ class PostgresDatabase:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """This thread's transaction's connection, else a pooled one that commits on return.
-
-        A value PostgreSQL cannot hold (a NUL character in a looked-up id) is the caller's
-        mistake, a 422, not a storage failure.
-        """
+        """This thread's transaction's connection, else a pooled one that commits on return."""
         conn = getattr(self._local, "conn", None)
-        try:
+        with _mapped_errors():
             if conn is not None:
                 yield conn
                 return
             with self._pool.connection() as pooled:
                 yield pooled
-        except psycopg.DataError as error:
-            raise InvalidInputError(
-                f"the database cannot hold this value: {_reason(error)}"
-            ) from error
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            # Down, restarting, or every pooled connection busy (KB_DATABASE_POOL_SIZE).
-            raise StorageError(f"database unavailable: {_reason(error)}") from error
 
     @contextmanager
     def autocommit_connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -118,6 +107,18 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self._pool.close()
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """A value PostgreSQL cannot hold (a NUL in a looked-up id) is the caller's mistake, a 422;
+    a database that is down, restarting or out of pooled connections is a 503, not a 500."""
+    try:
+        yield
+    except psycopg.DataError as error:
+        raise InvalidInputError(f"the database cannot hold this value: {_reason(error)}") from error
+    except (psycopg.OperationalError, PoolTimeout) as error:
+        raise StorageError(f"database unavailable: {_reason(error)}") from error
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

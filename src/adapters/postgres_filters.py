@@ -3,8 +3,8 @@
 The path language gives the `memory` backend's semantics without hand-written type juggling:
 in lax mode a path over an array tests each element (a list matches if any element does), and
 comparing values of different types (a number with a string, a boolean with a number) is
-"unknown", so it never matches, as in `domain.filters.matches`. Values travel as path variables,
-never spliced into the SQL; keys are quoted as path string literals.
+"unknown", so it never matches, as in `domain.filters.matches`. Paths, keys and values travel
+as query parameters, never spliced into the SQL text (where psycopg would also read any `%`).
 """
 
 from __future__ import annotations
@@ -21,36 +21,45 @@ COLUMN = sql.Identifier("metadata_jsonb")
 PATH_OPERATORS = {"$eq": "==", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
-def where_sql(node: Filter) -> sql.Composable:
-    """A boolean SQL expression, true for the rows whose metadata matches `node`."""
+def where_sql(node: Filter) -> tuple[sql.Composable, list[Any]]:
+    """A boolean SQL expression with `%s` placeholders, true for the rows whose metadata
+    matches `node`, and the parameters for its placeholders, in order."""
+    params: list[Any] = []
+    return _node(node, params), params
+
+
+def _node(node: Filter, params: list[Any]) -> sql.Composable:
     if isinstance(node, Logical):
-        parts = [where_sql(clause) for clause in node.clauses]
+        parts = [_node(clause, params) for clause in node.clauses]
         if not parts:  # {} matches everything, as all([]) does; an empty $or nothing
             return sql.SQL("TRUE" if node.op == "$and" else "FALSE")
         if node.op == "$not":
             return sql.SQL("(NOT {})").format(parts[0])
         joiner = sql.SQL(" AND " if node.op == "$and" else " OR ")
         return sql.SQL("({})").format(joiner.join(parts))
-    return _condition(node)
+    return _condition(node, params)
 
 
-def _condition(node: Condition) -> sql.Composable:
+def _condition(node: Condition, params: list[Any]) -> sql.Composable:
     if node.op == "$exists":
-        present = sql.SQL("({} ? {})").format(COLUMN, sql.Literal(node.field))
+        params.append(node.field)
+        present = sql.SQL("({} ? %s)").format(COLUMN)
         return present if node.value else sql.SQL("(NOT {})").format(present)
     if node.op in ("$in", "$nin"):
         values: tuple[Any, ...] = node.value
         test = " || ".join(f"@ == $v{i}" for i in range(len(values)))
-        found = _path_test(node.field, test, {f"v{i}": v for i, v in enumerate(values)})
+        variables = {f"v{i}": v for i, v in enumerate(values)}
+        found = _path_test(node.field, test, variables, params)
         return found if node.op == "$in" else sql.SQL("(NOT {})").format(found)
     if node.op == "$ne":
-        return sql.SQL("(NOT {})").format(_path_test(node.field, "@ == $v", {"v": node.value}))
-    return _path_test(node.field, f"@ {PATH_OPERATORS[node.op]} $v", {"v": node.value})
+        equal = _path_test(node.field, "@ == $v", {"v": node.value}, params)
+        return sql.SQL("(NOT {})").format(equal)
+    return _path_test(node.field, f"@ {PATH_OPERATORS[node.op]} $v", {"v": node.value}, params)
 
 
-def _path_test(field: str, test: str, variables: dict[str, Any]) -> sql.Composable:
+def _path_test(
+    field: str, test: str, variables: dict[str, Any], params: list[Any]
+) -> sql.Composable:
     key = json.dumps(field, ensure_ascii=False)  # a valid path string literal
-    path = f"lax $.{key} ? ({test})"
-    return sql.SQL("jsonb_path_exists({}, {}::jsonpath, {})").format(
-        COLUMN, sql.Literal(path), sql.Literal(Jsonb(variables))
-    )
+    params.extend([f"lax $.{key} ? ({test})", Jsonb(variables)])
+    return sql.SQL("jsonb_path_exists({}, %s::jsonpath, %s)").format(COLUMN)

@@ -190,25 +190,24 @@ class PostgresDocumentRepository:
     def list_documents(
         self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
     ) -> list[Document]:
+        condition, params = (sql.SQL("TRUE"), []) if where is None else where_sql(where)
         query = sql.SQL(
             "SELECT {columns} FROM kb_documents WHERE kb = %s AND (%s::text IS NULL OR id > %s) "
             "AND {where} ORDER BY id LIMIT %s"
-        ).format(
-            columns=sql.SQL(DOC_COLUMNS),
-            where=sql.SQL("TRUE") if where is None else where_sql(where),
-        )
+        ).format(columns=sql.SQL(DOC_COLUMNS), where=condition)
         with self._db.connection() as conn:
             self._require_kb(conn, kb)
-            rows = conn.execute(query, (kb, after, after, min(limit, MAX_LIMIT))).fetchall()
-        return [_document(row) for row in rows]
+            rows = conn.execute(query, [kb, after, after, *params, min(limit, MAX_LIMIT)])
+            return [_document(row) for row in rows.fetchall()]
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
+        condition, params = where_sql(where)
         query = sql.SQL(
             "SELECT unnest(chunk_labels) FROM kb_documents WHERE kb = %s AND {where}"
-        ).format(where=where_sql(where))
+        ).format(where=condition)
         with self._db.connection() as conn:
             self._require_kb(conn, kb)
-            return [int(row[0]) for row in conn.execute(query, (kb,))]
+            return [int(row[0]) for row in conn.execute(query, [kb, *params])]
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         wanted = list(dict.fromkeys(document_ids))

@@ -161,13 +161,15 @@ class DocumentUseCases(KnowledgeBaseAccess):
         created_at = previous.created_at if previous else now
         labels = self._repository.allocate_chunk_ids(len(encoded.spans))
         document = _document(new.id, new.text, new.metadata, created_at, now, encoded, labels)
-        self._repository.replace_document(kb_name, document, encoded.vectors)
-        if previous is not None:
-            slot.index.remove(_labels([previous]))
-            slot.keywords.remove([previous.id])
+        # What the repository replaced, read under its lock: another process sharing the store
+        # may have written this id since `previous` was read.
+        replaced = self._repository.replace_document(kb_name, document, encoded.vectors)
+        if replaced is not None:
+            slot.index.remove(_labels([replaced]))
+            slot.keywords.remove([replaced.id])
         slot.index.add(_labels([document]), encoded.vectors)
         slot.keywords.add([(document.id, document.text)])
-        return document, previous is None
+        return document, replaced is None
 
 
 def _document(

@@ -36,7 +36,8 @@ class Ranker:
     ) -> list[list[Hit]]:
         """Answer several requests; all their query texts go to the model in one batch."""
         vectors = self._query_vectors(kb, requests)
-        with self._snapshot(), slot.lock.reading():
+        # The lock before the snapshot's pooled connection, in the order writers take them.
+        with slot.lock.reading(), self._snapshot():
             # Every read below sees one state of the store; it must still hold the knowledge
             # base (another process may have deleted it while the queries were embedded).
             self._repository.get_knowledge_base(kb.name)

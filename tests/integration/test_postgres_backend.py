@@ -51,7 +51,24 @@ def fresh_database_url() -> Iterator[str]:
 
 # Filters: SQL/JSON path in PostgreSQL, Python in the memory backend, the same answers.
 
-VALUES: list[Any] = [0, 1, 2, 2.5, -1, 10**12, True, False, "a", "b", "B", "é", "ab", ""]
+VALUES: list[Any] = [
+    0,
+    1,
+    2,
+    2.5,
+    -1,
+    10**12,
+    True,
+    False,
+    "a",
+    "b",
+    "B",
+    "é",
+    "ab",
+    "",
+    "5%",
+    "%s",
+]
 
 
 def random_value(rng: random.Random) -> Any:
@@ -66,7 +83,7 @@ def random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
         return {op: [random_filter(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
     if depth < 2 and rng.random() < 0.1:
         return {"$not": random_filter(rng, depth + 1)}
-    key = rng.choice(["k", "n", "tag", "missing", "odd key \"'$."])
+    key = rng.choice(["k", "n", "tag", "missing", "odd key \"'$.", "100%s"])
     op = rng.choice(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"])
     if op == "$exists":
         return {key: {op: rng.random() < 0.5}}
@@ -83,7 +100,7 @@ def test_every_filter_selects_the_same_documents_as_the_memory_backend(database)
     for i in range(60):
         metadata = {
             key: random_value(rng)
-            for key in ("k", "n", "tag", "odd key \"'$.")
+            for key in ("k", "n", "tag", "odd key \"'$.", "100%s")
             if rng.random() < 0.8
         }
         chunk = Chunk(i + 1, Span(0, 4))
@@ -383,3 +400,51 @@ def test_a_database_gone_mid_service_is_a_503_that_says_so(make_app):
     assert response.status_code == 503
     assert "database unavailable" in response.get_json()["message"]
     assert client.get("/readyz").status_code == 503
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_two_processes_upserting_one_id_at_once_leave_one_clean_document(database, existing):
+    from domain import KnowledgeBaseService
+
+    def service() -> KnowledgeBaseService:  # one per "process": its own catalog and locks
+        return KnowledgeBaseService(
+            FakeEmbedder(dimension=8, window=8),
+            PostgresDocumentRepository(database),
+            lambda kb: PgVectorIndex(database, kb.name, kb.dimension),
+            lambda kb: PgKeywordIndex(database, kb.name),
+            transaction=database.transaction,
+            snapshot=database.snapshot,
+        )
+
+    first, second = service(), service()
+    first.create_knowledge_base("kb")
+    if existing:
+        first.upsert_document("kb", "doc", "the original text")
+    blocker = psycopg.connect(postgres.database_url())
+    blocker.execute("SELECT 1 FROM kb_knowledge_bases WHERE name = 'kb' FOR UPDATE")
+    with ThreadPoolExecutor(2) as pool:
+        writes = [
+            pool.submit(writer.upsert_document, "kb", "doc", f"text from writer {i}")
+            for i, writer in enumerate((first, second))
+        ]
+        deadline = time.monotonic() + 30
+        with psycopg.connect(postgres.database_url()) as watcher:
+            while watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone() != (2,):
+                assert time.monotonic() < deadline, "the writers never queued on the lock"
+                time.sleep(0.05)
+        blocker.rollback()
+        blocker.close()
+        outcomes = [write.result(timeout=30) for write in writes]
+    created = [was_created for _, was_created in outcomes]
+    assert created == [False, False] if existing else sorted(created) == [False, True]
+    with database.connection() as conn:
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM kb_documents), (SELECT count(*) FROM kb_chunks), "
+            "(SELECT count(*) FROM kb_vectors), (SELECT count(*) FROM kb_keywords)"
+        ).fetchone()
+    assert counts == (1, 1, 1, 1)
+    stats = PostgresDocumentRepository(database).stats("kb")
+    assert (stats.document_count, stats.chunk_count) == (1, 1)
+    assert len(PgVectorIndex(database, "kb", 8)) == 1
