@@ -183,7 +183,9 @@ class PgVectorIndex:
 
     def _hnsw_ready(self) -> bool:
         now = time.monotonic()
-        if not self._ready and now - self._checked >= RECHECK_SECONDS:
+        # Re-checked even when ready: another process may delete and re-create the knowledge
+        # base, and with it the index.
+        if now - self._checked >= RECHECK_SECONDS:
             self._checked = now
             with self._db.connection() as conn:
                 self._ready = hnsw_state(conn, self._kb) == "valid"

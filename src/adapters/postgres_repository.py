@@ -7,6 +7,7 @@ transaction (PostgresDatabase.transaction), so `load_vectors` answers None: noth
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,16 +19,19 @@ from psycopg.types.json import Json
 
 from adapters.postgres_database import PostgresDatabase
 from adapters.postgres_filters import where_sql
-from adapters.postgres_schema import drop_hnsw_index
+from adapters.postgres_schema import DROP_WAIT, drop_hnsw_index
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
+    StorageError,
 )
 from domain.filters import Filter
 from domain.model import Chunk, Chunking, Document, KnowledgeBase, KnowledgeBaseStats, Span
 from domain.ports import Labels, Vectors
+
+log = logging.getLogger(__name__)
 
 KB_COLUMNS = "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap"
 DOC_COLUMNS = (
@@ -64,8 +68,13 @@ class PostgresDocumentRepository:
                     )
             except pg_errors.UniqueViolation:
                 raise KnowledgeBaseExistsError(kb.name) from None
-            # One left behind by a build racing the removal of an earlier namesake.
-            drop_hnsw_index(conn, kb.name)
+            # One left behind by an earlier namesake: its cast to that one's dimension would
+            # refuse this one's vectors, so it must go now.
+            if not drop_hnsw_index(conn, kb.name, wait=DROP_WAIT):
+                raise StorageError(
+                    f"knowledge base {kb.name!r}: the database is busy building an index; "
+                    "nothing was created, try again in a moment"
+                )
 
     def get_knowledge_base(self, name: str) -> KnowledgeBase:
         with self._db.connection() as conn:
@@ -101,7 +110,12 @@ class PostgresDocumentRepository:
             ).rowcount
             if not removed:
                 raise KnowledgeBaseNotFoundError(name)
-            drop_hnsw_index(conn, name)
+            if not drop_hnsw_index(conn, name, wait=DROP_WAIT):
+                log.warning(
+                    "knowledge base %r deleted; its HNSW index stays (the table was busy) until "
+                    "a knowledge base of that name is created again",
+                    name,
+                )
 
     def stats(self, name: str) -> KnowledgeBaseStats:
         with self._db.connection() as conn:

@@ -13,10 +13,12 @@ import hashlib
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from domain.errors import StorageError
 
+DROP_WAIT = "2s"  # how long a request waits to drop an index before giving up
 LOCK_KEY = 0x4B425356  # "KBSV": the same mark the SQLite file carries as its application_id
 
 MIGRATIONS: list[str] = [
@@ -143,7 +145,23 @@ def build_hnsw_index(conn: psycopg.Connection[Any], kb: str, dimension: int) -> 
     )
 
 
-def drop_hnsw_index(conn: psycopg.Connection[Any], kb: str) -> None:
-    """Drop the knowledge base's index if it has one (checked first: DROP locks the table)."""
-    if hnsw_state(conn, kb) != "missing":
-        conn.execute(sql.SQL("DROP INDEX IF EXISTS {index}").format(index=hnsw_index(kb)))
+def drop_hnsw_index(conn: psycopg.Connection[Any], kb: str, wait: str | None = None) -> bool:
+    """Drop the knowledge base's index if it has one (checked first: DROP locks the table).
+
+    DROP INDEX locks the table every knowledge base shares; inside a request it must not queue
+    behind another knowledge base's CREATE INDEX CONCURRENTLY (everything would queue behind
+    it). With `wait` (e.g. "2s") it gives up after that long, in a savepoint, and says False.
+    """
+    if hnsw_state(conn, kb) == "missing":
+        return True
+    statement = sql.SQL("DROP INDEX IF EXISTS {index}").format(index=hnsw_index(kb))
+    if wait is None:
+        conn.execute(statement)
+        return True
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(wait)))
+            conn.execute(statement)
+    except pg_errors.LockNotAvailable:
+        return False
+    return True

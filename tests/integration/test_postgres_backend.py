@@ -448,3 +448,25 @@ def test_two_processes_upserting_one_id_at_once_leave_one_clean_document(databas
     stats = PostgresDocumentRepository(database).stats("kb")
     assert (stats.document_count, stats.chunk_count) == (1, 1)
     assert len(PgVectorIndex(database, "kb", 8)) == 1
+
+
+def test_deleting_a_knowledge_base_never_queues_behind_an_index_build(database):
+    repository = PostgresDocumentRepository(database)
+    repository.add_knowledge_base(make_kb("kb", 8))
+    index = PgVectorIndex(database, "kb", 8, exact_limit=0, background=False)
+    rows = np.eye(8, dtype=np.float32)
+    index.add(np.arange(1, 9, dtype=np.int64), rows)
+    assert index.build_index()
+    with psycopg.connect(postgres.database_url()) as builder:
+        # What CREATE INDEX CONCURRENTLY of another knowledge base holds while it runs.
+        builder.execute("LOCK TABLE kb_vectors IN SHARE UPDATE EXCLUSIVE MODE")
+        started = time.monotonic()
+        repository.remove_knowledge_base("kb")  # gives up on the drop, not on the delete
+        assert time.monotonic() - started < 10
+        with pytest.raises(StorageError, match="busy"):
+            repository.add_knowledge_base(make_kb("kb", 4))  # the old index must go first
+        builder.rollback()
+    repository.add_knowledge_base(make_kb("kb", 4))
+    other = PgVectorIndex(database, "kb", 4)
+    other.add(np.arange(20, 24, dtype=np.int64), np.eye(4, dtype=np.float32))
+    assert other.search(np.eye(4, dtype=np.float32)[2], 1)[0][0] == 22
