@@ -94,8 +94,8 @@ class PgVectorIndex:
             except pg_errors.UniqueViolation as error:
                 detail = error.diag.message_detail
                 raise ValueError(f"a label is already in the index: {detail}") from None
-            self._count(conn, len(labels))
-        if not self._ready and self._background and len(self) > self._exact_limit:
+            size = self._count(conn, len(labels))
+        if not self._ready and self._background and size > self._exact_limit:
             self._build_in_background()
 
     def remove(self, labels: Collection[int]) -> int:
@@ -122,7 +122,7 @@ class PgVectorIndex:
         missing = [label for label in wanted if label not in found]
         if missing:
             raise KeyError(missing[0])
-        return np.stack([np.asarray(found[label], np.float32) for label in wanted])
+        return np.stack([found[label] for label in wanted]).astype(np.float32, copy=False)
 
     def search(
         self,
@@ -224,7 +224,7 @@ class PgVectorIndex:
                     "SELECT label, embedding <#> %s AS distance FROM kb_vectors "
                     "WHERE kb = %s {restrict} ORDER BY distance, label LIMIT %s"
                 ).format(restrict=_restriction(restrict)),
-                _params(query, self._kb, restrict, k),
+                [query, self._kb, *_restricted(restrict), k],
             ).fetchall()
         return [(int(label), -float(distance)) for label, distance in rows]
 
@@ -240,7 +240,7 @@ class PgVectorIndex:
             kb=sql.Literal(self._kb),  # a literal, so the planner can pick the partial index
             restrict=_restriction(restrict),
         )
-        params: list[Any] = [query, *([restrict] if restrict is not None else []), k]
+        params: list[Any] = [query, *_restricted(restrict), k]
         with self._db.transaction(), self._db.connection() as conn, conn.transaction():
             _set_local(
                 conn,
@@ -254,19 +254,23 @@ class PgVectorIndex:
         # relaxed_order may return a few rows slightly out of order: sort them.
         return sorted(((int(label), -float(d)) for label, d in rows), key=lambda p: (-p[1], p[0]))
 
-    def _count(self, conn: psycopg.Connection[Any], change: int) -> None:
-        conn.execute(
-            "UPDATE kb_knowledge_bases SET vector_count = vector_count + %s WHERE name = %s",
+    def _count(self, conn: psycopg.Connection[Any], change: int) -> int:
+        """Move the knowledge base's vector count by `change`; return the new count."""
+        row = conn.execute(
+            "UPDATE kb_knowledge_bases SET vector_count = vector_count + %s WHERE name = %s "
+            "RETURNING vector_count",
             (change, self._kb),
-        )
+        ).fetchone()
+        return int(row[0]) if row else 0
 
 
 def _restriction(restrict: list[int] | None) -> sql.Composable:
     return sql.SQL("") if restrict is None else sql.SQL("AND label = ANY(%s)")
 
 
-def _params(query: Vectors, kb: str, restrict: list[int] | None, k: int) -> list[Any]:
-    return [query, kb, *([restrict] if restrict is not None else []), k]
+def _restricted(restrict: list[int] | None) -> list[list[int]]:
+    """The parameter `_restriction` adds, if any."""
+    return [] if restrict is None else [restrict]
 
 
 def _set_local(conn: psycopg.Connection[Any], settings: dict[str, object]) -> None:
