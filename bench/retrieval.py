@@ -2,12 +2,14 @@
 
     python -m bench.retrieval DATA_DIR (--url URL | --model FOLDER_OR_NAME)
         [--mode truncate|window | --compare] [--batch 256] [--kb NAME] [--split test]
+        [--approximate]
 
 For each mode it creates a knowledge base through the HTTP API (`chunking` = the mode),
 adds the corpus in batches, each document's text being `(title + " " + text).strip()` as
 in BEIR and MTEB, sends every judged query of the split (those in `qrels/<split>.tsv`) to
-the search endpoint with `top_k` = 100, prints nDCG@10, Recall@10, Recall@100 and MAP@10
-(bench/metrics.py: trec_eval's rules, as MTEB computes them) with timings, and deletes the
+the search endpoint with `top_k` = 100 and `exact` (every vector compared, whatever the
+corpus's size; `--approximate` leaves that out), prints nDCG@10, Recall@10, Recall@100 and
+MAP@10 (bench/metrics.py: trec_eval's rules, as MTEB computes them) with timings, and deletes the
 knowledge base again, also on failure or Ctrl-C.
 
 `--mode truncate` is MTEB's protocol: every input is cut at the model's max_seq_length,
@@ -251,8 +253,13 @@ def run_mode(
     ignore_identical_ids: bool = False,
     progress: bool = True,
     searches: Sequence[str] = ("dense",),
+    exact: bool = True,
 ) -> list[ModeResult]:
-    """Index the corpus into a new knowledge base `kb`, run the queries per search, delete it."""
+    """Index the corpus into a new knowledge base `kb`, run the queries per search, delete it.
+
+    `exact` asks every search to compare with every vector, as MTEB does, whatever the
+    corpus's size (past KB_ANN_THRESHOLD the service would otherwise search approximately).
+    """
     client.call("POST", "/v1/knowledge-bases", {"name": kb, "chunking": mode})
     try:
         return _index_and_search(
@@ -266,6 +273,7 @@ def run_mode(
             ignore_identical_ids,
             progress,
             searches,
+            exact,
         )
     finally:
         try:
@@ -285,6 +293,7 @@ def _index_and_search(
     ignore_identical_ids: bool,
     progress: bool,
     searches: Sequence[str] = ("dense",),
+    exact: bool = True,
 ) -> list[ModeResult]:
     documents = [(d.id, d.full_text) for d in dataset.corpus if d.full_text.strip()]
     skipped = len(dataset.corpus) - len(documents)
@@ -316,7 +325,7 @@ def _index_and_search(
         _search_all(
             client, dataset, search_path, asked, top_k, concurrency, ignore_identical_ids,
             search_mode, mode if search_mode == "dense" else f"{mode}+{search_mode}",
-            (len(documents), skipped, chunks, truncated, index_seconds),
+            (len(documents), skipped, chunks, truncated, index_seconds), exact,
         )
         for search_mode in searches
     ]  # fmt: skip
@@ -333,13 +342,16 @@ def _search_all(
     search_mode: str,
     label: str,
     indexed: tuple[int, int, int, int, float],
+    exact: bool = True,
 ) -> ModeResult:
     def search(item: tuple[str, str]) -> tuple[str, dict[str, float], float]:
         query_id, text = item
         if not text.strip():
             return query_id, {}, 0.0  # the API refuses blank queries: no results, scores 0
         began = time.perf_counter()
-        body = {"query": text, "top_k": asked, "mode": search_mode}
+        body: dict[str, Any] = {"query": text, "top_k": asked, "mode": search_mode}
+        if exact:
+            body["exact"] = True
         answer = client.call("POST", search_path, body)
         elapsed_ms = (time.perf_counter() - began) * 1000
         hits = [h for h in answer["hits"] if not (ignore_identical_ids and h["id"] == query_id)]
@@ -452,6 +464,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="drop a hit whose id equals the query id, as MTEB does for some tasks (e.g. ArguAna)",
     )
+    parser.add_argument(
+        "--approximate",
+        action="store_true",
+        help="let a large knowledge base be searched approximately, as the service does by "
+        "default (the figures are then the index's, not the model's)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -496,6 +514,7 @@ def run(args: argparse.Namespace) -> list[ModeResult]:
                     args.ignore_identical_ids,
                     progress=not args.quiet,
                     searches=("dense", "hybrid") if args.search == "both" else (args.search,),
+                    exact=not args.approximate,
                 )
             )
         return results

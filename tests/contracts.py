@@ -98,6 +98,19 @@ class VectorIndexContract:
         index.add(labels(*range(20)), rows)
         assert index.search(rows[3], 5, probes=1)[0][0] == 3
 
+    def test_exact_search_returns_the_true_top_k_with_or_without_allowed(self, index):
+        rows = unit_rows(300, seed=11)
+        index.add(np.arange(1, 301, dtype=np.int64), rows)
+        allowed = set(range(1, 301, 3))
+        for query in unit_rows(8, seed=12):
+            scores = rows @ query
+            order = [int(i) + 1 for i in np.argsort(-scores, kind="stable")]
+            kept = [label for label in order if label in allowed]
+            for chosen, truth in ((None, order[:10]), (allowed, kept[:10])):
+                found = index.search(query, 10, allowed=chosen, exact=True)
+                assert [label for label, _ in found] == truth
+                assert np.allclose([s for _, s in found], scores[np.array(truth) - 1], atol=1e-5)
+
     def test_labels_stay_attached_to_their_vectors_after_many_adds_and_removes(self, index):
         rng = random.Random(7)
         live: dict[int, np.ndarray] = {}

@@ -114,8 +114,9 @@ class FakeVectorIndex:
         k: int,
         allowed: Collection[int] | None = None,
         probes: int | None = None,
+        exact: bool = False,
     ) -> list[tuple[int, float]]:
-        scored = [
+        scored = [  # always exact
             (label, float(np.dot(stored, vector)))
             for label, stored in self._vectors.items()
             if allowed is None or label in allowed

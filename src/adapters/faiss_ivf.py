@@ -143,9 +143,16 @@ def search(
     k: int,
     allowed: Collection[int] | None,
     probes: int | None,
+    exact: bool = False,
 ) -> list[tuple[int, float]]:
+    """The top k by inner product; `exact` probes every list, so every vector is compared."""
     nlist = int(index.nlist)
-    nprobe = int(index.nprobe) if probes is None else max(1, min(nlist, probes))
+    if exact:
+        nprobe = nlist
+    elif probes is None:
+        nprobe = int(index.nprobe)
+    else:
+        nprobe = max(1, min(nlist, probes))
     if allowed is None:
         return _search(index, query, k, nprobe, None)
     chosen = np.fromiter(allowed, dtype=np.int64, count=len(allowed))

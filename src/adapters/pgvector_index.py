@@ -130,6 +130,7 @@ class PgVectorIndex:
         k: int,
         allowed: Collection[int] | None = None,
         probes: int | None = None,
+        exact: bool = False,
     ) -> list[tuple[int, float]]:
         if k <= 0:
             return []
@@ -138,7 +139,7 @@ class PgVectorIndex:
         if restrict is not None and not restrict:
             return []
         size = len(self) if restrict is None else len(restrict)
-        if size <= self._exact_limit:
+        if exact or size <= self._exact_limit:
             return self._exact(query, k, restrict)
         if not self._hnsw_ready():
             if self._background:

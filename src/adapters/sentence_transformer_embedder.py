@@ -14,6 +14,11 @@ from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
 
+# What one forward pass costs beyond its texts, in padded word pieces: a call of one short text
+# took 13.8 ms and each further word piece ~0.21 ms (MiniLM-L6, 2 cores). The coalescer splits
+# pending texts into calls when that is cheaper than padding short texts to a long one.
+CALL_OVERHEAD = 48
+
 
 class SentenceTransformerEmbedder:
     """Embeds with sentence-transformers on the CPU; vectors are L2-normalised float32."""
@@ -63,6 +68,7 @@ class SentenceTransformerEmbedder:
             token_budget=batch_size * self._max_seq_length,
             max_tokens=self._max_seq_length,
             observer=observer,
+            call_overhead=CALL_OVERHEAD,
         )
 
     @property

@@ -79,11 +79,13 @@ class VectorIndex(Protocol):
         k: int,
         allowed: Collection[int] | None = None,
         probes: int | None = None,
+        exact: bool = False,
     ) -> list[tuple[int, float]]:
         """Return up to k (label, inner product) pairs, best first, restricted to `allowed`.
 
         `probes` trades recall for speed on approximate indexes (IVF nprobe, HNSW efSearch);
-        exact indexes ignore it.
+        exact indexes ignore it. `exact=True` compares the query with every vector (or every
+        allowed one) whatever the index's kind: the true top k, at the cost of a full scan.
         """
 
     def describe(self) -> IndexInfo:

@@ -164,7 +164,7 @@ class Ranker:
         request: SearchRequest,
     ) -> list[tuple[int, float]]:
         if allowed is None or len(allowed) > EXACT_PASS_LIMIT:
-            return slot.index.search(vector, k, allowed, request.probes)
+            return slot.index.search(vector, k, allowed, request.probes, request.exact)
         labels = sorted(allowed)
         scores = slot.index.get(labels) @ vector
         top = np.argsort(-scores, kind="stable")[:k]

@@ -21,7 +21,8 @@ class SearchRequest:
     re-ranks the best candidates by maximal marginal relevance (0: by similarity only).
     `mode="hybrid"` fuses the dense ranking with BM25 keyword ranking by reciprocal rank
     fusion: (1 - keyword_weight) / (rrf_k + dense rank) + keyword_weight / (rrf_k + bm25 rank).
-    `probes` trades recall for speed once a knowledge base is big enough for approximate search.
+    `probes` trades recall for speed once a knowledge base is big enough for approximate search;
+    `exact=True` scans every vector instead: the true top k at any size, slower on large ones.
     """
 
     query: str | None = None
@@ -35,6 +36,7 @@ class SearchRequest:
     keyword_weight: float = 0.5
     rrf_k: int = 60
     probes: int | None = None
+    exact: bool = False
     where: Filter | None = field(init=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +63,8 @@ class SearchRequest:
             _fail("rrf_k", "rrf_k must be between 1 and 1000")
         if self.probes is not None and not 1 <= self.probes <= MAX_PROBES:
             _fail("probes", f"probes must be between 1 and {MAX_PROBES}")
+        if self.exact and self.probes is not None:
+            _fail("probes", "give 'probes' (approximate search) or 'exact', not both")
         if self.filter is not None:
             object.__setattr__(self, "where", parse_filter(self.filter))
 

@@ -122,6 +122,9 @@ def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentP
     )
     searching.add_argument("--hybrid", action="store_true", help="fuse with keyword (BM25) rank")
     searching.add_argument("--diversity", type=float, help="0..1, skip near-duplicates (MMR)")
+    searching.add_argument(
+        "--exact", action="store_true", help="compare with every vector, even on a large KB"
+    )
     searching.add_argument("--json", action="store_true", help="print the hits as JSON")
     searching.set_defaults(handler=commands.search)
 

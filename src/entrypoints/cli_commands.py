@@ -103,6 +103,7 @@ def search(args: argparse.Namespace) -> int:
             filter=args.filter,
             mode="hybrid" if args.hybrid else None,
             diversity=args.diversity,
+            exact=args.exact or None,
         )
     if args.json:
         print(json.dumps(hits, ensure_ascii=False, indent=2))

@@ -214,6 +214,13 @@ class SearchSchema(ma.Schema):
         validate=validate.Range(min=1, max=4096),
         metadata={"description": "approximate indexes only: more probes, better recall, slower"},
     )
+    exact = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "compare the query with every vector: the true top k even where the "
+            "knowledge base is large enough for an approximate index (slower there)"
+        },
+    )
     diversity = fields.Float(
         load_default=0.0,
         allow_nan=False,

@@ -34,7 +34,7 @@ class Settings:
     max_metadata_bytes: int = 65536
     max_top_k: int = TOP_K_CEILING
     max_knowledge_bases: int = 1000
-    ann_threshold: int = 200_000
+    ann_threshold: int = 50_000
     # Never in repr(): a connection URL may carry a password.
     database_url: str = field(default="", repr=False)
     database_pool_size: int = 10

@@ -201,8 +201,14 @@ class KBClient:
         diversity: float | None = None,
         keyword_weight: float | None = None,
         rrf_k: int | None = None,
+        probes: int | None = None,
+        exact: bool | None = None,
     ) -> list[Hit]:
-        """Documents most like a text, an existing document or a vector, best first."""
+        """Documents most like a text, an existing document or a vector, best first.
+
+        `exact=True` compares with every vector even where the knowledge base is large enough
+        to be searched approximately; `probes` tunes that approximate search instead.
+        """
         body = _without_none(
             query=query,
             document_id=document_id,
@@ -214,6 +220,8 @@ class KBClient:
             diversity=diversity,
             keyword_weight=keyword_weight,
             rrf_k=rrf_k,
+            probes=probes,
+            exact=exact,
         )
         path = kb_path(kb) + "/search"
         return cast(list[Hit], self._call("POST", path, json=body, idempotent=True)["hits"])

@@ -79,6 +79,8 @@ class SearchQuery(TypedDict, total=False):
     keyword_weight: float
     rrf_k: int
     diversity: float
+    probes: int
+    exact: bool
 
 
 class Info(TypedDict):

@@ -171,6 +171,8 @@ def test_search_prints_a_ranked_table_and_takes_filters_and_hybrid(kb, client):
     assert code == 0 and [hit["id"] for hit in json.loads(out)] == ["pain"]
     code, out, _ = kb("search", "bread", "--kb", "kb", "--hybrid", "--json")
     assert code == 0 and "fusion_score" in json.loads(out)[0]
+    code, out, _ = kb("search", "bread", "--kb", "kb", "--exact", "--json")
+    assert code == 0 and [hit["id"] for hit in json.loads(out)] == ["bread", "pain"]
     code, out, _ = kb("search", "bread", "--kb", "kb", "--min-score", "0.999")
     assert code == 0 and "no hits" in out
 

@@ -154,6 +154,9 @@ def test_search_by_text_document_and_vector_with_every_option(kb_client, notes):
     hybrid = kb_client.search(notes, "stock market", mode="hybrid", keyword_weight=0.7, rrf_k=10)
     assert hybrid[0]["id"] == "market" and "fusion_score" in hybrid[0]
     assert len(kb_client.search(notes, "bread", diversity=0.5, top_k=3)) == 3
+    plain = kb_client.search(notes, "bread", top_k=3)
+    assert kb_client.search(notes, "bread", top_k=3, exact=True) == plain
+    assert kb_client.search(notes, "bread", top_k=3, probes=1) == plain  # small KB: exact anyway
     info = kb_client.info()
     vector = [1.0] + [0.0] * (info["dimension"] - 1)
     assert len(kb_client.search(notes, vector=vector, top_k=1)) == 1

@@ -15,7 +15,7 @@ FAKE = FakeEmbedder(dimension=8)
 class RecordingEncoder:
     def __init__(self, delay: float = 0.0, fail_on: str | None = None) -> None:
         self.calls: list[list[str]] = []
-        self.threads: list[int] = []
+        self.threads: list[threading.Thread] = []
         self.delay = delay
         self.fail_on = fail_on
         self.running = threading.Event()
@@ -24,7 +24,7 @@ class RecordingEncoder:
 
     def __call__(self, texts):
         self.calls.append(list(texts))
-        self.threads.append(threading.get_ident())
+        self.threads.append(threading.current_thread())
         self.running.set()
         self.release.wait(5)
         time.sleep(self.delay)
@@ -35,11 +35,50 @@ class RecordingEncoder:
 
 def test_a_lone_caller_runs_its_own_texts_at_once_in_one_call():
     encoder = RecordingEncoder()
-    coalescer = Coalescer(encoder, 8)
+    coalescer = Coalescer(encoder, 8, max_wait=10.0)  # a lone caller must not wait for it
+    started = time.monotonic()
     vectors = coalescer(["b text", "a"])
-    assert encoder.threads == [threading.get_ident()]  # no timer, no hand-off to another thread
+    assert time.monotonic() - started < 5.0
     assert np.allclose(vectors, FAKE.embed(["b text", "a"]))
     assert sorted(encoder.calls[0]) == ["a", "b text"] and len(encoder.calls) == 1
+
+
+def test_every_model_call_runs_on_the_same_model_thread_whoever_calls():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8)
+    callers = [threading.Thread(target=coalescer, args=([f"text {n}"],)) for n in range(5)]
+    for thread in callers:
+        thread.start()
+        thread.join(5)
+    coalescer(["from the test's own thread"])
+    assert len(encoder.calls) == 6
+    assert len(set(encoder.threads)) == 1
+    assert encoder.threads[0] not in {threading.current_thread(), *callers}
+
+
+def test_the_model_thread_ends_when_idle_and_a_new_one_serves_the_next_caller():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8, idle_exit=0.05)
+    coalescer(["one"])
+    first = coalescer._worker
+    assert first is not None
+    first.join(5)
+    assert not first.is_alive() and coalescer._worker is None
+    assert np.allclose(coalescer(["two"]), FAKE.embed(["two"]))
+    assert encoder.threads[0] is first and encoder.threads[1] is not first
+
+
+def test_a_failure_outside_the_model_reaches_every_waiting_caller(monkeypatch):
+    coalescer = Coalescer(RecordingEncoder(), 8)
+
+    def broken(self):
+        raise RuntimeError("planning failed")
+
+    monkeypatch.setattr(Coalescer, "_take", broken)
+    with pytest.raises(RuntimeError, match="planning failed"):
+        coalescer(["text"])
+    monkeypatch.undo()
+    assert np.allclose(coalescer(["again"]), FAKE.embed(["again"]))
 
 
 def test_concurrent_callers_each_get_their_own_vectors_in_order():
@@ -91,6 +130,28 @@ def test_batches_are_sorted_by_length_and_kept_within_the_token_budget():
     assert flat == sorted(flat)
     for call in encoder.calls:
         assert len(call) * max(len(t) for t in call) <= 40 or len(call) == 1
+
+
+def test_with_a_call_overhead_a_few_long_texts_do_not_pad_many_short_ones():
+    texts = ["a" * 2, "x" * 100, "b" * 2, "c" * 2, "y" * 100, "d" * 2]
+    filled, split = RecordingEncoder(), RecordingEncoder()
+    Coalescer(filled, 8, max_texts=8, size=len)(texts)
+    vectors = Coalescer(split, 8, max_texts=8, size=len, call_overhead=10)(texts)
+    assert np.allclose(vectors, FAKE.embed(texts))
+    assert [len(call) for call in filled.calls] == [6]  # 6 x 100 padded word pieces
+    assert [sorted(call) for call in split.calls] == [
+        ["a" * 2, "b" * 2, "c" * 2, "d" * 2],
+        ["x" * 100, "y" * 100],
+    ]
+
+
+def test_with_a_call_overhead_texts_of_like_length_still_fill_whole_batches():
+    encoder = RecordingEncoder()
+    texts = [f"{i:02}" + "w" * (8 + i % 2) for i in range(40)]  # lengths 10 and 11
+    vectors = Coalescer(encoder, 8, max_texts=8, size=len, call_overhead=10)(texts)
+    assert np.allclose(vectors, FAKE.embed(texts))
+    sizes = sorted(len(call) for call in encoder.calls)
+    assert len(sizes) <= 6 and sizes[-4:] == [8] * 4  # 5 calls at the least; at most one more
 
 
 def test_a_large_request_is_served_in_rounds_so_others_are_not_stuck_behind_it():
@@ -197,6 +258,15 @@ def test_a_caller_whose_companions_do_not_come_back_runs_alone_after_the_budget(
     alone.start()
     alone.join(5)
     assert not alone.is_alive() and encoder.calls[-1] == ["a2"]
+
+
+def test_with_a_call_overhead_texts_worth_a_call_do_not_wait_for_companions():
+    encoder = RecordingEncoder()
+    coalescer = Coalescer(encoder, 8, max_wait=10.0, size=len, call_overhead=2)
+    served_together(coalescer, encoder, ["a", "b", "c"])  # now it expects four callers back
+    started = time.monotonic()
+    coalescer(["long enough text"])  # 16 word pieces: at least 4 x the overhead
+    assert time.monotonic() - started < 5.0
 
 
 def test_a_model_failure_reaches_the_callers_in_that_batch_and_the_next_caller_still_works():

@@ -99,3 +99,46 @@ def test_retrieval_benchmark_against_a_real_server(tmp_path: Path) -> None:
     assert results["truncate"]["truncated_documents"] > 0
     assert results["window"]["truncated_documents"] == 0
     assert results["window"]["chunks"] > results["window"]["documents"]
+
+
+class RecordingClient:
+    """Stands in for the service: records what the benchmark sends, answers like it."""
+
+    def __init__(self) -> None:
+        self.searches: list[dict] = []
+
+    def kb_path(self, kb: str, suffix: str = "") -> str:
+        return f"/v1/knowledge-bases/{kb}{suffix}"
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        if path.endswith("/search"):
+            assert body is not None
+            self.searches.append(body)
+            return {"hits": [{"id": "d1", "score": 0.5}]}
+        if path.endswith("/documents"):
+            assert body is not None
+            return {"items": [{"id": doc["id"], "chunks": 1} for doc in body["documents"]]}
+        return {}
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_every_search_asks_for_exact_search_unless_approximate_is_chosen(exact: bool) -> None:
+    dataset = beir.Dataset(
+        "tiny",
+        [beir.CorpusDocument("d1", "", "some text"), beir.CorpusDocument("d2", "", "more text")],
+        {"q1": "text", "q2": "more"},
+        {"q1": {"d1": 1}, "q2": {"d2": 1}},
+    )
+    client = RecordingClient()
+    results = retrieval.run_mode(
+        client,
+        dataset,
+        "truncate",
+        "kb",
+        progress=False,
+        exact=exact,  # type: ignore[arg-type]
+    )
+    assert len(client.searches) == 2 and results[0].queries == 2
+    assert all(body.get("exact", False) is exact for body in client.searches)
+    assert retrieval.parse_args(["data", "--url", "u"]).approximate is False
+    assert retrieval.parse_args(["data", "--url", "u", "--approximate"]).approximate is True

@@ -107,3 +107,41 @@ def test_hybrid_search_over_http_reports_fusion_scores_and_finds_the_keyword(cli
     )
     dense = search(client, shop, query="sturdy product XK-4471", top_k=3)
     assert all("fusion_score" not in hit for hit in dense)
+
+
+def test_exact_search_on_a_small_knowledge_base_ranks_like_the_default(client, shop):
+    plain = search(client, shop, query="sturdy product number 7", top_k=40)
+    exact = search(client, shop, query="sturdy product number 7", top_k=40, exact=True)
+    assert [(hit["id"], hit["score"]) for hit in exact] == [(h["id"], h["score"]) for h in plain]
+
+
+@pytest.mark.parametrize(
+    "extra", [{"exact": True, "probes": 4}, {"exact": "maybe"}, {"exact": [True]}]
+)
+def test_exact_with_probes_or_not_a_boolean_is_a_422(client, shop, extra):
+    response = client.post(f"/v1/knowledge-bases/{shop}/search", json={"query": "x", **extra})
+    assert response.status_code == 422, response.get_json()
+
+
+def test_exact_search_on_an_approximate_index_scores_and_ranks_every_document(
+    make_app, fake_embedder, tmp_path
+):
+    # Both backends leave exact search past 2 chunks: IVF (memory) or HNSW (postgres).
+    app = make_app(data_dir=str(tmp_path / "approximate"), ann_threshold=2, exact_search_limit=2)
+    client = app.test_client()
+    assert client.post("/v1/knowledge-bases", json={"name": "big"}).status_code == 201
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"]
+    texts = [
+        " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(i % 5 + 2)) + f" n{i}"
+        for i in range(80)
+    ]
+    documents = [{"id": f"d{i:02}", "text": text} for i, text in enumerate(texts)]
+    response = client.post("/v1/knowledge-bases/big/documents", json={"documents": documents})
+    assert response.status_code == 201, response.get_json()
+    query = "gamma delta iota"
+    scores = fake_embedder.embed(texts) @ fake_embedder.embed([query])[0]
+    truth = sorted((round(float(score), 4) for score in scores), reverse=True)
+    hits = search(client, "big", query=query, top_k=80, exact=True)
+    assert [round(hit["score"], 4) for hit in hits] == truth  # all 80, each scored exactly
+    by_id = {f"d{i:02}": round(float(score), 4) for i, score in enumerate(scores)}
+    assert all(by_id[hit["id"]] == round(hit["score"], 4) for hit in hits)

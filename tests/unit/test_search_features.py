@@ -190,3 +190,9 @@ def test_hybrid_without_a_keyword_index_is_refused(service, kb):
     service.add_documents(kb, [NewDocument("text", id="x")])
     with pytest.raises(InvalidInputError, match="keyword index"):
         service.search(kb, SearchRequest(query="text", mode="hybrid"))
+
+
+def test_exact_and_probes_together_are_refused():
+    with pytest.raises(InvalidInputError, match="not both"):
+        SearchRequest(query="words", exact=True, probes=8)
+    assert SearchRequest(query="words", exact=True).exact
