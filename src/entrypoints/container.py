@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from adapters.postgres_keyword_index import PgKeywordIndex
 from adapters.postgres_repository import PostgresDocumentRepository
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from adapters.sqlite_repository import SqliteDocumentRepository
+from domain.errors import ModelUnavailableError
 from domain.model import KnowledgeBase
 from domain.ports import (
     DocumentRepository,
+    Embedder,
     KeywordIndexFactory,
     VectorIndexFactory,
     by_dimension,
@@ -32,6 +35,30 @@ from domain.services import KnowledgeBaseService
 __all__ = ["Container", "check_storage", "resolve_model"]
 
 DATABASE_FILE = "kb.sqlite3"
+
+log = logging.getLogger(__name__)
+
+
+def auto_embedder(
+    model: str,
+    device: str,
+    batch_size: int,
+    observer: Callable[[int, float], None] | None,
+) -> Embedder:
+    """KB_EMBEDDING_RUNTIME=auto: ONNX Runtime where it can run the model, else torch.
+
+    ONNX Runtime needs the CPU and an export of the model (made and checked against torch at
+    the first start, then cached). A model the exporter cannot handle, or a missing package,
+    falls back to torch with a warning that says why; so does any device but the CPU.
+    """
+    if device == "cpu":
+        try:
+            return OnnxEmbedder(model, batch_size, observer=observer)
+        except ModelUnavailableError as error:
+            log.warning("ONNX Runtime cannot run %s, so torch will: %s", model, error.message)
+    return SentenceTransformerEmbedder(
+        model, device=device, batch_size=batch_size, observer=observer
+    )
 
 
 def memory_repository(backend: str, data_dir: str) -> Iterator[DocumentRepository | None]:
@@ -98,10 +125,18 @@ class Container(containers.DeclarativeContainer):
     # Told the size and duration of every model batch; the app overrides it to feed /metrics.
     batch_observer: providers.Object[Callable[[int, float], None] | None] = providers.Object(None)
 
-    # KB_EMBEDDING_RUNTIME: the same model run by torch or by ONNX Runtime; both batch their
-    # callers through a coalescer that tells `batch_observer` about every model call.
+    # KB_EMBEDDING_RUNTIME: the same model run by ONNX Runtime or by torch (auto: ONNX Runtime
+    # where it can); both batch their callers through a coalescer that tells `batch_observer`
+    # about every model call.
     embedder = providers.Selector(
         config.embedding_runtime,
+        auto=providers.Singleton(
+            auto_embedder,
+            model=config.embedding_model,
+            device=config.device,
+            batch_size=config.embed_batch_size,
+            observer=batch_observer,
+        ),
         torch=providers.Singleton(
             SentenceTransformerEmbedder,
             model=config.embedding_model,

@@ -9,7 +9,7 @@ from typing import Any
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory", "postgres")
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("auto", "onnx", "torch")
 TOP_K_CEILING = 1000  # the domain's own cap on hits per search
 
 
@@ -24,7 +24,7 @@ class Settings:
     backend: str = "memory"
     data_dir: str = "./kb-data"
     embedding_model: str = DEFAULT_MODEL
-    embedding_runtime: str = "torch"
+    embedding_runtime: str = "auto"
     device: str = "cpu"
     embed_batch_size: int = 32
     max_body_bytes: int = 32 * 1024 * 1024

@@ -191,6 +191,22 @@ def test_the_service_searches_with_the_onnx_runtime_and_measures_its_batches(emb
         close_app(app)
 
 
+def test_the_default_runtime_is_onnx_runtime_where_the_model_exports(embedder, tmp_path):
+    from entrypoints.container import Container
+    from entrypoints.settings import Settings
+
+    folder = linked_model_folder(tmp_path / "model")
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "kb-service").symlink_to(embedder.export_dir, target_is_directory=True)
+    settings = Settings(data_dir=":memory:", embedding_model=str(folder))
+    assert settings.embedding_runtime == "auto"
+    container = Container()
+    container.config.from_dict(settings.as_dict())
+    chosen = container.embedder()
+    assert isinstance(chosen, OnnxEmbedder)
+    assert np.array_equal(chosen.embed(TEXTS[:3]), embedder.embed(TEXTS[:3]))
+
+
 def test_the_export_sits_beside_a_writable_model_and_follows_its_changes(tmp_path):
     folder = linked_model_folder(tmp_path / "model")
     first = OnnxEmbedder(str(folder))

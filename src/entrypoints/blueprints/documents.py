@@ -67,7 +67,7 @@ def check_limits(texts: list[str]) -> None:
 
 @blp.route("")
 class Documents(MethodView):
-    @blp.arguments(AddDocumentsSchema)
+    @blp.arguments(AddDocumentsSchema())
     @blp.response(201, AddedDocumentsSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @blp.alt_response(
@@ -91,7 +91,7 @@ class Documents(MethodView):
             ]
         }
 
-    @blp.arguments(DocumentListArgsSchema, location="query")
+    @blp.arguments(DocumentListArgsSchema(), location="query")
     @blp.response(200, DocumentPageSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
@@ -117,7 +117,7 @@ class DocumentById(MethodView):
         """Get one document"""
         return document_body(service.get_document(kb, document_id))
 
-    @blp.arguments(UpsertDocumentSchema)
+    @blp.arguments(UpsertDocumentSchema())
     @blp.response(200, DocumentSchema, description="Replaced.")
     @blp.alt_response(201, schema=DocumentSchema, description="Created.", success=True)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -134,7 +134,7 @@ class DocumentById(MethodView):
         document, created = service.upsert_document(kb, document_id, body["text"], body["metadata"])
         return document_body(document), 201 if created else 200
 
-    @blp.arguments(MetadataPatchSchema)
+    @blp.arguments(MetadataPatchSchema())
     @blp.response(200, DocumentSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject

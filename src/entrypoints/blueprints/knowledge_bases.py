@@ -45,7 +45,7 @@ def kb_body(info: KnowledgeBaseInfo) -> dict[str, Any]:
 
 @blp.route("")
 class KnowledgeBases(MethodView):
-    @blp.arguments(KnowledgeBaseCreateSchema)
+    @blp.arguments(KnowledgeBaseCreateSchema())
     @blp.response(201, KnowledgeBaseSchema)
     @blp.alt_response(409, response="DEFAULT_ERROR", description="The name is taken.")
     @inject
@@ -56,7 +56,7 @@ class KnowledgeBases(MethodView):
         kb = service.create_knowledge_base(**body)
         return kb_body(service.get_knowledge_base(kb.name))
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, KnowledgeBasePageSchema)
     @inject
     def get(
@@ -78,7 +78,7 @@ class KnowledgeBaseByName(MethodView):
         """Get a knowledge base with its document and chunk counts"""
         return kb_body(service.get_knowledge_base(kb))
 
-    @blp.arguments(KnowledgeBaseUpdateSchema)
+    @blp.arguments(KnowledgeBaseUpdateSchema())
     @blp.response(200, KnowledgeBaseSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject

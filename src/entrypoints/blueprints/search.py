@@ -42,7 +42,7 @@ def hit_body(hit: Hit) -> dict[str, Any]:
 
 @blp.route("")
 class Search(MethodView):
-    @blp.arguments(SearchSchema)
+    @blp.arguments(SearchSchema())
     @blp.response(200, SearchResultSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
@@ -59,7 +59,7 @@ class Search(MethodView):
 
 @blp.route("/batch")
 class BatchSearch(MethodView):
-    @blp.arguments(BatchSearchSchema)
+    @blp.arguments(BatchSearchSchema())
     @blp.response(200, BatchSearchResultSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
