@@ -41,6 +41,7 @@ class _Job:
     passed_over: int = 0
     error: BaseException | None = None
     done: bool = False
+    finished: threading.Event = field(default_factory=threading.Event)  # wakes only its caller
 
 
 # (size, arrival, row, job): a text of the pool; arrival and row make the key unique.
@@ -99,7 +100,7 @@ class Coalescer:
         self._arrivals = itertools.count()
         self._pending: list[_Job] = []
         lock = threading.Lock()
-        self._condition = threading.Condition(lock)  # a job is done
+        self._condition = threading.Condition(lock)  # the lock, for the model thread's waits
         self._arrived = threading.Condition(lock)  # texts arrived for the model thread
         self.batches_run = 0
 
@@ -117,8 +118,7 @@ class Coalescer:
             if self._worker is None or not self._worker.is_alive():  # none yet, or forked
                 self._worker = threading.Thread(target=self._serve, name="kb-model", daemon=True)
                 self._worker.start()
-            while not job.done:
-                self._condition.wait()
+        job.finished.wait()
         if job.error is not None:
             raise job.error
         return job.result
@@ -138,8 +138,8 @@ class Coalescer:
             except BaseException as failure:  # a bug here must not leave callers asleep forever
                 for job in self._pending:
                     job.error, job.done = failure, True
+                    job.finished.set()
                 self._pending = []
-                self._condition.notify_all()
                 log.exception("the model thread failed; the next caller starts a new one")
             finally:
                 self._worker = None  # the next caller starts a new thread
@@ -164,9 +164,10 @@ class Coalescer:
                 job.done = job.remaining == 0
         self._expected = len(self._pending)
         self._gather_until = time.monotonic() + self._max_wait
+        for job in self._pending:
+            if job.done:
+                job.finished.set()
         self._pending = [job for job in self._pending if not job.done]
-        self._condition.notify_all()
-        self._arrived.notify_all()
 
     def _wait_left(self) -> float:
         """Seconds to wait for the callers of the last call to come back, 0 to run now.
