@@ -39,19 +39,24 @@ DATABASE_FILE = "kb.sqlite3"
 log = logging.getLogger(__name__)
 
 
-def auto_embedder(
+def make_embedder(
+    runtime: str,
     model: str,
     device: str,
     batch_size: int,
     observer: Callable[[int, float], None] | None,
 ) -> Embedder:
-    """KB_EMBEDDING_RUNTIME=auto: ONNX Runtime where it can run the model, else torch.
+    """KB_EMBEDDING_RUNTIME: the same model run by ONNX Runtime (`onnx`) or by torch (`torch`).
 
-    ONNX Runtime needs the CPU and an export of the model (made and checked against torch at
-    the first start, then cached). A model the exporter cannot handle, or a missing package,
-    falls back to torch with a warning that says why; so does any device but the CPU.
+    `auto` is ONNX Runtime where it can run the model: on the CPU, with an export of the model
+    (made and checked against torch at the first start, then cached). A model the exporter
+    cannot handle, or a missing package, falls back to torch with a warning that says why; so
+    does any device but the CPU. Both batch their callers through a coalescer that tells
+    `observer` about every model call.
     """
-    if device == "cpu":
+    if runtime == "onnx":
+        return OnnxEmbedder(model, batch_size, observer=observer)
+    if runtime == "auto" and device == "cpu":
         try:
             return OnnxEmbedder(model, batch_size, observer=observer)
         except ModelUnavailableError as error:
@@ -125,31 +130,13 @@ class Container(containers.DeclarativeContainer):
     # Told the size and duration of every model batch; the app overrides it to feed /metrics.
     batch_observer: providers.Object[Callable[[int, float], None] | None] = providers.Object(None)
 
-    # KB_EMBEDDING_RUNTIME: the same model run by ONNX Runtime or by torch (auto: ONNX Runtime
-    # where it can); both batch their callers through a coalescer that tells `batch_observer`
-    # about every model call.
-    embedder = providers.Selector(
-        config.embedding_runtime,
-        auto=providers.Singleton(
-            auto_embedder,
-            model=config.embedding_model,
-            device=config.device,
-            batch_size=config.embed_batch_size,
-            observer=batch_observer,
-        ),
-        torch=providers.Singleton(
-            SentenceTransformerEmbedder,
-            model=config.embedding_model,
-            device=config.device,
-            batch_size=config.embed_batch_size,
-            observer=batch_observer,
-        ),
-        onnx=providers.Singleton(
-            OnnxEmbedder,
-            model=config.embedding_model,
-            batch_size=config.embed_batch_size,
-            observer=batch_observer,
-        ),
+    embedder = providers.Singleton(
+        make_embedder,
+        runtime=config.embedding_runtime,
+        model=config.embedding_model,
+        device=config.device,
+        batch_size=config.embed_batch_size,
+        observer=batch_observer,
     )
     database = providers.Resource(
         postgres_database,

@@ -1,4 +1,4 @@
-"""KB_EMBEDDING_RUNTIME=auto: ONNX Runtime where it can run the model, torch otherwise."""
+"""KB_EMBEDDING_RUNTIME: auto is ONNX Runtime where it can run the model, torch otherwise."""
 
 import logging
 
@@ -32,7 +32,7 @@ def runtimes(monkeypatch):
 
 def test_on_the_cpu_onnx_runtime_runs_the_model(runtimes):
     onnx, torch = runtimes
-    assert container.auto_embedder("some/model", "cpu", 32, None) is onnx
+    assert container.make_embedder("auto", "some/model", "cpu", 32, None) is onnx
     assert onnx.calls == [(("some/model", 32), {"observer": None})] and torch.calls == []
 
 
@@ -40,12 +40,23 @@ def test_a_model_onnx_cannot_run_falls_back_to_torch_saying_why(runtimes, caplog
     onnx, torch = runtimes
     onnx.refuse = "cannot export KB_EMBEDDING_MODEL='odd/model' to ONNX: unsupported operator"
     with caplog.at_level(logging.WARNING, logger="entrypoints.container"):
-        assert container.auto_embedder("odd/model", "cpu", 16, None) is torch
+        assert container.make_embedder("auto", "odd/model", "cpu", 16, None) is torch
     assert torch.calls == [(("odd/model",), {"device": "cpu", "batch_size": 16, "observer": None})]
     assert "unsupported operator" in caplog.text and "torch" in caplog.text
 
 
 def test_another_device_goes_to_torch_without_trying_onnx(runtimes):
     onnx, torch = runtimes
-    assert container.auto_embedder("some/model", "cuda", 32, None) is torch
+    assert container.make_embedder("auto", "some/model", "cuda", 32, None) is torch
     assert onnx.calls == [] and torch.calls[0][1]["device"] == "cuda"
+
+
+def test_an_explicit_runtime_is_used_as_asked_and_its_failure_is_not_hidden(runtimes):
+    onnx, torch = runtimes
+    assert container.make_embedder("torch", "some/model", "cpu", 32, None) is torch
+    assert onnx.calls == []
+    assert container.make_embedder("onnx", "some/model", "cpu", 32, None) is onnx
+    onnx.refuse = "no export"
+    with pytest.raises(ModelUnavailableError, match="no export"):
+        container.make_embedder("onnx", "some/model", "cpu", 32, None)
+    assert len(torch.calls) == 1
