@@ -31,7 +31,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def download_model(args: argparse.Namespace) -> int:
-    """Fetch KB_EMBEDDING_MODEL into the local cache (the Docker build runs this)."""
+    """Fetch KB_EMBEDDING_MODEL into the local cache, and export it for ONNX Runtime when that is
+    the runtime (the Docker build runs this, so the container starts at once)."""
     from domain.errors import ModelUnavailableError
     from entrypoints.container import Container
     from entrypoints.settings import Settings, SettingsError
@@ -63,8 +64,9 @@ def add_service_commands(commands_: argparse._SubParsersAction[argparse.Argument
     serve_parser.set_defaults(handler=serve)
     download = commands_.add_parser(
         "download-model",
-        help="fetch KB_EMBEDDING_MODEL into the local cache and check it",
-        description="Fetch KB_EMBEDDING_MODEL into the local cache and embed one sentence.",
+        help="fetch KB_EMBEDDING_MODEL into the local cache (and its ONNX export) and check it",
+        description="Fetch KB_EMBEDDING_MODEL into the local cache, make its ONNX export when "
+        "KB_EMBEDDING_RUNTIME is auto or onnx, and embed one sentence.",
     )
     download.set_defaults(handler=download_model)
 
