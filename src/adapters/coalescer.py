@@ -40,7 +40,6 @@ class _Job:
     remaining: int = 0
     passed_over: int = 0
     error: BaseException | None = None
-    done: bool = False
     finished: threading.Event = field(default_factory=threading.Event)  # wakes only its caller
 
 
@@ -99,9 +98,8 @@ class Coalescer:
         self._gather_until = 0.0
         self._arrivals = itertools.count()
         self._pending: list[_Job] = []
-        lock = threading.Lock()
-        self._condition = threading.Condition(lock)  # the lock, for the model thread's waits
-        self._arrived = threading.Condition(lock)  # texts arrived for the model thread
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # texts arrived for the model thread
         self.batches_run = 0
 
     def __call__(self, texts: Sequence[str]) -> Vectors:
@@ -112,7 +110,7 @@ class Coalescer:
         job = _Job(list(texts), sizes, result, next(self._arrivals))
         job.queue = sorted(range(len(texts)), key=sizes.__getitem__)
         job.remaining = len(texts)
-        with self._condition:
+        with self._lock:
             self._pending.append(job)
             self._arrived.notify()
             if self._worker is None or not self._worker.is_alive():  # none yet, or forked
@@ -125,7 +123,7 @@ class Coalescer:
 
     def _serve(self) -> None:
         """The model thread: run calls while texts are pending; end when idle for long."""
-        with self._condition:
+        with self._lock:
             try:
                 while True:
                     if not self._pending:
@@ -137,7 +135,7 @@ class Coalescer:
                         self._lead()
             except BaseException as failure:  # a bug here must not leave callers asleep forever
                 for job in self._pending:
-                    job.error, job.done = failure, True
+                    job.error = failure
                     job.finished.set()
                 self._pending = []
                 log.exception("the model thread failed; the next caller starts a new one")
@@ -145,29 +143,28 @@ class Coalescer:
                 self._worker = None  # the next caller starts a new thread
 
     def _lead(self) -> None:
-        """Run one model call for everyone; called and returns with the condition held."""
+        """Run one model call for everyone; called and returns with the lock held."""
         group = self._take()
-        self._condition.release()
+        self._lock.release()
         try:
             vectors, error = self._run([entry[3].texts[entry[2]] for entry in group]), None
         except BaseException as failure:  # handed to every caller whose texts were in it
             vectors, error = None, failure
         finally:
-            self._condition.acquire()
+            self._lock.acquire()
         self.batches_run += 1
         for position, (_, _, row, job) in enumerate(group):
             if error is not None:
-                job.error, job.done = error, True
+                job.error = error
+                job.finished.set()
             elif vectors is not None:
                 job.result[row] = vectors[position]
                 job.remaining -= 1
-                job.done = job.remaining == 0
+                if not job.remaining:
+                    job.finished.set()
         self._expected = len(self._pending)
         self._gather_until = time.monotonic() + self._max_wait
-        for job in self._pending:
-            if job.done:
-                job.finished.set()
-        self._pending = [job for job in self._pending if not job.done]
+        self._pending = [job for job in self._pending if not job.finished.is_set()]
 
     def _wait_left(self) -> float:
         """Seconds to wait for the callers of the last call to come back, 0 to run now.

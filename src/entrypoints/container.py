@@ -54,12 +54,12 @@ def make_embedder(
     does any device but the CPU. Both batch their callers through a coalescer that tells
     `observer` about every model call.
     """
-    if runtime == "onnx":
-        return OnnxEmbedder(model, batch_size, observer=observer)
-    if runtime == "auto" and device == "cpu":
+    if runtime == "onnx" or (runtime == "auto" and device == "cpu"):
         try:
             return OnnxEmbedder(model, batch_size, observer=observer)
         except ModelUnavailableError as error:
+            if runtime == "onnx":
+                raise
             log.warning("ONNX Runtime cannot run %s, so torch will: %s", model, error.message)
     return SentenceTransformerEmbedder(
         model, device=device, batch_size=batch_size, observer=observer

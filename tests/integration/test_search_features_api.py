@@ -126,7 +126,8 @@ def test_exact_with_probes_or_not_a_boolean_is_a_422(client, shop, extra):
 def test_exact_search_on_an_approximate_index_scores_and_ranks_every_document(
     make_app, fake_embedder, tmp_path
 ):
-    # Both backends leave exact search past 2 chunks: IVF (memory) or HNSW (postgres).
+    # Past 2 chunks both backends build an approximate index in the background: IVF (memory)
+    # or HNSW (postgres); whichever answers, `exact` must give every document's true score.
     app = make_app(data_dir=str(tmp_path / "approximate"), ann_threshold=2, exact_search_limit=2)
     client = app.test_client()
     assert client.post("/v1/knowledge-bases", json={"name": "big"}).status_code == 201
