@@ -48,24 +48,26 @@ _Entry = tuple[int, int, int, _Job]
 
 
 class Coalescer:
-    """Runs every model call on one thread of its own, for all callers' texts at once.
+    """Runs every model call on model threads of its own, for all callers' texts at once.
 
-    Callers queue their texts and sleep; the model thread runs one call at a time. Always the
-    same thread: torch's OpenMP pool belongs to the thread that calls it, and handing the model
-    from one request thread to the next cost a third of its throughput (82 against 133 texts/s
-    for the same batches). A caller alone wakes the model thread, which runs its texts at once:
-    its wait budget is two thread wake-ups. Texts that arrive while a call runs wait for that
-    call only. Each call is planned over ALL pending texts sorted by length: it is anchored
+    Callers queue their texts and sleep; each of the `parallel` model threads runs one call at
+    a time. Always the same threads: torch's OpenMP pool belongs to the thread that calls it,
+    and handing the model from one request thread to the next cost a third of its throughput
+    (82 against 133 texts/s for the same batches), so torch gets one model thread; a runtime
+    that can run calls side by side (ONNX Runtime) gets one per core. A caller alone wakes a
+    model thread, which runs its texts at once: its wait budget is two thread wake-ups. Texts
+    that arrive while every model thread is busy wait for the first call to end. Each call is
+    planned over ALL untaken texts sorted by length: it is anchored
     on the job with the fewest texts left (a search goes in the very next call, even behind a
     large add; a job passed over `MAX_PASSED_OVER` times goes first), and filled with that
     text's length neighbours up to `max_texts` texts and `token_budget` padded word pieces
     (texts x longest). A large add thus runs shortest-first in full, evenly padded batches,
-    as `SentenceTransformer.encode` does. With `call_overhead` (what a call costs beyond its
-    texts, in padded word pieces) the anchor's neighbourhood is split into the cheapest calls
-    instead: sixteen single texts of mixed lengths from concurrent clients go as two or three
-    evenly padded calls rather than one padded to the longest. Callers get their own rows, in
-    order. The model thread ends after `idle_exit` seconds without work and is started again
-    when needed.
+    as `SentenceTransformer.encode` does, on every model thread at once. With `call_overhead`
+    (what a call costs beyond its texts, in padded word pieces) the anchor's neighbourhood is
+    split into the cheapest calls instead: sixteen single texts of mixed lengths from
+    concurrent clients go as two or three evenly padded calls rather than one padded to the
+    longest. Callers get their own rows, in order. A model thread ends after `idle_exit`
+    seconds without work; callers start them again when needed.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Coalescer:
         max_wait: float = 0.005,
         idle_exit: float = 60.0,
         call_overhead: int | None = None,
+        parallel: int = 1,
     ) -> None:
         self._encode = encode
         self._observer = observer
@@ -93,7 +96,8 @@ class Coalescer:
         self._max_wait = max_wait
         self._idle_exit = idle_exit
         self._call_overhead = call_overhead
-        self._worker: threading.Thread | None = None
+        self._parallel = max(1, parallel)
+        self._workers: list[threading.Thread] = []
         self._expected = 1  # callers known when the last call ended: who will be back soon
         self._gather_until = 0.0
         self._arrivals = itertools.count()
@@ -113,21 +117,23 @@ class Coalescer:
         with self._lock:
             self._pending.append(job)
             self._arrived.notify()
-            if self._worker is None or not self._worker.is_alive():  # none yet, or forked
-                self._worker = threading.Thread(target=self._serve, name="kb-model", daemon=True)
-                self._worker.start()
+            self._workers = [worker for worker in self._workers if worker.is_alive()]  # forked
+            while len(self._workers) < self._parallel:
+                worker = threading.Thread(target=self._serve, name="kb-model", daemon=True)
+                self._workers.append(worker)
+                worker.start()
         job.finished.wait()
         if job.error is not None:
             raise job.error
         return job.result
 
     def _serve(self) -> None:
-        """The model thread: run calls while texts are pending; end when idle for long."""
+        """A model thread: run calls while texts are untaken; end when idle for long."""
         with self._lock:
             try:
                 while True:
-                    if not self._pending:
-                        if not self._arrived.wait(self._idle_exit) and not self._pending:
+                    if not self._untaken():
+                        if not self._arrived.wait(self._idle_exit) and not self._untaken():
                             return
                     elif (wait := self._wait_left()) > 0:
                         self._arrived.wait(wait)
@@ -140,11 +146,14 @@ class Coalescer:
                 self._pending = []
                 log.exception("the model thread failed; the next caller starts a new one")
             finally:
-                self._worker = None  # the next caller starts a new thread
+                current = threading.current_thread()  # the next caller starts a new thread
+                self._workers = [worker for worker in self._workers if worker is not current]
 
     def _lead(self) -> None:
         """Run one model call for everyone; called and returns with the lock held."""
         group = self._take()
+        if self._untaken():  # texts left over: an idle model thread can run them meanwhile
+            self._arrived.notify()
         self._lock.release()
         try:
             vectors, error = self._run([entry[3].texts[entry[2]] for entry in group]), None
@@ -153,6 +162,7 @@ class Coalescer:
         finally:
             self._lock.acquire()
         self.batches_run += 1
+        served = {entry[3] for entry in group}
         for position, (_, _, row, job) in enumerate(group):
             if error is not None:
                 job.error = error
@@ -162,7 +172,9 @@ class Coalescer:
                 job.remaining -= 1
                 if not job.remaining:
                     job.finished.set()
-        self._expected = len(self._pending)
+        # Who will be back soon: the callers just served and those still waiting, not the
+        # callers whose texts another model thread is running.
+        self._expected = sum(1 for job in self._pending if job.queue or job in served)
         self._gather_until = time.monotonic() + self._max_wait
         self._pending = [job for job in self._pending if not job.finished.is_set()]
 
@@ -175,18 +187,23 @@ class Coalescer:
         With a `call_overhead`, texts that already make it a small part of a call's cost run
         at once: waiting only pays where a call's fixed cost is high.
         """
-        if self._expected <= len(self._pending):
+        waiting = self._untaken()
+        if self._expected <= len(waiting):
             return 0.0
-        if sum(len(job.queue) for job in self._pending) >= self._max_texts:
+        if sum(len(job.queue) for job in waiting) >= self._max_texts:
             return 0.0
         if self._call_overhead is not None:
-            tokens = sum(job.sizes[row] for job in self._pending for row in job.queue)
+            tokens = sum(job.sizes[row] for job in waiting for row in job.queue)
             if tokens >= WORTH_A_CALL * self._call_overhead:
                 return 0.0
         return self._gather_until - time.monotonic()
 
+    def _untaken(self) -> list[_Job]:
+        """Jobs with texts no model thread has taken yet."""
+        return [job for job in self._pending if job.queue]
+
     def _take(self) -> list[_Entry]:
-        jobs = [job for job in self._pending if job.queue]
+        jobs = self._untaken()
         anchor = min(jobs, key=_priority)
         pool: list[_Entry] = sorted(
             (job.sizes[row], job.arrival, row, job)

@@ -60,10 +60,9 @@ def test_the_model_thread_ends_when_idle_and_a_new_one_serves_the_next_caller():
     encoder = RecordingEncoder()
     coalescer = Coalescer(encoder, 8, idle_exit=0.05)
     coalescer(["one"])
-    first = coalescer._worker
-    assert first is not None
+    (first,) = coalescer._workers
     first.join(5)
-    assert not first.is_alive() and coalescer._worker is None
+    assert not first.is_alive() and coalescer._workers == []
     assert np.allclose(coalescer(["two"]), FAKE.embed(["two"]))
     assert encoder.threads[0] is first and encoder.threads[1] is not first
 
@@ -281,3 +280,77 @@ def test_no_texts_means_no_model_call():
     encoder = RecordingEncoder()
     assert Coalescer(encoder, 8)([]).shape == (0, 8)
     assert encoder.calls == []
+
+
+class OverlapEncoder(RecordingEncoder):
+    """Records how many calls ran at the same moment."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.lock = threading.Lock()
+        self.running_now = 0
+        self.most_at_once = 0
+
+    def __call__(self, texts):
+        with self.lock:
+            self.running_now += 1
+            self.most_at_once = max(self.most_at_once, self.running_now)
+        try:
+            return super().__call__(texts)
+        finally:
+            with self.lock:
+                self.running_now -= 1
+
+
+def test_with_two_model_threads_one_large_add_runs_on_both_at_once():
+    encoder = OverlapEncoder(delay=0.05)
+    coalescer = Coalescer(encoder, 8, max_texts=4, parallel=2)
+    texts = [f"text number {n}" for n in range(16)]
+    assert np.allclose(coalescer(texts), FAKE.embed(texts))
+    assert len(encoder.calls) == 4 and sorted(
+        text for call in encoder.calls for text in call
+    ) == sorted(texts)
+    assert encoder.most_at_once == 2 and len(set(encoder.threads)) == 2
+
+
+def test_with_two_model_threads_a_lone_text_runs_in_one_call_without_waiting():
+    encoder = OverlapEncoder(delay=0.0)
+    coalescer = Coalescer(encoder, 8, max_wait=10.0, parallel=2)
+    started = time.monotonic()
+    assert np.allclose(coalescer(["alone"]), FAKE.embed(["alone"]))
+    assert time.monotonic() - started < 5.0 and encoder.calls == [["alone"]]
+
+
+def test_with_two_model_threads_concurrent_callers_each_get_their_own_vectors_in_order():
+    encoder = OverlapEncoder(delay=0.01)
+    coalescer = Coalescer(encoder, 8, max_texts=3, parallel=2, call_overhead=6)
+    results: dict[int, np.ndarray] = {}
+    inputs = {
+        n: [f"caller {n} text {k}" + "x" * (n * k % 17) for k in range(n % 5 + 1)]
+        for n in range(24)
+    }
+
+    def call(n):
+        results[n] = coalescer(inputs[n])
+
+    callers = [threading.Thread(target=call, args=(n,)) for n in inputs]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(10)
+    assert sorted(results) == sorted(inputs)
+    for n, texts in inputs.items():
+        assert np.allclose(results[n], FAKE.embed(texts))
+    assert encoder.most_at_once == 2 and len(set(encoder.threads)) == 2
+
+
+def test_with_two_model_threads_both_end_when_idle_and_come_back_for_the_next_caller():
+    coalescer = Coalescer(RecordingEncoder(), 8, idle_exit=0.05, parallel=2)
+    coalescer(["one"])
+    first = list(coalescer._workers)
+    assert len(first) == 2
+    for worker in first:
+        worker.join(5)
+    assert coalescer._workers == []
+    assert np.allclose(coalescer(["two"]), FAKE.embed(["two"]))
+    assert len(coalescer._workers) == 2 and not set(coalescer._workers) & set(first)
