@@ -33,6 +33,21 @@ class RecordingEncoder:
         return FAKE.embed(texts)
 
 
+def call_concurrently(coalescer, requests):
+    """Each request's texts from a thread of its own, all at once; each caller's result."""
+    results: dict[int, np.ndarray] = {}
+
+    def call(n):
+        results[n] = coalescer(requests[n])
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
 def test_a_lone_caller_runs_its_own_texts_at_once_in_one_call():
     encoder = RecordingEncoder()
     coalescer = Coalescer(encoder, 8, max_wait=10.0)  # a lone caller must not wait for it
@@ -86,16 +101,7 @@ def test_concurrent_callers_each_get_their_own_vectors_in_order():
         n: [f"caller {n} text {i} " + "word " * (i * n % 7) for i in range(n % 5 + 1)]
         for n in range(40)
     }
-    results: dict[int, np.ndarray] = {}
-
-    def call(n):
-        results[n] = coalescer(requests[n])
-
-    threads = [threading.Thread(target=call, args=(n,)) for n in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    results = call_concurrently(coalescer, requests)
     for n, texts in requests.items():
         assert np.allclose(results[n], FAKE.embed(texts)), f"caller {n} got someone else's rows"
     assert coalescer.batches_run < len(requests)
@@ -324,20 +330,11 @@ def test_with_two_model_threads_a_lone_text_runs_in_one_call_without_waiting():
 def test_with_two_model_threads_concurrent_callers_each_get_their_own_vectors_in_order():
     encoder = OverlapEncoder(delay=0.01)
     coalescer = Coalescer(encoder, 8, max_texts=3, parallel=2, call_overhead=6)
-    results: dict[int, np.ndarray] = {}
     inputs = {
         n: [f"caller {n} text {k}" + "x" * (n * k % 17) for k in range(n % 5 + 1)]
         for n in range(24)
     }
-
-    def call(n):
-        results[n] = coalescer(inputs[n])
-
-    callers = [threading.Thread(target=call, args=(n,)) for n in inputs]
-    for thread in callers:
-        thread.start()
-    for thread in callers:
-        thread.join(10)
+    results = call_concurrently(coalescer, inputs)
     assert sorted(results) == sorted(inputs)
     for n, texts in inputs.items():
         assert np.allclose(results[n], FAKE.embed(texts))
