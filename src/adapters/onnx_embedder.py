@@ -74,7 +74,7 @@ class OnnxEmbedder:
         calls: int | None = None,
         observer: BatchObserver | None = None,
     ) -> None:
-        """`calls` model calls run at once (default: one per CPU this process may use), each on
+        """`calls` model calls run at once (default: `usable_cpus()`), each on
         `threads` ONNX Runtime threads.
 
         Several single-threaded calls side by side beat one call spread over every core: no
@@ -132,7 +132,7 @@ class OnnxEmbedder:
             max_tokens=self._max_seq_length,
             observer=observer,
             call_overhead=CALL_OVERHEAD,
-            parallel=calls or len(os.sched_getaffinity(0)),
+            parallel=calls or usable_cpus(),
         )
 
     @property
@@ -162,6 +162,18 @@ class OnnxEmbedder:
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)
         return [(int(start), int(end)) for start, end in encoding.offsets]
+
+
+def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 quota (`docker --cpus`)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text(encoding="ascii").split()
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def _feeds(inputs: list[str], encodings: list[Encoding]) -> dict[str, np.ndarray[Any, Any]]:

@@ -1,6 +1,7 @@
 """KB_EMBEDDING_RUNTIME: auto is ONNX Runtime where it can run the model, torch otherwise."""
 
 import logging
+import os
 
 import pytest
 
@@ -60,3 +61,17 @@ def test_an_explicit_runtime_is_used_as_asked_and_its_failure_is_not_hidden(runt
     with pytest.raises(ModelUnavailableError, match="no export"):
         container.make_embedder("onnx", "some/model", "cpu", 32, None)
     assert len(torch.calls) == 1
+
+
+def test_model_calls_at_once_follow_the_cpus_and_a_cgroup_quota(tmp_path):
+    from adapters.onnx_embedder import usable_cpus
+
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    assert usable_cpus(tmp_path / "absent") == affinity
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(cpu_max) == affinity
+    cpu_max.write_text("50000 100000\n")  # docker --cpus 0.5: still one call at a time
+    assert usable_cpus(cpu_max) == 1
+    cpu_max.write_text(f"{150000 * affinity} 100000\n")  # a quota above the affinity
+    assert usable_cpus(cpu_max) == affinity
