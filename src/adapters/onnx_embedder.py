@@ -55,9 +55,10 @@ _PROBES = [
     "The committee reviewed the quarterly budget figures in detail. " * 60,
 ]
 
-# What one ONNX Runtime call costs beyond its texts, in padded word pieces: one short text took
-# 4.8 ms and each word piece ~0.22 ms (MiniLM-L6, 2 cores), so small calls are nearly free here.
-# (24 was measured too: same batch adds, single adds from 16 clients 0.79-0.80x against 0.81-0.87x.)
+# What one ONNX Runtime call costs beyond its texts, in padded word pieces. On two ORT threads
+# one short text took 4.8 ms and each word piece ~0.22 ms (MiniLM-L6), so small calls are nearly
+# free; with one single-threaded call per core, 24 did no better (same batch adds; single adds
+# from 16 clients 0.79-0.80x the raw model against 0.81-0.87x with 6).
 CALL_OVERHEAD = 6
 
 
