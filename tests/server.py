@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 KB = str(Path(sys.executable).with_name("kb"))
+# The checkout these tests belong to: a server subprocess runs its code, not whatever checkout
+# the virtualenv's editable install points at (a second work tree shares one virtualenv).
+SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 
 def free_port() -> int:
@@ -26,6 +29,7 @@ def free_port() -> int:
 
 def server_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(SOURCE), *filter(None, [env.get("PYTHONPATH")])])
     env.update(settings)
     return env
 

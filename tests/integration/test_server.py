@@ -2,6 +2,7 @@
 
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_several_workers_on_the_memory_backend_are_refused_with_the_reason(tmp_p
 def test_gunicorn_worker_flags_cannot_bypass_the_one_worker_rule(tmp_path):
     env = server_env(KB_EMBEDDING_MODEL=l6_folder(), KB_PORT="1")
     command = [
-        KB.replace("/kb", "/gunicorn"),
+        str(Path(KB).with_name("gunicorn")),
         "-c",
         "python:entrypoints.gunicorn_config",
         "-w",
