@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -167,12 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     except KBError as error:
         print(f"kb: {error}{field_errors(error)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return broken_pipe()
     except (InputError, OSError) as error:
         print(f"kb: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kb: interrupted", file=sys.stderr)
         return 130
+
+
+def broken_pipe() -> int:
+    """The reader of our output went away (`kb export | head`): stop quietly, as `seq` does.
+
+    Python would otherwise complain again when it flushes stdout at exit, so stdout is pointed
+    at /dev/null first (the recipe in Python's signal module documentation).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def field_errors(error: KBError) -> str:

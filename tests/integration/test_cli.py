@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from entrypoints.cli import main
 from entrypoints.cli_import import add_batch
 from kb_client import KBClient
 from live_server import serving
+from server import KB, server_env
 
 COMMANDS = ["serve", "download-model", "create", "list", "import", "search", "export"]
 
@@ -235,3 +237,20 @@ def test_exporting_an_unknown_knowledge_base_leaves_no_file(kb, tmp_path):
     code, _, err = kb("export", "--kb", "ghost", "--out", str(out))
     assert code == 1 and "ghost" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_a_pipe_closed_early_stops_quietly_like_other_unix_tools(url, client):
+    """`kb export | head -1`: the reader goes away; no traceback, no "Broken pipe" message."""
+    client.create_knowledge_base("many")
+    # More than a pipe holds (64 KiB) plus Python's buffer, so the writer meets the closed end.
+    client.add_documents("many", [{"id": f"d{i:05}", "text": "x" * 300} for i in range(1000)])
+    command = [KB, "export", "--kb", "many", "--url", url, "--retries", "0"]
+    process = subprocess.Popen(
+        command, env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert json.loads(process.stdout.readline())["id"] == "d00000"
+    process.stdout.close()  # what `head -1` does once it has its line
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, err  # 128 + SIGPIPE, as a shell reports `seq | head`
+    assert "Broken pipe" not in err and "Traceback" not in err and "exported" not in err
