@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from bench.proxy import NGINX, Nginx, SlowClients, healthz, send_raw
 
 from entrypoints.settings import Settings
 from model_folder import l6_folder
-from proxy import NGINX, Nginx, SlowClients, healthz, send_raw
 from server import Server, free_port
 
 pytestmark = [

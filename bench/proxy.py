@@ -1,4 +1,7 @@
-"""deploy/nginx.conf run as is by Debian's nginx, and raw HTTP clients for what the proxy stops."""
+"""deploy/nginx.conf run as is by Debian's nginx, and raw HTTP clients for what the proxy stops.
+
+Shared by tests/integration/test_proxy.py and bench/slow_clients.py.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from server import free_port
+from bench.service import free_port
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 NGINX = shutil.which("nginx") or next(
