@@ -84,14 +84,24 @@ class Nginx:
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
+# What a slow client sends at once, before its one byte a second: a request line and the start
+# of a header, or whole headers and the start of a JSON body the service reads.
+OPENINGS = {
+    "header": b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: ",
+    "body": b"POST /v1/knowledge-bases HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json"
+    b"\r\nContent-Length: 100000\r\n\r\n{",
+}
+
+
 class SlowClients:
-    """`count` connections that send a request line, then one header byte a second.
+    """`count` connections that send an opening (OPENINGS[part]), then one byte a second.
 
     The trickle stops after `seconds` at most; leaving the `with` block closes every socket.
     """
 
-    def __init__(self, port: int, count: int, seconds: float = 60) -> None:
+    def __init__(self, port: int, count: int, seconds: float = 60, part: str = "header") -> None:
         self.port, self.count, self.seconds = port, count, seconds
+        self.opening = OPENINGS[part]
         self.sockets: list[socket.socket] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._trickle, daemon=True)
@@ -100,7 +110,7 @@ class SlowClients:
         for _ in range(self.count):
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
             self.sockets.append(sock)
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
+            sock.sendall(self.opening)
         self._thread.start()
         return self
 
@@ -109,7 +119,7 @@ class SlowClients:
         while not self._stop.wait(1.0) and time.monotonic() < deadline:
             for sock in self.sockets:
                 with contextlib.suppress(OSError):  # the server may drop a slow client: fine
-                    sock.send(b"a")
+                    sock.send(b" ")
 
     def __exit__(
         self,

@@ -69,18 +69,19 @@ def test_nginx_accepts_the_config_the_compose_stacks_mount():
     assert "test is successful" in checked.stderr
 
 
-def test_slow_clients_hold_every_gunicorn_thread_but_not_behind_the_proxy(server, proxy):
+@pytest.mark.parametrize("part", ["header", "body"])
+def test_slow_clients_hold_every_gunicorn_thread_but_not_behind_the_proxy(server, proxy, part):
     assert healthz(server.port) == 200
-    # Straight at gunicorn: each slow header holds a thread, so /healthz waits in the queue.
-    with SlowClients(server.port, SLOW_CLIENTS):
-        time.sleep(1)  # every slow client has sent its first bytes and taken a thread
-        assert healthz(server.port) is None
+    # Straight at gunicorn: each slow request holds a thread, so /healthz waits in the queue.
+    with SlowClients(server.port, SLOW_CLIENTS, part=part):
+        time.sleep(2)  # every slow client has sent its first bytes and taken a thread
+        assert healthz(server.port, timeout=5) is None
     wait_until_healthy(server.port)
-    # Through nginx: the slow headers wait in nginx, and gunicorn's threads stay free.
-    with SlowClients(proxy.port, SLOW_CLIENTS):
-        time.sleep(1)
-        assert healthz(proxy.port) == 200
-        assert healthz(server.port) == 200
+    # Through nginx: slow headers and bodies wait in nginx, and gunicorn's threads stay free.
+    with SlowClients(proxy.port, SLOW_CLIENTS, part=part):
+        time.sleep(2)
+        assert healthz(proxy.port, timeout=5) == 200
+        assert healthz(server.port, timeout=5) == 200
 
 
 def test_an_oversized_body_is_refused_by_the_proxy_in_the_error_shape(proxy, expect_error):
