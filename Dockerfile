@@ -25,6 +25,8 @@ RUN useradd --system --uid 10001 --home-dir /opt/kb --shell /usr/sbin/nologin kb
     && mkdir -p /data \
     && chown kb /data
 
+# KB_HOST: `kb serve` binds 127.0.0.1 unless told otherwise; a container must listen on its own
+# network. The compose stacks publish only nginx, so only the proxy reaches this port.
 ENV PATH=/opt/kb/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     KB_HOST=0.0.0.0 \
@@ -33,6 +35,7 @@ ENV PATH=/opt/kb/venv/bin:$PATH \
 USER 10001
 WORKDIR /data
 EXPOSE 8000
+# Ready, not just alive (/readyz is 503 until the model is loaded), on the port KB_PORT sets.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('KB_PORT', '8000') + '/readyz', timeout=4)"]
 CMD ["kb", "serve"]

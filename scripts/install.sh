@@ -21,26 +21,41 @@ else
     "${PIP[@]}" torch==2.13.0
 fi
 
+# Debian packages for the dev tests, as root: a fresh machine may have no package lists yet,
+# so a failed install fetches them once and tries again.
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq "$@" >/dev/null; }
+}
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+
 case "$MODE" in
     --dev)
         "${PIP[@]}" -e ".[dev]"
         # Real offline text for the benchmarks and their tests (WordNet glosses).
-        if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null; then
-            if [ "$(id -u)" = 0 ]; then
-                apt-get install -y -qq wordnet-base >/dev/null
+        if [ ! -d /usr/share/wordnet ]; then
+            if can_apt; then
+                apt_install wordnet-base
             else
                 echo "note: 'sudo apt-get install wordnet-base' enables the benchmark tests" >&2
             fi
         fi
         # Headless Chromium and its driver for the browser tests (tests/integration/test_browser.py).
         if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-                # A fresh machine may have no package lists yet: fetch them once and try again.
-                export DEBIAN_FRONTEND=noninteractive
-                apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
-                    || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+            if can_apt; then
+                apt_install chromium chromium-driver
             else
                 echo "note: 'sudo apt-get install chromium chromium-driver' enables the browser tests" >&2
+            fi
+        fi
+        # nginx for the proxy tests (tests/integration/test_proxy.py: deploy/nginx.conf). Where
+        # systemd runs, Debian also starts its own nginx on port 80; the tests start theirs.
+        if [ ! -x /usr/sbin/nginx ]; then
+            if can_apt; then
+                apt_install nginx
+            else
+                echo "note: 'sudo apt-get install nginx' enables the proxy tests" >&2
             fi
         fi
         ;;
