@@ -8,6 +8,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from flask import Flask, request
 from werkzeug.routing import PathConverter
 
+from domain.model import DOCUMENT_ID_RULE, MAX_DOCUMENT_ID_LENGTH
 from entrypoints.errors import error_body
 
 UNDECODABLE = "the request path is not valid UTF-8 after percent-decoding"
@@ -19,6 +20,16 @@ class DocumentIdConverter(PathConverter):
 
     regex = r"[\s\S]+"  # newlines too
     part_isolating = False
+
+
+def document_id_schema(converter: DocumentIdConverter) -> dict[str, Any]:
+    """The OpenAPI schema of a document id in a path (for `Api.register_converter`)."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_DOCUMENT_ID_LENGTH,
+        "description": DOCUMENT_ID_RULE,
+    }
 
 
 def install_paths(app: Flask) -> None:
