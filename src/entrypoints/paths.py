@@ -55,9 +55,20 @@ def is_utf8_path(environ: dict[str, Any]) -> bool:
     path = target.partition("?")[0]
     if "://" in path:  # the absolute form, "http://host/path"
         path = urlsplit(path).path
+    return _utf8(environ.get("PATH_INFO", "")) and _utf8(unquote_to_bytes(_raw(path)))
+
+
+def _raw(text: str) -> bytes:
+    # A WSGI string carries bytes as latin-1; anything else was decoded already: take it as is.
     try:
-        environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-        unquote_to_bytes(path.encode("latin-1")).decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _utf8(value: str | bytes) -> bool:
+    try:
+        (_raw(value) if isinstance(value, str) else value).decode("utf-8")
+    except UnicodeDecodeError:
         return False
     return True
