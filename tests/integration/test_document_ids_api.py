@@ -29,6 +29,8 @@ ODD_VALID_IDS = [
     "a..b",
     "\uffff",
     "x" * 256,
+    "🎉" * 256,  # the longest id in characters, 1 KiB of UTF-8
+    "a/" * 127 + "ab",
 ]
 
 
