@@ -170,7 +170,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             count, dimension = shelf.chunk_count, shelf.kb.dimension
             labels = np.empty(count, dtype=np.int64)
             vectors = np.empty((count, dimension), dtype=np.float32)
-            target = vectors.data.cast("B")
+            # reshape(-1): a memoryview of a (0, d) array cannot be cast (an empty KB at start)
+            target = vectors.reshape(-1).data.cast("B")
             width = dimension * 4
             # Most of the file: "+kb" keeps SQLite off the (kb, document_id) index, for a scan
             # in rowid order instead of rows in random order. A small part: the index.
