@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.sqlite_writes import disk_full
+from domain.errors import StorageError
 from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
@@ -148,3 +149,21 @@ def test_an_io_error_counts_as_a_full_disk_only_when_the_disk_has_no_room(small_
     assert not disk_full(error, tmp_path)
     fill(small_disk, leave=0)
     assert disk_full(error, small_disk)
+
+
+def test_a_new_data_folder_on_a_full_disk_is_refused_with_a_message_then_made_once_there_is_room(
+    small_disk,
+):
+    data_dir = small_disk / "kb-data"
+    data_dir.mkdir()
+    filler = fill(small_disk, leave=0)
+    with pytest.raises(StorageError, match=f"data folder {data_dir} \\(KB_DATA_DIR\\)"):
+        start(data_dir)
+    assert not (data_dir / "kb.sqlite3").exists()
+    filler.unlink()
+    app, client = start(data_dir)
+    try:
+        assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+    finally:
+        close_app(app)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["kb.sqlite3", "kb.sqlite3.lock"]
