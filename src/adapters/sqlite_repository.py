@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from adapters import document_records as records
+from adapters import sqlite_rows
 from adapters.heap import release_free_memory
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.sqlite_schema import open_database
+from adapters.sqlite_writes import SqliteWrites
 from domain.errors import DocumentExistsError, KnowledgeBaseExistsError, StorageError
-from domain.model import Chunking, Document, KnowledgeBase
+from domain.model import Document, KnowledgeBase
 from domain.ports import Labels, Vectors
 
 
@@ -30,7 +32,9 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
 
     def __init__(self, path: Path | str) -> None:
         super().__init__()
-        self._db, self._owner = open_database(Path(path))
+        self._path = Path(path)
+        self._db, self._owner = open_database(self._path)
+        self._writes = SqliteWrites(self._db, self._path.parent)
         with self._lock:
             self._load()
 
@@ -48,16 +52,20 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             self._owner.close()
 
     def ping(self) -> None:
-        """Ask the file a trivial question; StorageError if it cannot answer (for /readyz)."""
+        """Ask the file a trivial question; StorageError if it cannot answer (for /readyz).
+
+        StorageFullError after a write found the disk full, until there is room again.
+        """
         try:
             with self._lock:
                 self._db.execute("SELECT 1 FROM knowledge_bases LIMIT 1").fetchall()
+                self._writes.check_space()
         except sqlite3.Error as error:
             raise StorageError(f"the SQLite database does not answer: {error}") from error
 
     def _load(self) -> None:
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):
-            super().add_knowledge_base(_kb_from_row(row))
+            super().add_knowledge_base(sqlite_rows.kb_from_row(row))
         for kb, loaded in self._records().items():
             self._shelf(kb).load(loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
@@ -68,7 +76,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         """(id, packed record) of every document, by knowledge base, straight from the rows.
 
         Two table scans in rowid order, not index walks: those read the rows in random order
-        and took three times as long at a million documents.
+        and took three times as long at a million documents. StorageError if a document's chunk
+        rows are not the ones it was stored with.
         """
         chunks: dict[str, dict[str, bytes]] = {kb: {} for kb in self._shelves}
         rows = self._db.execute("SELECT kb, document_id, id, start, stop FROM chunks")
@@ -78,19 +87,27 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             of_kb[doc_id] = of_kb[doc_id] + packed if doc_id in of_kb else packed
         loaded: dict[str, list[tuple[str, bytes]]] = {kb: [] for kb in self._shelves}
         rows = self._db.execute(
-            "SELECT kb, id, text, metadata, created_at, updated_at, truncated FROM documents"
+            "SELECT kb, id, text, metadata, created_at, updated_at, truncated, chunk_count "
+            "FROM documents"
         )
         rows.row_factory = None
-        for kb, doc_id, text, metadata, created_at, updated_at, truncated in rows:
+        width = records.CHUNK.size
+        for kb, doc_id, text, metadata, created_at, updated_at, truncated, count in rows:
+            packed = chunks[kb].pop(doc_id, b"")
+            if len(packed) != count * width:
+                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, count)
             record = records.pack_fields(
                 text,
                 records.pack_metadata(json.loads(metadata) if metadata != "{}" else {}),
                 records.iso_instant(created_at),
                 records.iso_instant(updated_at),
-                chunks[kb].pop(doc_id, b""),
+                packed,
                 bool(truncated),
             )
             loaded[kb].append((doc_id, record))
+        for kb, orphans in chunks.items():
+            for doc_id, packed in orphans.items():  # chunk rows of no document
+                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, 0)
         return loaded
 
     def allocate_chunk_ids(self, count: int) -> list[int]:
@@ -102,29 +119,35 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         with self._lock:
             if kb.name in self._shelves:
                 raise KnowledgeBaseExistsError(kb.name)
-            with self._db:
-                self._db.execute(
-                    "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _kb_row(kb)
+            self._writes.commit(
+                lambda: self._db.execute(
+                    "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    sqlite_rows.kb_row(kb),
                 )
+            )
             super().add_knowledge_base(kb)
 
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._lock:
             self._shelf(kb.name)
-            with self._db:
-                self._db.execute(
+            self._writes.commit(
+                lambda: self._db.execute(
                     "UPDATE knowledge_bases SET description = ?, metadata = ? WHERE name = ?",
                     (kb.description, json.dumps(dict(kb.metadata)), kb.name),
                 )
+            )
             super().update_knowledge_base(kb)
 
     def remove_knowledge_base(self, name: str) -> None:
         with self._lock:
             self._shelf(name)
-            with self._db:
+
+            def drop() -> None:
                 self._db.execute("DELETE FROM chunks WHERE kb = ?", (name,))
                 self._db.execute("DELETE FROM documents WHERE kb = ?", (name,))
                 self._db.execute("DELETE FROM knowledge_bases WHERE name = ?", (name,))
+
+            self._writes.commit(drop)
             super().remove_knowledge_base(name)
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
@@ -132,16 +155,18 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             taken = self.existing_ids(kb, [doc.id for doc in documents])
             if taken:
                 raise DocumentExistsError(kb, taken)
-            with self._db:
-                self._insert(kb, documents, vectors)
+            self._writes.commit(lambda: self._insert(kb, documents, vectors))
             super().add_documents(kb, documents, vectors)
 
     def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
         with self._lock:
             self._shelf(kb)
-            with self._db:
+
+            def replace() -> None:
                 self._delete(kb, [document.id])
                 self._insert(kb, [document], vectors)
+
+            self._writes.commit(replace)
             return super().replace_document(kb, document, vectors)
 
     def update_metadata(
@@ -149,18 +174,18 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
     ) -> Document:
         with self._lock:
             self.get_document(kb, document_id)
-            with self._db:
-                self._db.execute(
+            self._writes.commit(
+                lambda: self._db.execute(
                     "UPDATE documents SET metadata = ?, updated_at = ? WHERE kb = ? AND id = ?",
                     (json.dumps(metadata), updated_at.isoformat(), kb, document_id),
                 )
+            )
             return super().update_metadata(kb, document_id, metadata, updated_at)
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:
             present = self.existing_ids(kb, list(dict.fromkeys(document_ids)))
-            with self._db:
-                self._delete(kb, present)
+            self._writes.commit(lambda: self._delete(kb, present))
             return super().remove_documents(kb, present)
 
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
@@ -170,7 +195,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             count, dimension = shelf.chunk_count, shelf.kb.dimension
             labels = np.empty(count, dtype=np.int64)
             vectors = np.empty((count, dimension), dtype=np.float32)
-            target = vectors.data.cast("B")
+            # reshape(-1): a memoryview of a (0, d) array cannot be cast (an empty KB at start)
+            target = vectors.reshape(-1).data.cast("B")
             width = dimension * 4
             # Most of the file: "+kb" keeps SQLite off the (kb, document_id) index, for a scan
             # in rowid order instead of rows in random order. A small part: the index.
@@ -192,8 +218,9 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
 
     def _insert(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         self._db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [_document_row(kb, doc) for doc in documents],
+            "INSERT INTO documents (kb, id, text, metadata, created_at, updated_at, truncated, "
+            "chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [sqlite_rows.document_row(kb, doc) for doc in documents],
         )
         chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]
         blobs = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -209,30 +236,3 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         keys = [(kb, doc_id) for doc_id in document_ids]
         self._db.executemany("DELETE FROM chunks WHERE kb = ? AND document_id = ?", keys)
         self._db.executemany("DELETE FROM documents WHERE kb = ? AND id = ?", keys)
-
-
-def _kb_row(kb: KnowledgeBase) -> tuple[Any, ...]:
-    return (
-        kb.name, kb.model, kb.dimension, kb.created_at.isoformat(), kb.description,
-        json.dumps(dict(kb.metadata)), kb.chunking.value, kb.chunk_overlap,
-    )  # fmt: skip
-
-
-def _kb_from_row(row: sqlite3.Row) -> KnowledgeBase:
-    return KnowledgeBase(
-        name=row["name"],
-        model=row["model"],
-        dimension=row["dimension"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        description=row["description"],
-        metadata=json.loads(row["metadata"]),
-        chunking=Chunking(row["chunking"]),
-        chunk_overlap=row["chunk_overlap"],
-    )
-
-
-def _document_row(kb: str, doc: Document) -> tuple[Any, ...]:
-    return (
-        kb, doc.id, doc.text, json.dumps(dict(doc.metadata)), doc.created_at.isoformat(),
-        doc.updated_at.isoformat(), int(doc.truncated),
-    )  # fmt: skip
