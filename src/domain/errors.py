@@ -63,3 +63,12 @@ class ModelUnavailableError(DomainError):
 
 class StorageError(DomainError):
     """The data store cannot be used: a foreign or newer file, or another process holds it."""
+
+
+class StorageUnavailableError(StorageError):
+    """The data store is down, restarting or out of connections for now; the same request may
+    succeed later. `retry_after` is a hint, in seconds, for when to try again."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

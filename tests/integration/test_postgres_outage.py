@@ -1,0 +1,102 @@
+"""A PostgreSQL outage: requests fail fast with 503 and Retry-After, and the service recovers
+as soon as the database is back. The test stops and restarts a private server of its own."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+# A bound on a hang, not a speed figure: today's pool waited 30 s, the setting's default is 5 s.
+HANG = 15.0
+
+
+class PrivateServer:
+    """A pgserver (PostgreSQL + pgvector) in a folder of its own, to stop and start at will."""
+
+    def __init__(self) -> None:
+        # A short path: the server's Unix socket lives in it.
+        self.folder = Path(tempfile.mkdtemp(prefix="kb-pg-"))
+        self.start()
+        self.url = self._server.get_uri()
+
+    def start(self) -> None:
+        import pgserver  # type: ignore[import-untyped]
+
+        self._server = pgserver.get_server(self.folder, cleanup_mode="stop")
+
+    def stop(self) -> None:
+        self._server.cleanup()  # pg_ctl stop: fast mode, every session is ended
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def database() -> Iterator[PrivateServer]:
+    server = PrivateServer()
+    yield server
+    server.remove()
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def write(client: FlaskClient, doc_id: str) -> Any:
+    return client.put(f"/v1/knowledge-bases/kb/documents/{doc_id}", json={"text": "a note"})
+
+
+def search(client: FlaskClient) -> Any:
+    return client.post("/v1/knowledge-bases/kb/search", json={"query": "a note"})
+
+
+def assert_unavailable(expect_error: Callable[..., Any], response: Any, seconds: float) -> None:
+    expect_error(response, 503)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert seconds < HANG, f"the request hung for {seconds:.1f} s"
+
+
+def test_a_database_outage_is_a_quick_503_and_the_service_recovers_at_once(
+    make_app, database, expect_error
+):
+    client = make_app(backend="postgres", database_url=database.url).test_client()
+    assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+    assert write(client, "before").status_code == 201
+
+    database.stop()
+    for request in (lambda: write(client, "during"), lambda: search(client)):
+        response, seconds = timed(request)
+        assert_unavailable(expect_error, response, seconds)
+        print(f"during the outage: {response.status_code} in {seconds:.2f} s")
+    health, seconds = timed(lambda: client.get("/healthz"))
+    print(f"during the outage: /healthz {health.status_code} in {seconds:.3f} s")
+    assert health.status_code == 200 and seconds < HANG  # never asks the database
+    ready, seconds = timed(lambda: client.get("/readyz"))
+    assert ready.status_code == 503 and seconds < HANG
+
+    database.start()
+    for request in (lambda: write(client, "after"), lambda: search(client)):
+        response, seconds = timed(request)
+        assert response.status_code in (200, 201), response.get_json()
+        print(f"after the restart: {response.status_code} in {seconds:.2f} s")
+    assert sorted(hit["id"] for hit in search(client).get_json()["hits"]) == ["after", "before"]
+    assert client.get("/readyz").status_code == 200
+
+
+def test_connections_a_restart_closed_are_replaced_before_a_request_uses_them(make_app, database):
+    client = make_app(backend="postgres", database_url=database.url).test_client()
+    assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+    database.stop()
+    database.start()  # no request in between: the pool still holds the closed connections
+    assert write(client, "after").status_code == 201
+    assert search(client).status_code == 200
