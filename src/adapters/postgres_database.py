@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, LiteralString
@@ -29,6 +30,10 @@ DEFAULT_TIMEOUT_SECONDS = 5
 # Worth retrying: no connection at all (no SQLSTATE: refused, closed, timed out), a connection
 # exception (08), the server shutting down or starting up (57P01-57P03), too many clients.
 TRANSIENT_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# After a request found the database unavailable, the next ones wait only a moment for a
+# connection, for as long as failures keep coming (see `_wait`).
+DOWN_SECONDS = 2.0
+QUICK_WAIT_SECONDS = 0.25
 
 
 class PostgresDatabase:
@@ -48,6 +53,7 @@ class PostgresDatabase:
         self._local = threading.local()
         self._url = url
         self._timeout = timeout
+        self._down_until = 0.0  # monotonic time until which the database counts as down
         try:
             if migrate_schema:
                 with psycopg.connect(url, connect_timeout=_whole(timeout)) as conn:
@@ -90,7 +96,7 @@ class PostgresDatabase:
         if getattr(self._local, "conn", None) is not None:
             yield
             return
-        with self._mapped_errors(), self._pool.connection() as conn:
+        with self._mapped_errors(), self._pool.connection(self._wait()) as conn:
             self._local.conn = conn
             try:
                 with conn.transaction():
@@ -108,7 +114,7 @@ class PostgresDatabase:
             if conn is not None:
                 yield conn
                 return
-            with self._pool.connection() as pooled:
+            with self._pool.connection(self._wait()) as pooled:
                 yield pooled
 
     @contextmanager
@@ -123,7 +129,7 @@ class PostgresDatabase:
     def ping(self) -> None:
         """Raise StorageUnavailableError unless the database answers within the timeout."""
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(self._wait()) as conn:
                 conn.execute("SELECT 1")
         except (psycopg.Error, TimeoutError) as error:
             raise self._unavailable(f"database unreachable: {_reason(error)}") from error
@@ -148,7 +154,15 @@ class PostgresDatabase:
                 raise self._unavailable(f"database unavailable: {_reason(error)}") from error
             raise StorageError(f"database unavailable: {_reason(error)}") from error
 
+    def _wait(self) -> float:
+        """Seconds to wait for a pooled connection: the timeout, but only a moment while the
+        database is known to be down. A sustained outage then holds no thread (nor /healthz
+        queued behind them) for the whole timeout, and each request still asks the pool, which
+        keeps reconnecting: the first request after the database's return finds a connection."""
+        return QUICK_WAIT_SECONDS if time.monotonic() < self._down_until else self._timeout
+
     def _unavailable(self, message: str) -> StorageUnavailableError:
+        self._down_until = time.monotonic() + DOWN_SECONDS
         return StorageUnavailableError(message, retry_after=_whole(self._timeout))
 
 
