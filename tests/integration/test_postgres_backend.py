@@ -22,7 +22,7 @@ from adapters.postgres_keyword_index import PgKeywordIndex
 from adapters.postgres_repository import PostgresDocumentRepository
 from adapters.postgres_schema import LATEST
 from contracts import make_kb
-from domain.errors import StorageError
+from domain.errors import StorageError, StorageUnavailableError
 from domain.filters import matches, parse_filter
 from domain.model import Chunk, Document, Span
 from fakes import FakeEmbedder
@@ -335,6 +335,14 @@ def test_ping_says_unreachable_once_the_pool_is_gone(database):
     database.close()
     with pytest.raises(StorageError, match="unreachable"):
         database.ping()
+
+
+def test_a_statement_too_complex_is_a_storage_error_that_does_not_invite_a_retry(database):
+    nested = "SELECT " + "(1+" * 1000 + "1" + ")" * 1000
+    with pytest.raises(StorageError, match="stack depth") as caught, database.connection() as conn:
+        conn.execute("SET max_stack_depth = '100kB'")  # undone with the failed transaction
+        conn.execute(nested)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, StorageUnavailableError)
 
 
 class FailingKeywords(PgKeywordIndex):
