@@ -30,9 +30,7 @@ DEFAULT_TIMEOUT_SECONDS = 5
 # Worth retrying: no connection at all (no SQLSTATE: refused, closed, timed out), a connection
 # exception (08), the server shutting down or starting up (57P01-57P03), too many clients.
 TRANSIENT_STATES = ("08", "57P01", "57P02", "57P03", "53300")
-# After a request found the database unavailable, the next ones wait only a moment for a
-# connection, for as long as failures keep coming (see `_wait`).
-DOWN_SECONDS = 2.0
+# While the pool keeps failing to connect, requests wait only a moment for a connection.
 QUICK_WAIT_SECONDS = 0.25
 
 
@@ -54,6 +52,7 @@ class PostgresDatabase:
         self._url = url
         self._timeout = timeout
         self._down_until = 0.0  # monotonic time until which the database counts as down
+        self._connect_errors = 0  # the pool's failed connection attempts, when last looked at
         try:
             if migrate_schema:
                 with psycopg.connect(url, connect_timeout=_whole(timeout)) as conn:
@@ -162,7 +161,12 @@ class PostgresDatabase:
         return QUICK_WAIT_SECONDS if time.monotonic() < self._down_until else self._timeout
 
     def _unavailable(self, message: str) -> StorageUnavailableError:
-        self._down_until = time.monotonic() + DOWN_SECONDS
+        # Down, not merely busy, only if the pool failed to connect since we last looked: a
+        # pool whose connections are all in use must keep queueing requests for the timeout.
+        errors = self._pool.get_stats().get("connections_errors", 0)
+        if errors > self._connect_errors:
+            self._down_until = time.monotonic() + self._timeout
+        self._connect_errors = errors
         return StorageUnavailableError(message, retry_after=_whole(self._timeout))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+
+import postgres
+from adapters.postgres_database import PostgresDatabase
+from domain.errors import StorageUnavailableError
 
 # A bound on a hang, not a speed figure: the pool used to wait 30 s; here it waits TIMEOUT.
 HANG = 15.0
@@ -113,3 +118,27 @@ def test_connections_a_restart_closed_are_replaced_before_a_request_uses_them(ma
     database.start()  # no request in between: the pool still holds the closed connections
     assert write(client, "after").status_code == 201
     assert search(client).status_code == 200
+
+
+def test_a_pool_busy_to_its_last_connection_is_not_taken_for_a_database_outage():
+    database = PostgresDatabase(postgres.database_url(), pool_size=1, timeout=3)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with database.connection():
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    try:
+        holder.start()
+        assert held.wait(10)
+        with pytest.raises(StorageUnavailableError), database.connection():
+            pass  # busy: no connection within the timeout
+        threading.Timer(1.0, release.set).start()
+        with database.connection() as conn:  # still waits the whole timeout: busy, not down
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        release.set()
+        holder.join(10)
+        database.close()
