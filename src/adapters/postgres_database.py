@@ -38,7 +38,8 @@ class PostgresDatabase:
     """A psycopg 3 pool to one database, with the schema migrated to the current version.
 
     `timeout` (seconds) bounds how long a call waits to connect or for a pooled connection:
-    while the database is down a request fails with StorageUnavailableError that soon.
+    when the database goes down a request fails with StorageUnavailableError that soon, and
+    once the pool has failed to connect, at once (`_wait`).
     """
 
     def __init__(
