@@ -132,7 +132,7 @@ class PostgresDatabase:
             with self._pool.connection(self._wait()) as conn:
                 conn.execute("SELECT 1")
         except (psycopg.Error, TimeoutError) as error:
-            raise self._unavailable(f"database unreachable: {_reason(error)}") from error
+            raise self._unavailable(f"PostgreSQL does not answer: {_reason(error)}") from error
 
     def close(self) -> None:
         self._pool.close()

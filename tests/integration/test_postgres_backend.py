@@ -330,10 +330,10 @@ def test_two_servers_on_one_database_lose_no_write_and_answer_alike(tmp_path):
             server.stop()
 
 
-def test_ping_says_unreachable_once_the_pool_is_gone(database):
+def test_ping_says_the_database_does_not_answer_once_the_pool_is_gone(database):
     database.ping()
     database.close()
-    with pytest.raises(StorageError, match="unreachable"):
+    with pytest.raises(StorageUnavailableError, match="PostgreSQL does not answer"):
         database.ping()
 
 

@@ -97,6 +97,7 @@ def test_a_database_outage_is_a_quick_503_and_the_service_recovers_at_once(
     assert health.status_code == 200 and seconds < HANG  # never asks the database
     ready, seconds = timed(lambda: client.get("/readyz"))
     assert ready.status_code == 503 and seconds < HANG
+    assert ready.get_json()["message"].startswith("database unreachable: PostgreSQL does not")
 
     database.start()
     restarted = time.monotonic()
