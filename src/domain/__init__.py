@@ -13,6 +13,7 @@ from domain.errors import (
     NotFoundError,
     StorageError,
     StorageFullError,
+    StorageUnavailableError,
 )
 from domain.model import (
     Chunk,
@@ -65,6 +66,7 @@ __all__ = [
     "Span",
     "StorageError",
     "StorageFullError",
+    "StorageUnavailableError",
     "UnitOfWork",
     "VectorIndex",
     "VectorIndexFactory",

@@ -69,3 +69,12 @@ class StorageError(DomainError):
 
 class StorageFullError(StorageError):
     """The disk holding the data is full: writes are refused, stored data is kept."""
+
+
+class StorageUnavailableError(StorageError):
+    """The data store is down, restarting or out of connections for now; the same request may
+    succeed later. `retry_after` is a hint, in seconds, for when to try again."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

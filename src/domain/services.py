@@ -118,6 +118,13 @@ class KnowledgeBaseService(DocumentUseCases):
         more = len(found) > limit
         return Page(items, encode_cursor(found[limit - 1].name) if more else None)
 
+    def count_knowledge_bases(self) -> int:
+        """How many knowledge bases there are now (on a shared store, every process's)."""
+        count, after = 0, None
+        while batch := self._repository.list_knowledge_bases(1000, after):
+            count, after = count + len(batch), batch[-1].name
+        return count
+
     def update_knowledge_base(
         self,
         kb_name: str,

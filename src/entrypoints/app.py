@@ -82,7 +82,7 @@ def create_app(
     install_cors(app, settings)
     install_auth(app, settings)
     _refuse_until_ready(app, readiness)
-    install_limits(app, settings, lambda: _count_knowledge_bases(container.repository()))
+    install_limits(app, settings, lambda: container.service().count_knowledge_bases())
     if background:
         readiness.start(load, on_load_failure)
     else:
@@ -139,13 +139,6 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_SWAGGER_UI_URL": DOCS_ASSETS,
         "API_SPEC_OPTIONS": spec_options(settings),
     }
-
-
-def _count_knowledge_bases(repository: DocumentRepository) -> int:
-    count, after = 0, None
-    while batch := repository.list_knowledge_bases(1000, after):
-        count, after = count + len(batch), batch[-1].name
-    return count
 
 
 def _serve_docs_assets(app: Flask) -> None:

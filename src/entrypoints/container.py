@@ -89,7 +89,9 @@ def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
     return Fts5KeywordIndex()
 
 
-def postgres_database(backend: str, url: str, pool_size: int) -> Iterator[PostgresDatabase | None]:
+def postgres_database(
+    backend: str, url: str, pool_size: int, timeout: int
+) -> Iterator[PostgresDatabase | None]:
     """The pool every `postgres` adapter shares; the schema is migrated before it opens.
 
     None on other backends (init_resources() starts every resource, selected or not).
@@ -97,7 +99,7 @@ def postgres_database(backend: str, url: str, pool_size: int) -> Iterator[Postgr
     if backend != "postgres":
         yield None
         return
-    database = PostgresDatabase(url, pool_size)
+    database = PostgresDatabase(url, pool_size, timeout=timeout)
     try:
         yield database
     finally:
@@ -143,6 +145,7 @@ class Container(containers.DeclarativeContainer):
         backend=config.backend,
         url=config.database_url,
         pool_size=config.database_pool_size,
+        timeout=config.database_timeout,
     )
     repository = providers.Selector(
         config.backend,

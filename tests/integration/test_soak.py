@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.server
+@pytest.mark.timeout(600)  # bench.soak's own limit is 300 s, after the model loads
 def test_a_short_soak_of_32_clients_has_no_errors_and_loses_nothing():
     command = [sys.executable, "-m", "bench.soak", "--model", l6_folder(), "--seconds", "15"]
     command += ["--clients", "32", "--sample", "60", "--json"]

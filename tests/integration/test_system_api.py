@@ -58,6 +58,14 @@ def test_readyz_says_ready_once_the_model_and_knowledge_bases_are_loaded(client)
     assert body["knowledge_bases"] == 0
 
 
+def test_readyz_counts_the_knowledge_bases_there_are_now_not_those_at_start(client, create_kb):
+    create_kb("a")
+    create_kb("b")
+    assert client.get("/readyz").get_json()["knowledge_bases"] == 2
+    assert client.delete("/v1/knowledge-bases/a").status_code == 204
+    assert client.get("/readyz").get_json()["knowledge_bases"] == 1
+
+
 def test_openapi_json_describes_every_v1_operation(client):
     response = client.get("/openapi.json")
 

@@ -13,13 +13,19 @@ def test_the_postgres_backend_needs_a_database_url_and_may_run_many_workers():
     assert "pw" not in repr(settings)
 
 
+def test_the_database_timeout_defaults_to_five_seconds_and_reads_from_the_environment():
+    assert Settings().database_timeout == 5
+    assert Settings.from_env({"KB_DATABASE_TIMEOUT": "2"}).database_timeout == 2
+
+
 def test_the_memory_backend_refuses_a_second_worker():
     with pytest.raises(SettingsError, match="KB_WORKERS"):
         Settings(workers=2)
 
 
 @pytest.mark.parametrize(
-    "name", ["KB_ANN_THRESHOLD", "KB_EXACT_SEARCH_LIMIT", "KB_DATABASE_POOL_SIZE"]
+    "name",
+    ["KB_ANN_THRESHOLD", "KB_EXACT_SEARCH_LIMIT", "KB_DATABASE_POOL_SIZE", "KB_DATABASE_TIMEOUT"],
 )
 def test_sizes_must_be_positive(name):
     with pytest.raises(SettingsError, match=name):

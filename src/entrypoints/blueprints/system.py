@@ -67,11 +67,14 @@ class Ready(MethodView):
         if not readiness.ready.is_set():
             message = readiness.error or "loading the model and the knowledge bases"
             abort(503, message=message)
+        database = database_state()
+        # Counted now, not at start: knowledge bases come and go (and other workers make some).
+        service = current_app.extensions["kb_container"].service()
         return {
             "status": "ready",
             "load_seconds": readiness.load_seconds,
-            "knowledge_bases": readiness.knowledge_bases,
-            "database": database_state(),
+            "knowledge_bases": service.count_knowledge_bases(),
+            "database": database,
         }
 
 
