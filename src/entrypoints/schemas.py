@@ -11,6 +11,7 @@ from marshmallow import fields, validate
 from domain.errors import InvalidInputError
 from domain.model import MAX_DOCUMENT_ID_LENGTH, NAME_PATTERN, validate_metadata
 from domain.search_request import MAX_TOP_K
+from entrypoints.json_body import TOO_DEEP, strict_loads
 
 
 class Metadata(fields.Dict):
@@ -175,9 +176,10 @@ class DocumentListArgsSchema(PageArgsSchema):
     def parse_filter(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if "filter" in data:
             try:
-                data["filter"] = json.loads(data["filter"])
-            except ValueError:
-                raise ma.ValidationError("Not valid JSON.", "filter") from None
+                data["filter"] = strict_loads(data["filter"])
+            except json.JSONDecodeError as error:
+                message = error.msg if error.msg == TOO_DEEP else "Not valid JSON."
+                raise ma.ValidationError(message, "filter") from None
         return data
 
 
