@@ -25,13 +25,29 @@ class EncodedText:
 
 
 def encode_texts(
-    embedder: Embedder, texts: Sequence[str], chunking: Chunking, overlap: int
+    embedder: Embedder,
+    texts: Sequence[str],
+    chunking: Chunking,
+    overlap: int,
+    most_chunks: int | None = None,
 ) -> list[EncodedText]:
-    """Chunk every text and embed all chunks of all texts in a single `embed` call."""
+    """Chunk every text and embed all chunks of all texts in a single `embed` call.
+
+    With `most_chunks` (query texts: MAX_QUERY_CHUNKS), a text making more chunks is refused
+    before anything is embedded.
+    """
     plans = [
         chunk_spans(embedder.token_offsets(text), len(text), embedder.window, overlap, chunking)
         for text in texts
     ]
+    for spans, _ in plans:
+        if most_chunks is not None and len(spans) > most_chunks:
+            message = f"MAX_QUERY_CHUNKS is {most_chunks}"
+            raise InvalidInputError(
+                f"the query makes {len(spans)} chunks of {embedder.window} tokens: {message}; "
+                "shorten it",
+                errors={"query": [message]},
+            )
     # A truncated text goes to the model whole: the model cuts it at its own limit, token for
     # token as MTEB's protocol does, instead of re-tokenising a cut string.
     pieces = [

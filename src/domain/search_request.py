@@ -11,6 +11,14 @@ from domain.filters import Filter, parse_filter
 
 MAX_TOP_K = 1000
 MAX_PROBES = 4096
+MAX_BATCH_QUERIES = 64
+# The work one query text may cause. A query longer than a few model windows rarely finds
+# better matches (its chunk vectors are averaged into one); each chunk is a row of model work.
+MAX_QUERY_CHARS = 100_000  # the most KB_MAX_QUERY_CHARS may allow
+MAX_QUERY_CHUNKS = 128  # a 10,000-character query makes at most ~110 at the default overlap
+# Keyword (hybrid) search looks up at most this start of a query or "more like this" text:
+# the cost of a keyword lookup grows with its distinct words.
+MAX_KEYWORD_QUERY_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,11 @@ class SearchRequest:
             _fail("query", "query must not be empty")
         if self.query is not None and "\x00" in self.query:
             _fail("query", "query must not contain NUL (\\u0000) characters")
+        if self.query is not None and len(self.query) > MAX_QUERY_CHARS:
+            _fail(
+                "query",
+                f"query is {len(self.query)} characters: MAX_QUERY_CHARS is {MAX_QUERY_CHARS}",
+            )
         if not 1 <= self.top_k <= MAX_TOP_K:
             _fail("top_k", f"top_k must be between 1 and {MAX_TOP_K}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:

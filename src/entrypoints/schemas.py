@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 
 from domain.errors import InvalidInputError
 from domain.model import MAX_DOCUMENT_ID_LENGTH, NAME_PATTERN, validate_metadata
-from domain.search_request import MAX_TOP_K
+from domain.search_request import MAX_BATCH_QUERIES, MAX_TOP_K
 from entrypoints.json_body import TOO_DEEP, strict_loads
 
 
@@ -264,7 +264,9 @@ class SearchResultSchema(ma.Schema):
 
 class BatchSearchSchema(ma.Schema):
     queries = fields.List(
-        fields.Nested(SearchSchema), required=True, validate=validate.Length(min=1, max=64)
+        fields.Nested(SearchSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BATCH_QUERIES),
     )
 
 

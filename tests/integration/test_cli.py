@@ -235,3 +235,15 @@ def test_exporting_an_unknown_knowledge_base_leaves_no_file(kb, tmp_path):
     code, _, err = kb("export", "--kb", "ghost", "--out", str(out))
     assert code == 1 and "ghost" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_query_over_the_length_limit_exits_1_naming_the_setting(make_app, capsys):
+    with serving(make_app(max_query_chars=20)) as base:
+        with KBClient(base, retries=0) as client:
+            client.create_knowledge_base("kb")
+            client.add_documents("kb", [{"id": "a", "text": "x y"}])
+        assert main(["search", "x" * 20, "--kb", "kb", "--url", base, "--json"]) == 0
+        assert [hit["id"] for hit in json.loads(capsys.readouterr().out)] == ["a"]
+        assert main(["search", "x" * 21, "--kb", "kb", "--url", base]) == 1
+        err = capsys.readouterr().err
+        assert "422" in err and "KB_MAX_QUERY_CHARS is 20" in err
