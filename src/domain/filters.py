@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -19,6 +20,8 @@ MAX_FILTER_DEPTH = 32  # filter and operator objects nested in one another
 MAX_FILTER_CLAUSES = 256  # conditions and $and/$or/$not operators (several keys: an $and)
 MAX_FILTER_VALUES = 10_000  # values listed in $in and $nin, summed over the filter
 _EQUALITY = ("$eq", "$ne", "$in", "$nin")
+_KINDS = {bool: "bool", int: "number", float: "number", str: "str"}
+_ORDER = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
 _MISSING = object()
 
 
@@ -36,6 +39,11 @@ class Condition:
         listed = self.value if self.op in ("$in", "$nin") else (self.value,)
         return frozenset(_key(v) for v in listed)
 
+    @cached_property
+    def test(self) -> Test:
+        """`matches` for this node, built once: the memory backend calls it per document."""
+        return _condition_test(self)
+
 
 @dataclass(frozen=True)
 class Logical:
@@ -44,8 +52,13 @@ class Logical:
     op: str
     clauses: tuple[Filter, ...]
 
+    @cached_property
+    def test(self) -> Test:
+        return _logical_test(self)
+
 
 Filter = Condition | Logical
+Test = Callable[[Mapping[str, Any]], bool]
 
 
 class _Size:
@@ -165,31 +178,70 @@ def _fail(path: str, message: str) -> None:
 
 def matches(node: Filter, metadata: Mapping[str, Any]) -> bool:
     """Evaluate a parsed filter against one document's metadata."""
-    if isinstance(node, Logical):
-        if node.op == "$and":
-            return all(matches(clause, metadata) for clause in node.clauses)
-        if node.op == "$or":
-            return any(matches(clause, metadata) for clause in node.clauses)
-        return not matches(node.clauses[0], metadata)
-    value = metadata.get(node.field, _MISSING)
-    if node.op == "$exists":
-        return (value is not _MISSING) is node.value
-    if value is _MISSING:
-        return node.op in ("$ne", "$nin")
-    if node.op in _EQUALITY:
-        keys = node.keys
-        if isinstance(value, list):
-            found = any(_key(v) in keys for v in value)
+    return node.test(metadata)
+
+
+def _logical_test(node: Logical) -> Test:
+    if node.op == "$not":
+        inner = node.clauses[0].test
+        return lambda metadata: not inner(metadata)
+    if node.op == "$and":
+        tests = tuple(clause.test for clause in node.clauses)
+        if len(tests) == 1:
+            return tests[0]
+        return lambda metadata: all(test(metadata) for test in tests)
+    # An $or of $eq/$in conditions on one field is one set lookup, however many there are.
+    keys: dict[str, set[tuple[str, Any]]] = {}
+    others: list[Test] = []
+    for clause in node.clauses:
+        if isinstance(clause, Condition) and clause.op in ("$eq", "$in"):
+            keys.setdefault(clause.field, set()).update(clause.keys)
         else:
-            found = _key(value) in keys
-        return found is (node.op in ("$eq", "$in"))
-    if isinstance(value, list):
-        return any(_compare(node.op, v, node.value) for v in value)
-    return _compare(node.op, value, node.value)
+            others.append(clause.test)
+    tests = (*(_found(field, frozenset(k), True) for field, k in keys.items()), *others)
+    if len(tests) == 1:
+        return tests[0]
+    return lambda metadata: any(test(metadata) for test in tests)
+
+
+def _condition_test(node: Condition) -> Test:
+    field, value = node.field, node.value
+    if node.op == "$exists":
+        return lambda metadata: (field in metadata) is value
+    if node.op in _EQUALITY:
+        return _found(field, node.keys, node.op in ("$eq", "$in"))
+    kind, compare = _kind(value), _ORDER[node.op]
+    if kind == "bool":  # booleans are not ordered
+        return lambda metadata: False
+
+    def test(metadata: Mapping[str, Any]) -> bool:
+        held = metadata.get(field, _MISSING)
+        if isinstance(held, list):
+            return any(_kind(v) == kind and compare(v, value) for v in held)
+        return held is not _MISSING and _kind(held) == kind and bool(compare(held, value))
+
+    return test
+
+
+def _found(field: str, keys: frozenset[tuple[str, Any]], wanted: bool) -> Test:
+    """True when a value of `field` is (or, not `wanted`, none is) among `keys`."""
+
+    def test(metadata: Mapping[str, Any]) -> bool:
+        held = metadata.get(field, _MISSING)
+        if held is _MISSING:
+            return not wanted
+        if isinstance(held, list):
+            return any(_key(v) in keys for v in held) is wanted
+        return (_key(held) in keys) is wanted
+
+    return test
 
 
 def _kind(value: Any) -> str:
     # Booleans are not numbers here, although Python says True == 1.
+    kind = _KINDS.get(type(value))  # JSON's own types: one lookup
+    if kind is not None:
+        return kind
     if isinstance(value, bool):
         return "bool"
     return "number" if isinstance(value, (int, float)) else "str"
@@ -198,15 +250,3 @@ def _kind(value: Any) -> str:
 def _key(value: Any) -> tuple[str, Any]:
     # Keys are equal when the values are equal and of one kind: 1 and 1.0 are, True and 1 not.
     return _kind(value), value
-
-
-def _compare(op: str, a: Any, b: Any) -> bool:
-    if _kind(a) != _kind(b) or _kind(a) == "bool":
-        return False
-    if op == "$gt":
-        return bool(a > b)
-    if op == "$gte":
-        return bool(a >= b)
-    if op == "$lt":
-        return bool(a < b)
-    return bool(a <= b)

@@ -206,3 +206,23 @@ def test_in_compares_like_eq_values_of_one_kind(values, metadata, expected):
     assert check({"n": {"$in": values}}, metadata) is expected
     assert check({"n": {"$nin": values}}, metadata) is not expected
     assert check({"$or": [{"n": v} for v in values] or [{"$not": {}}]}, metadata) is expected
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"n": 1.0}, True),
+        ({"n": True}, False),
+        ({"n": "2"}, True),
+        ({"n": 2}, True),
+        ({"n": [0, 7]}, True),
+        ({"n": [False, "1"]}, False),
+        ({"m": 1}, False),
+        ({"m": True}, True),
+        ({}, False),
+    ],
+)
+def test_an_or_of_equalities_on_one_field_matches_as_each_of_them_would(metadata, expected):
+    clauses = [{"n": 1}, {"n": {"$in": [2, "2"]}}, {"m": True}, {"n": {"$gt": 5}}]
+    assert check({"$or": clauses}, metadata) is expected
+    assert any(check(clause, metadata) for clause in clauses) is expected
