@@ -33,21 +33,21 @@ def encode_texts(
 ) -> list[EncodedText]:
     """Chunk every text and embed all chunks of all texts in a single `embed` call.
 
-    With `most_chunks` (query texts: MAX_QUERY_CHUNKS), a text making more chunks is refused
-    before anything is embedded.
+    With `most_chunks` (the query texts of one search request: MAX_QUERY_CHUNKS), texts
+    making more chunks in all are refused before anything is embedded.
     """
     plans = [
         chunk_spans(embedder.token_offsets(text), len(text), embedder.window, overlap, chunking)
         for text in texts
     ]
-    for spans, _ in plans:
-        if most_chunks is not None and len(spans) > most_chunks:
-            message = f"MAX_QUERY_CHUNKS is {most_chunks}"
-            raise InvalidInputError(
-                f"the query makes {len(spans)} chunks of {embedder.window} tokens: {message}; "
-                "shorten it",
-                errors={"query": [message]},
-            )
+    chunks = sum(len(spans) for spans, _ in plans)
+    if most_chunks is not None and chunks > most_chunks:
+        message = f"MAX_QUERY_CHUNKS is {most_chunks}"
+        raise InvalidInputError(
+            f"the query text makes {chunks} chunks of {embedder.window} tokens: {message}; "
+            "shorten it (or split the batch)",
+            errors={"query": [message]},
+        )
     # A truncated text goes to the model whole: the model cuts it at its own limit, token for
     # token as MTEB's protocol does, instead of re-tokenising a cut string.
     pieces = [

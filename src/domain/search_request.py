@@ -12,10 +12,12 @@ from domain.filters import Filter, parse_filter
 MAX_TOP_K = 1000
 MAX_PROBES = 4096
 MAX_BATCH_QUERIES = 64
-# The work one query text may cause. A query longer than a few model windows rarely finds
-# better matches (its chunk vectors are averaged into one); each chunk is a row of model work.
+# The model work one search request may cause. A query longer than a few model windows rarely
+# finds better matches (its chunk vectors are averaged into one); each chunk is a model row.
 MAX_QUERY_CHARS = 100_000  # the most KB_MAX_QUERY_CHARS may allow
-MAX_QUERY_CHUNKS = 128  # a 10,000-character query makes at most ~110 at the default overlap
+# Chunks of all query texts of one request (a search or a batch): a 10,000-character query
+# makes at most ~110 at the default overlap (one token per character), English text ~20.
+MAX_QUERY_CHUNKS = 128
 # Keyword (hybrid) search looks up at most this start of a query or "more like this" text:
 # the cost of a keyword lookup grows with its distinct words.
 MAX_KEYWORD_QUERY_CHARS = 10_000

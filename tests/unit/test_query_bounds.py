@@ -58,6 +58,17 @@ def test_a_query_of_one_chunk_more_is_refused_before_anything_is_embedded(
     assert embedder.calls == []
 
 
+def test_the_query_texts_of_a_batch_share_the_chunk_limit(service, kb, embedder, overlap):
+    service.add_documents(kb, [NewDocument("w1 w2 w3", id="a")])
+    half = text_of_chunks(embedder, MAX_QUERY_CHUNKS // 2, overlap)
+    at_limit = [SearchRequest(query=half), SearchRequest(query=half)]
+    assert len(service.search_many(kb, at_limit)) == 2
+    embedder.calls.clear()
+    with pytest.raises(InvalidInputError, match=f"MAX_QUERY_CHUNKS is {MAX_QUERY_CHUNKS}"):
+        service.search_many(kb, [*at_limit, SearchRequest(query="w1")])
+    assert embedder.calls == []
+
+
 def test_a_query_longer_than_the_domain_allows_is_refused_naming_the_limit():
     assert SearchRequest(query="x" * MAX_QUERY_CHARS).query
     with pytest.raises(InvalidInputError, match=f"MAX_QUERY_CHARS is {MAX_QUERY_CHARS}") as e:
