@@ -14,8 +14,7 @@ COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exis
 LOGICAL = ("$and", "$or", "$not")
 # Generous for filters people write (Elasticsearch 7 nests bool queries 20 deep by default; a
 # bulk delete takes 10,000 ids), yet far from Python's recursion limit and PostgreSQL's stack
-# depth. The memory backend tests every document against the filter in Python, about a
-# microsecond per clause ($in lists are sets, one lookup): clauses are what cost, not values.
+# depth. The memory backend tests each document in Python: clauses cost, listed values do not.
 MAX_FILTER_DEPTH = 32  # filter and operator objects nested in one another
 MAX_FILTER_CLAUSES = 256  # conditions and $and/$or/$not operators (several keys: an $and)
 MAX_FILTER_VALUES = 10_000  # values listed in $in and $nin, summed over the filter
@@ -62,7 +61,7 @@ Test = Callable[[Mapping[str, Any]], bool]
 
 
 class _Size:
-    """What a filter being parsed holds so far, against MAX_FILTER_CLAUSES and _VALUES."""
+    """What a filter being parsed holds so far, against the MAX_FILTER_* limits."""
 
     def __init__(self) -> None:
         self.clauses = 0
@@ -72,6 +71,10 @@ class _Size:
         self.clauses += 1
         if self.clauses > MAX_FILTER_CLAUSES:
             _fail(path, f"too many clauses: MAX_FILTER_CLAUSES is {MAX_FILTER_CLAUSES}")
+
+    def nested(self, depth: int, path: str) -> None:
+        if depth > MAX_FILTER_DEPTH:
+            _fail(path, f"nested too deep: MAX_FILTER_DEPTH is {MAX_FILTER_DEPTH}")
 
     def listed(self, count: int, path: str) -> None:
         self.values += count
@@ -90,7 +93,7 @@ def parse_filter(spec: Any, path: str = "filter") -> Filter:
 
 def _parse(spec: Any, path: str, depth: int, size: _Size) -> Filter:
     # Checked before descending: a filter nested 100,000 deep never reaches the recursion limit.
-    _check_depth(depth, path)
+    size.nested(depth, path)
     if not isinstance(spec, Mapping):
         _fail(path, "must be an object")
     clauses = [_clause(key, value, f"{path}.{key}", depth, size) for key, value in spec.items()]
@@ -102,11 +105,6 @@ def _all_of(clauses: list[Filter], path: str, size: _Size) -> Filter:
         return clauses[0]
     size.clause(path)  # an object with several keys (or none) is an $and of them
     return Logical("$and", tuple(clauses))
-
-
-def _check_depth(depth: int, path: str) -> None:
-    if depth > MAX_FILTER_DEPTH:
-        _fail(path, f"nested too deep: MAX_FILTER_DEPTH is {MAX_FILTER_DEPTH}")
 
 
 def _clause(key: Any, value: Any, path: str, depth: int, size: _Size) -> Filter:
@@ -130,7 +128,7 @@ def _clause(key: Any, value: Any, path: str, depth: int, size: _Size) -> Filter:
 
 
 def _operators(field: str, spec: Mapping[str, Any], path: str, depth: int, size: _Size) -> Filter:
-    _check_depth(depth, path)
+    size.nested(depth, path)
     clauses: list[Filter] = []
     for op, value in spec.items():
         where = f"{path}.{op}"
