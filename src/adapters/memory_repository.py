@@ -167,24 +167,26 @@ class InMemoryDocumentRepository:
             start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
             if where is None:
                 return [shelf.document(i) for i in shelf.ordered_ids[start : start + limit]]
-            found: list[Document] = []
-            for doc_id in itertools.islice(shelf.ordered_ids, start, None):
-                record = shelf.records[doc_id]
-                if matches(where, records.metadata(record)):
-                    found.append(records.unpack(doc_id, record))
-                    if len(found) == limit:
-                        break
-            return found
+            # Records are immutable bytes: a filter is tested on a copy of the references,
+            # outside the lock, so a slow filter never holds up the other requests.
+            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids[start:]]
+        found: list[Document] = []
+        for doc_id, record in candidates:
+            if matches(where, records.metadata(record)):
+                found.append(records.unpack(doc_id, record))
+                if len(found) == limit:
+                    break
+        return found
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         with self._lock:
-            stored = self._shelf(kb).records.values()
-            return [
-                label
-                for record in stored
-                if matches(where, records.metadata(record))
-                for label in records.chunk_ids(record)
-            ]
+            stored = list(self._shelf(kb).records.values())
+        return [
+            label
+            for record in stored
+            if matches(where, records.metadata(record))
+            for label in records.chunk_ids(record)
+        ]
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:

@@ -46,10 +46,14 @@ def _condition(node: Condition, params: list[Any]) -> sql.Composable:
         present = sql.SQL("({} ? %s)").format(COLUMN)
         return present if node.value else sql.SQL("(NOT {})").format(present)
     if node.op in ("$in", "$nin"):
-        values: tuple[Any, ...] = node.value
-        test = " || ".join(f"@ == $v{i}" for i in range(len(values)))
-        variables = {f"v{i}": v for i, v in enumerate(values)}
-        found = _path_test(node.field, test, variables, params)
+        # One jsonb[] parameter, not a path test per value: 10,000 `||` in one path expression
+        # nest past PostgreSQL's stack depth. jsonb `=` is the path's `==` (1 = 1.0, 1 <> true,
+        # 1 <> "1"), and `[*]` in lax mode yields each element of a list, or a scalar itself.
+        params.extend([f"lax $.{_key_literal(node.field)}[*]", [Jsonb(v) for v in node.value]])
+        found = sql.SQL(
+            "EXISTS (SELECT FROM jsonb_path_query({}, %s::jsonpath) AS found(value) "
+            "WHERE found.value = ANY(%s::jsonb[]))"
+        ).format(COLUMN)
         return found if node.op == "$in" else sql.SQL("(NOT {})").format(found)
     if node.op == "$ne":
         equal = _path_test(node.field, "@ == $v", {"v": node.value}, params)
@@ -60,6 +64,9 @@ def _condition(node: Condition, params: list[Any]) -> sql.Composable:
 def _path_test(
     field: str, test: str, variables: dict[str, Any], params: list[Any]
 ) -> sql.Composable:
-    key = json.dumps(field, ensure_ascii=False)  # a valid path string literal
-    params.extend([f"lax $.{key} ? ({test})", Jsonb(variables)])
+    params.extend([f"lax $.{_key_literal(field)} ? ({test})", Jsonb(variables)])
     return sql.SQL("jsonb_path_exists({}, %s::jsonpath, %s)").format(COLUMN)
+
+
+def _key_literal(field: str) -> str:
+    return json.dumps(field, ensure_ascii=False)  # a valid path string literal

@@ -25,13 +25,29 @@ class EncodedText:
 
 
 def encode_texts(
-    embedder: Embedder, texts: Sequence[str], chunking: Chunking, overlap: int
+    embedder: Embedder,
+    texts: Sequence[str],
+    chunking: Chunking,
+    overlap: int,
+    most_chunks: int | None = None,
 ) -> list[EncodedText]:
-    """Chunk every text and embed all chunks of all texts in a single `embed` call."""
+    """Chunk every text and embed all chunks of all texts in a single `embed` call.
+
+    With `most_chunks` (the query texts of one search request: MAX_QUERY_CHUNKS), texts
+    making more chunks in all are refused before anything is embedded.
+    """
     plans = [
         chunk_spans(embedder.token_offsets(text), len(text), embedder.window, overlap, chunking)
         for text in texts
     ]
+    chunks = sum(len(spans) for spans, _ in plans)
+    if most_chunks is not None and chunks > most_chunks:
+        message = f"MAX_QUERY_CHUNKS is {most_chunks}"
+        raise InvalidInputError(
+            f"the query text makes {chunks} chunks of {embedder.window} tokens: {message}; "
+            "shorten it (or split the batch)",
+            errors={"query": [message]},
+        )
     # A truncated text goes to the model whole: the model cuts it at its own limit, token for
     # token as MTEB's protocol does, instead of re-tokenising a cut string.
     pieces = [

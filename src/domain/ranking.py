@@ -13,7 +13,12 @@ from domain.encoding import encode_texts, mean_direction, vector_query
 from domain.keywords import reciprocal_rank_fusion
 from domain.model import Document, Hit, KnowledgeBase, Passage
 from domain.ports import DocumentRepository, Embedder, UnitOfWork, Vectors
-from domain.search_request import MAX_TOP_K, SearchRequest
+from domain.search_request import (
+    MAX_KEYWORD_QUERY_CHARS,
+    MAX_QUERY_CHUNKS,
+    MAX_TOP_K,
+    SearchRequest,
+)
 
 __all__ = ["MAX_TOP_K", "Ranker", "SearchRequest"]
 
@@ -54,7 +59,9 @@ class Ranker:
     ) -> list[Vectors | None]:
         # Text is embedded before any lock is taken: the model is the slow part.
         texts = [r.query for r in requests if r.query is not None]
-        encoded = iter(encode_texts(self._embedder, texts, kb.chunking, kb.chunk_overlap))
+        encoded = iter(
+            encode_texts(self._embedder, texts, kb.chunking, kb.chunk_overlap, MAX_QUERY_CHUNKS)
+        )
         vectors: list[Vectors | None] = []
         for request in requests:
             if request.query is not None:
@@ -132,9 +139,10 @@ class Ranker:
         if request.where is not None:
             matching = self._repository.list_documents(kb, sys.maxsize, None, request.where)
             allowed_ids = {doc.id for doc in matching}
+        looked_up = (text or "")[:MAX_KEYWORD_QUERY_CHARS]
         keyword = [
             doc_id
-            for doc_id, _ in slot.keywords.search(text or "", wanted + 1, allowed_ids)
+            for doc_id, _ in slot.keywords.search(looked_up, wanted + 1, allowed_ids)
             if doc_id != request.document_id
         ]
         by_id = {hit.id: hit for hit in dense}

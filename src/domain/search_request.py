@@ -12,6 +12,16 @@ from domain.model import DOCUMENT_ID_RULE, is_addressable
 
 MAX_TOP_K = 1000
 MAX_PROBES = 4096
+MAX_BATCH_QUERIES = 64
+# The model work one search request may cause. A query longer than a few model windows rarely
+# finds better matches (its chunk vectors are averaged into one); each chunk is a model row.
+MAX_QUERY_CHARS = 100_000  # the most KB_MAX_QUERY_CHARS may allow
+# Chunks of all query texts of one request (a search or a batch): a 10,000-character query
+# makes at most ~110 at the default overlap (one token per character), English text ~20.
+MAX_QUERY_CHUNKS = 128
+# Keyword (hybrid) search looks up at most this start of a query or "more like this" text:
+# the cost of a keyword lookup grows with its distinct words.
+MAX_KEYWORD_QUERY_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,11 @@ class SearchRequest:
             _fail("query", "query must not contain NUL (\\u0000) characters")
         if self.document_id is not None and not is_addressable(self.document_id):
             _fail("document_id", DOCUMENT_ID_RULE)
+        if self.query is not None and len(self.query) > MAX_QUERY_CHARS:
+            _fail(
+                "query",
+                f"query is {len(self.query)} characters: MAX_QUERY_CHARS is {MAX_QUERY_CHARS}",
+            )
         if not 1 <= self.top_k <= MAX_TOP_K:
             _fail("top_k", f"top_k must be between 1 and {MAX_TOP_K}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:

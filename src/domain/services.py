@@ -25,13 +25,13 @@ from domain.ports import (
     IndexInfo,
 )
 from domain.ranking import SearchRequest
+from domain.search_request import MAX_BATCH_QUERIES
 
 __all__ = ["Clock", "KnowledgeBaseInfo", "KnowledgeBaseService", "new_document_id", "utc_now"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_OVERLAP = 32
-MAX_BATCH_QUERIES = 64
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class KnowledgeBaseService(DocumentUseCases):
         return self.search_many(kb_name, [request])[0]
 
     def search_many(self, kb_name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        """Answer up to 64 searches at once; their query texts share one model batch."""
+        """Answer up to MAX_BATCH_QUERIES searches at once; their texts share one model batch."""
         if not 1 <= len(requests) <= MAX_BATCH_QUERIES:
             raise InvalidInputError(
                 f"a batch holds 1 to {MAX_BATCH_QUERIES} searches",

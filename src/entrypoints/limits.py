@@ -1,4 +1,4 @@
-"""The KB_* limits on metadata, top_k and knowledge bases; every refusal names its limit."""
+"""The KB_* limits on metadata, searches and knowledge bases; every refusal names its limit."""
 
 from __future__ import annotations
 
@@ -37,10 +37,17 @@ def check_metadata(metadata: Any, settings: Settings, path: tuple[str, ...]) -> 
         raise refusal("KB_MAX_METADATA_BYTES", settings.max_metadata_bytes, what, path)
 
 
-def check_top_k(query: Any, settings: Settings, path: tuple[str, ...]) -> None:
-    top_k = query.get("top_k") if isinstance(query, dict) else None
+def check_search(query: Any, settings: Settings, path: tuple[str, ...]) -> None:
+    """top_k and the query text's length of one search (of a batch, under `path`)."""
+    if not isinstance(query, dict):
+        return
+    top_k = query.get("top_k")
     if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > settings.max_top_k:
-        raise refusal("KB_MAX_TOP_K", settings.max_top_k, f"top_k is {top_k}", path)
+        raise refusal("KB_MAX_TOP_K", settings.max_top_k, f"top_k is {top_k}", (*path, "top_k"))
+    text = query.get("query")
+    if isinstance(text, str) and len(text) > settings.max_query_chars:
+        what = f"the query is {len(text)} characters"
+        raise refusal("KB_MAX_QUERY_CHARS", settings.max_query_chars, what, (*path, "query"))
 
 
 def items(body: dict[str, Any], key: str) -> list[tuple[str, Any]]:
@@ -51,9 +58,13 @@ def items(body: dict[str, Any], key: str) -> list[tuple[str, Any]]:
 def check_body(body: dict[str, Any], rule: str, settings: Settings) -> None:
     """Metadata of a knowledge base or of documents, and top_k of searches (single or batch)."""
     if "/search" in rule:
-        check_top_k(body, settings, ("top_k",))
-        for i, query in items(body, "queries"):
-            check_top_k(query, settings, ("queries", i, "top_k"))
+        check_search(body, settings, ())
+        queries = items(body, "queries")
+        if len(queries) > settings.max_batch_queries:
+            what = f"the batch has {len(queries)} searches"
+            raise refusal("KB_MAX_BATCH_QUERIES", settings.max_batch_queries, what, ("queries",))
+        for i, query in queries:
+            check_search(query, settings, ("queries", i))
         return
     check_metadata(body.get("metadata"), settings, ("metadata",))
     for i, document in items(body, "documents"):

@@ -18,7 +18,8 @@ from domain.model import (
     is_addressable,
     validate_metadata,
 )
-from domain.search_request import MAX_TOP_K
+from domain.search_request import MAX_BATCH_QUERIES, MAX_TOP_K
+from entrypoints.json_body import TOO_DEEP, strict_loads
 
 
 class Metadata(fields.Dict):
@@ -190,9 +191,10 @@ class DocumentListArgsSchema(PageArgsSchema):
     def parse_filter(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if "filter" in data:
             try:
-                data["filter"] = json.loads(data["filter"])
-            except ValueError:
-                raise ma.ValidationError("Not valid JSON.", "filter") from None
+                data["filter"] = strict_loads(data["filter"])
+            except json.JSONDecodeError as error:
+                message = error.msg if error.msg == TOO_DEEP else "Not valid JSON."
+                raise ma.ValidationError(message, "filter") from None
         return data
 
 
@@ -277,7 +279,9 @@ class SearchResultSchema(ma.Schema):
 
 class BatchSearchSchema(ma.Schema):
     queries = fields.List(
-        fields.Nested(SearchSchema), required=True, validate=validate.Length(min=1, max=64)
+        fields.Nested(SearchSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BATCH_QUERIES),
     )
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from domain.search_request import MAX_BATCH_QUERIES, MAX_QUERY_CHARS
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory", "postgres")
 RUNTIMES = ("auto", "onnx", "torch")
@@ -30,6 +32,8 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_batch_documents: int = 1000
     max_text_chars: int = 1_000_000
+    max_query_chars: int = 10_000
+    max_batch_queries: int = 32
     max_metadata_keys: int = 64
     max_metadata_bytes: int = 65536
     max_top_k: int = TOP_K_CEILING
@@ -61,6 +65,8 @@ class Settings:
             "max_body_bytes",
             "max_batch_documents",
             "max_text_chars",
+            "max_query_chars",
+            "max_batch_queries",
             "max_metadata_keys",
             "max_metadata_bytes",
             "max_top_k",
@@ -91,6 +97,14 @@ class Settings:
             )
         if self.max_top_k > TOP_K_CEILING:
             raise SettingsError(f"KB_MAX_TOP_K={self.max_top_k}: at most {TOP_K_CEILING}")
+        if self.max_query_chars > MAX_QUERY_CHARS:
+            raise SettingsError(
+                f"KB_MAX_QUERY_CHARS={self.max_query_chars}: at most {MAX_QUERY_CHARS}"
+            )
+        if self.max_batch_queries > MAX_BATCH_QUERIES:
+            raise SettingsError(
+                f"KB_MAX_BATCH_QUERIES={self.max_batch_queries}: at most {MAX_BATCH_QUERIES}"
+            )
         if set(self.admin_keys) & set(self.read_only_keys):
             raise SettingsError("a key is in both KB_API_KEYS and KB_READ_ONLY_API_KEYS")
         if not 0 < self.port < 65536:

@@ -227,7 +227,8 @@ class KBClient:
         return cast(list[Hit], self._call("POST", path, json=body, idempotent=True)["hits"])
 
     def search_batch(self, kb: str, queries: Iterable[SearchQuery]) -> list[list[Hit]]:
-        """Up to 64 searches in one request; one list of hits per query, in order."""
+        """Up to the service's KB_MAX_BATCH_QUERIES searches (default 32) in one request; one
+        list of hits per query, in order."""
         path = kb_path(kb) + "/search/batch"
         body = {"queries": list(queries)}
         results = self._call("POST", path, json=body, idempotent=True)["results"]

@@ -254,3 +254,15 @@ def test_export_into_a_pipe_closed_early_stops_quietly_like_other_unix_tools(url
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141, err  # 128 + SIGPIPE, as a shell reports `seq | head`
     assert "Broken pipe" not in err and "Traceback" not in err and "exported" not in err
+
+
+def test_a_query_over_the_length_limit_exits_1_naming_the_setting(make_app, capsys):
+    with serving(make_app(max_query_chars=20)) as base:
+        with KBClient(base, retries=0) as client:
+            client.create_knowledge_base("kb")
+            client.add_documents("kb", [{"id": "a", "text": "x y"}])
+        assert main(["search", "x" * 20, "--kb", "kb", "--url", base, "--json"]) == 0
+        assert [hit["id"] for hit in json.loads(capsys.readouterr().out)] == ["a"]
+        assert main(["search", "x" * 21, "--kb", "kb", "--url", base]) == 1
+        err = capsys.readouterr().err
+        assert "422" in err and "KB_MAX_QUERY_CHARS is 20" in err

@@ -354,3 +354,17 @@ def test_the_readme_client_example_runs_and_finds_the_cat(url, capsys):
     assert runnable != example and len([line for line in example.splitlines() if line]) <= 6
     exec(compile(runnable, "README.md", "exec"), {})
     assert capsys.readouterr().out.split()[0] == "cat"
+
+
+def test_a_query_or_batch_over_the_service_limits_raises_invalid_naming_the_limit(make_app):
+    app = make_app(max_query_chars=20, max_batch_queries=2)
+    with serving(app) as base, KBClient(base, retries=0) as client:
+        client.create_knowledge_base("kb")
+        client.add_documents("kb", [{"id": "a", "text": "x y"}])
+        assert client.search("kb", "x" * 20)[0]["id"] == "a"
+        with pytest.raises(Invalid, match="KB_MAX_QUERY_CHARS is 20") as raised:
+            client.search("kb", "x" * 21)
+        assert raised.value.errors == {"query": ["KB_MAX_QUERY_CHARS is 20"]}
+        assert len(client.search_batch("kb", [{"query": "x"}] * 2)) == 2
+        with pytest.raises(Invalid, match="KB_MAX_BATCH_QUERIES is 2"):
+            client.search_batch("kb", [{"query": "x"}] * 3)

@@ -23,6 +23,8 @@ def limited(make_app):
         max_metadata_bytes=200,
         max_top_k=5,
         max_knowledge_bases=2,
+        max_query_chars=20,
+        max_batch_queries=3,
     )
     client = app.test_client()
     assert client.post(KBS, json={"name": "kb"}).status_code == 201
@@ -49,6 +51,12 @@ REFUSED = [
     ("post", f"{KBS}/kb/search/batch", {"queries": [{"query": "x"}, {"query": "y", "top_k": 6}]},
      422, "KB_MAX_TOP_K is 5"),
     ("post", f"{KBS}/kb/documents", {"text": "x" * 5000}, 413, "KB_MAX_BODY_BYTES is 4096"),
+    ("post", f"{KBS}/kb/search", {"query": "x" * 21}, 422, "KB_MAX_QUERY_CHARS is 20"),
+    ("post", f"{KBS}/kb/search", {"query": "x " * 10 + "é"}, 422, "KB_MAX_QUERY_CHARS is 20"),
+    ("post", f"{KBS}/kb/search/batch", {"queries": [{"query": "x"}, {"query": "y" * 21}]},
+     422, "KB_MAX_QUERY_CHARS is 20"),
+    ("post", f"{KBS}/kb/search/batch", {"queries": [{"query": "x"}] * 4}, 422,
+     "KB_MAX_BATCH_QUERIES is 3"),
 ]  # fmt: skip
 
 
@@ -74,11 +82,27 @@ def test_requests_at_the_limits_are_accepted(limited):
     hits = limited.post(f"{KBS}/kb/search", json={"query": "x", "top_k": 5})
     assert hits.status_code == 200 and len(hits.get_json()["hits"]) == 3
 
+    longest = "x " * 9 + "xé"  # 20 characters, the longest query allowed
+    hits = limited.post(f"{KBS}/kb/search", json={"query": longest})
+    assert hits.status_code == 200 and len(hits.get_json()["hits"]) == 3
+    batch = {"queries": [{"query": longest, "top_k": 5}] * 3}
+    results = limited.post(f"{KBS}/kb/search/batch", json=batch)
+    assert results.status_code == 200
+    assert [len(result["hits"]) for result in results.get_json()["results"]] == [3, 3, 3]
+
 
 def test_the_field_over_the_limit_is_named_in_errors(limited, expect_error):
     batch = {"documents": [{"text": "x"}, {"text": "y", "metadata": metadata(5)}]}
     body = expect_error(limited.post(f"{KBS}/kb/documents", json=batch), 422, "metadata")
     assert body["errors"] == {"documents": {"1": {"metadata": ["KB_MAX_METADATA_KEYS is 4"]}}}
+
+    searches = {"queries": [{"query": "x"}, {"query": "y" * 21}]}
+    body = expect_error(limited.post(f"{KBS}/kb/search/batch", json=searches), 422, "query")
+    assert body["errors"] == {"queries": {"1": {"query": ["KB_MAX_QUERY_CHARS is 20"]}}}
+    body = expect_error(limited.post(f"{KBS}/kb/search", json={"query": "y" * 21}), 422)
+    assert body["errors"] == {"query": ["KB_MAX_QUERY_CHARS is 20"]}
+    body = expect_error(limited.post(f"{KBS}/kb/search/batch", json={"queries": [{}] * 4}), 422)
+    assert body["errors"] == {"queries": ["KB_MAX_BATCH_QUERIES is 3"]}
 
 
 def test_the_number_of_knowledge_bases_is_capped_and_a_deletion_frees_a_slot(limited, expect_error):
@@ -98,6 +122,21 @@ def test_the_top_k_limit_cannot_exceed_what_the_service_can_rank():
         Settings(max_top_k=1001)
     with pytest.raises(SettingsError, match="KB_MAX_METADATA_KEYS"):
         Settings.from_env({"KB_MAX_METADATA_KEYS": "0"})
+
+
+def test_the_query_limits_cannot_exceed_what_the_domain_bounds():
+    from domain.search_request import MAX_BATCH_QUERIES, MAX_QUERY_CHARS
+    from entrypoints.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).max_query_chars == 10_000
+    assert Settings.from_env({}).max_batch_queries == 32
+    assert Settings(max_query_chars=MAX_QUERY_CHARS, max_batch_queries=MAX_BATCH_QUERIES)
+    with pytest.raises(SettingsError, match="KB_MAX_QUERY_CHARS"):
+        Settings(max_query_chars=MAX_QUERY_CHARS + 1)
+    with pytest.raises(SettingsError, match="KB_MAX_BATCH_QUERIES"):
+        Settings.from_env({"KB_MAX_BATCH_QUERIES": str(MAX_BATCH_QUERIES + 1)})
+    with pytest.raises(SettingsError, match="KB_MAX_QUERY_CHARS"):
+        Settings.from_env({"KB_MAX_QUERY_CHARS": "0"})
 
 
 def test_a_request_body_is_parsed_once_for_the_limits_and_the_schema(client, kb, monkeypatch):

@@ -88,7 +88,7 @@ def random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
     if op == "$exists":
         return {key: {op: rng.random() < 0.5}}
     if op in ("$in", "$nin"):
-        return {key: {op: [rng.choice(VALUES) for _ in range(rng.randint(1, 3))]}}
+        return {key: {op: [rng.choice(VALUES) for _ in range(rng.randint(0, 3))]}}
     value = rng.choice([v for v in VALUES if not isinstance(v, bool)] if "t" in op else VALUES)
     return {key: {op: value}}
 

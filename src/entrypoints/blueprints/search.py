@@ -69,6 +69,6 @@ class BatchSearch(MethodView):
         kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
-        """Run up to 64 searches at once; their texts share one model batch"""
+        """Run up to KB_MAX_BATCH_QUERIES searches at once; their texts share one model batch"""
         results = service.search_many(kb, [SearchRequest(**query) for query in body["queries"]])
         return {"results": [{"hits": [hit_body(hit) for hit in hits]} for hits in results]}
