@@ -63,7 +63,8 @@ class Service:
             self.server.wait_ready(60)
         except Exception as error:
             tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-12:])
-            raise AssertionError(f"the service did not start ({error!r}); its log ends:\n{tail}")  # noqa: B904
+            message = f"the service did not start ({error!r}); its log ends:\n{tail}"
+            raise AssertionError(message) from error
 
     def restart(self, how: str) -> None:
         """SIGTERM: gunicorn's graceful stop; SIGINT: its quick stop; SIGKILL: a crash."""
