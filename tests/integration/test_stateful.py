@@ -174,7 +174,7 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
         ids = [doc["id"] for doc in sent if "id" in doc]
         kb = self.model.kbs.get(name)
         if not all(valid_document_id(doc_id) for doc_id in ids):
-            expect(answer, 422)
+            expect(answer, 422, *([404] if kb is None else []))
         elif kb is None:
             expect(answer, 404)
         elif set(ids) & kb.documents.keys():
@@ -217,6 +217,17 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
             return
         assert same(expect(answer, 200)["metadata"], metadata)
         documents[doc_id] = (documents[doc_id][0], metadata)
+
+    @rule(name=KB_NAMES, doc_id=DOCUMENT_IDS)
+    def read_document(self, name: str, doc_id: str) -> None:
+        answer = self.call("GET", document_path(name, doc_id))
+        if refused := self.refusal(name, doc_id):
+            expect(answer, *refused)
+        elif stored := self.model.kbs[name].documents.get(doc_id):
+            body = expect(answer, 200)
+            assert same([body["id"], body["text"], body["metadata"]], [doc_id, *stored]), body
+        else:
+            expect(answer, 404)
 
     @rule(name=KB_NAMES, doc_id=DOCUMENT_IDS)
     def delete_document(self, name: str, doc_id: str) -> None:
