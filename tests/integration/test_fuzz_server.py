@@ -70,6 +70,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     try:
         server.wait_ready()
         server.started_workers = frozenset(server.worker_pids())
+        assert len(server.started_workers) == 1, server.started_workers
         yield server
     finally:
         server.stop()
