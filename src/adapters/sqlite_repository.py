@@ -30,7 +30,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
 
     def __init__(self, path: Path | str) -> None:
         super().__init__()
-        self._db, self._owner = open_database(Path(path))
+        self._path = Path(path)
+        self._db, self._owner = open_database(self._path)
         with self._lock:
             self._load()
 
@@ -68,7 +69,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         """(id, packed record) of every document, by knowledge base, straight from the rows.
 
         Two table scans in rowid order, not index walks: those read the rows in random order
-        and took three times as long at a million documents.
+        and took three times as long at a million documents. StorageError if a document's chunk
+        rows are not the ones it was stored with.
         """
         chunks: dict[str, dict[str, bytes]] = {kb: {} for kb in self._shelves}
         rows = self._db.execute("SELECT kb, document_id, id, start, stop FROM chunks")
@@ -78,19 +80,27 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             of_kb[doc_id] = of_kb[doc_id] + packed if doc_id in of_kb else packed
         loaded: dict[str, list[tuple[str, bytes]]] = {kb: [] for kb in self._shelves}
         rows = self._db.execute(
-            "SELECT kb, id, text, metadata, created_at, updated_at, truncated FROM documents"
+            "SELECT kb, id, text, metadata, created_at, updated_at, truncated, chunk_count "
+            "FROM documents"
         )
         rows.row_factory = None
-        for kb, doc_id, text, metadata, created_at, updated_at, truncated in rows:
+        width = records.CHUNK.size
+        for kb, doc_id, text, metadata, created_at, updated_at, truncated, count in rows:
+            packed = chunks[kb].pop(doc_id, b"")
+            if len(packed) != count * width:
+                raise _disagreement(self._path, kb, doc_id, len(packed) // width, count)
             record = records.pack_fields(
                 text,
                 records.pack_metadata(json.loads(metadata) if metadata != "{}" else {}),
                 records.iso_instant(created_at),
                 records.iso_instant(updated_at),
-                chunks[kb].pop(doc_id, b""),
+                packed,
                 bool(truncated),
             )
             loaded[kb].append((doc_id, record))
+        for kb, orphans in chunks.items():
+            for doc_id, packed in orphans.items():  # chunk rows of no document
+                raise _disagreement(self._path, kb, doc_id, len(packed) // width, 0)
         return loaded
 
     def allocate_chunk_ids(self, count: int) -> list[int]:
@@ -170,7 +180,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             count, dimension = shelf.chunk_count, shelf.kb.dimension
             labels = np.empty(count, dtype=np.int64)
             vectors = np.empty((count, dimension), dtype=np.float32)
-            target = vectors.data.cast("B")
+            # reshape(-1): a memoryview of a (0, d) array cannot be cast (an empty KB at start)
+            target = vectors.reshape(-1).data.cast("B")
             width = dimension * 4
             # Most of the file: "+kb" keeps SQLite off the (kb, document_id) index, for a scan
             # in rowid order instead of rows in random order. A small part: the index.
@@ -192,7 +203,8 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
 
     def _insert(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         self._db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (kb, id, text, metadata, created_at, updated_at, truncated, "
+            "chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [_document_row(kb, doc) for doc in documents],
         )
         chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]
@@ -234,5 +246,14 @@ def _kb_from_row(row: sqlite3.Row) -> KnowledgeBase:
 def _document_row(kb: str, doc: Document) -> tuple[Any, ...]:
     return (
         kb, doc.id, doc.text, json.dumps(dict(doc.metadata)), doc.created_at.isoformat(),
-        doc.updated_at.isoformat(), int(doc.truncated),
+        doc.updated_at.isoformat(), int(doc.truncated), len(doc.chunks),
     )  # fmt: skip
+
+
+def _disagreement(path: Path, kb: str, doc_id: str, found: int, stored: int) -> StorageError:
+    return StorageError(
+        f"{path}: knowledge base {kb!r}, document {doc_id!r} has {found} chunk row(s) but "
+        f"{stored} were stored with it: the index and the documents disagree, so kb-service will "
+        "not start on this file. Something other than kb-service changed it; restore it from a "
+        "backup."
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 import sqlite3
 from pathlib import Path
 from typing import IO
@@ -46,6 +48,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX chunks_by_document ON chunks(kb, document_id);
     """,
+    # Each document's number of chunk rows, so that a start notices a row gone behind our back.
+    """
+    ALTER TABLE documents ADD COLUMN chunk_count INTEGER NOT NULL DEFAULT 0;
+    UPDATE documents SET chunk_count = (
+        SELECT count(*) FROM chunks
+        WHERE chunks.kb = documents.kb AND chunks.document_id = documents.id
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -56,19 +66,15 @@ def open_database(path: Path) -> tuple[sqlite3.Connection, IO[bytes]]:
     Returns the connection and the held lock file: close both to give the file up.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    _check_header(path)
     lock = _take_ownership(path)
     try:
+        if not path.exists():
+            _create(path)
+        _check_header(path)
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
-        _check_identity(db, path)
-        # 8 KiB pages hold five 1.5 KB vectors where 4 KiB pages hold two: a fifth less disk.
-        # Only a new, empty file takes it (before WAL mode is set).
-        db.execute("PRAGMA page_size = 8192")
-        db.execute("PRAGMA journal_mode = WAL")
-        # FULL: a commit is on disk before the HTTP response acknowledges the write.
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = ON")
+        _check_identity(db, path)  # before any pragma: a foreign file is left as it was
+        _configure(db)
         _migrate(db)
     except BaseException:
         lock.close()
@@ -77,9 +83,54 @@ def open_database(path: Path) -> tuple[sqlite3.Connection, IO[bytes]]:
     return db, lock
 
 
+def _configure(db: sqlite3.Connection) -> None:
+    # 8 KiB pages hold five 1.5 KB vectors where 4 KiB pages hold two: a fifth less disk.
+    # Only a new, empty file takes it (before WAL mode is set).
+    db.execute("PRAGMA page_size = 8192")
+    db.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is on disk before the HTTP response acknowledges the write.
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA foreign_keys = ON")
+
+
+def _create(path: Path) -> None:
+    """Make a new database under a temporary name, then rename it into place.
+
+    So a file under our name is always a whole database: one that is empty (0 bytes) was
+    emptied by something else, and is refused rather than taken for a new start.
+    """
+    fresh = path.with_name(path.name + ".new")
+    for leftover in (fresh, *(Path(f"{fresh}{end}") for end in ("-wal", "-shm", "-journal"))):
+        leftover.unlink(missing_ok=True)  # a creation cut short: never was in place
+    db = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        _configure(db)
+        _migrate(db)
+    finally:
+        db.close()  # the last connection: the WAL is checkpointed into the file and removed
+    with fresh.open("rb") as file:
+        os.fsync(file.fileno())
+    os.replace(fresh, path)
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (its entry is on disk, not only the file)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # some filesystems cannot sync a folder
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _check_header(path: Path) -> None:
-    if not path.exists() or path.stat().st_size == 0:
-        return
+    if path.stat().st_size == 0:
+        raise StorageError(
+            f"{path} is empty (0 bytes); it was left untouched. kb-service never leaves its file "
+            "empty (a new one appears whole), so something else emptied it: restore it from a "
+            "backup, or remove it to start with no knowledge bases."
+        )
     with path.open("rb") as file:
         if file.read(16) != SQLITE_MAGIC:
             raise StorageError(

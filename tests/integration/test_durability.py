@@ -125,3 +125,31 @@ def test_the_keyword_index_is_rebuilt_from_the_documents_at_restart(data_dir):
     assert [h["id"] for h in after] == [h["id"] for h in before] == ["long"]
     assert after[0]["fusion_score"] == pytest.approx(1 / 61)
     close_app(app)
+
+
+@pytest.mark.both_backends
+def test_an_empty_knowledge_base_survives_a_restart(make_app, tmp_path):
+    data_dir = str(tmp_path / "kb-data")
+    app = make_app(data_dir=data_dir)
+    client = app.test_client()
+    assert client.post("/v1/knowledge-bases", json={"name": "never-filled"}).status_code == 201
+    assert client.post("/v1/knowledge-bases", json={"name": "emptied"}).status_code == 201
+    added = client.post("/v1/knowledge-bases/emptied/documents", json={"documents": DOCS})
+    assert added.status_code == 201
+    for doc in DOCS:
+        deleted = client.delete(f"/v1/knowledge-bases/emptied/documents/{doc['id']}")
+        assert deleted.status_code == 204
+    close_app(app)
+
+    client = make_app(data_dir=data_dir).test_client()
+    assert client.get("/readyz").status_code == 200
+    for name in ("never-filled", "emptied"):
+        kb = client.get(f"/v1/knowledge-bases/{name}").get_json()
+        assert (kb["document_count"], kb["chunk_count"]) == (0, 0)
+        found = client.post(f"/v1/knowledge-bases/{name}/search", json={"query": "the cat sat"})
+        assert found.get_json()["hits"] == []
+        added = client.post(f"/v1/knowledge-bases/{name}/documents", json={"text": "the cat sat"})
+        assert added.status_code == 201
+        found = client.post(f"/v1/knowledge-bases/{name}/search", json={"query": "the cat sat"})
+        (hit,) = found.get_json()["hits"]
+        assert hit["score"] == pytest.approx(1.0, abs=1e-5)

@@ -1,12 +1,13 @@
 """The durable repository: the port contract, plus surviving a reopen and refusing foreign files."""
 
+import json
 import sqlite3
 
 import numpy as np
 import pytest
 
 from adapters.sqlite_repository import SqliteDocumentRepository
-from adapters.sqlite_schema import SCHEMA_VERSION
+from adapters.sqlite_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from contracts import DocumentRepositoryContract, make_doc, make_kb, unit_rows
 from domain.errors import StorageError
 
@@ -131,3 +132,90 @@ def test_the_file_is_in_wal_mode_with_full_sync(path):
     assert repo._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert repo._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     repo.close()
+
+
+def test_a_zero_byte_database_file_is_refused_and_left_untouched(path):
+    path.parent.mkdir(parents=True)
+    path.touch()  # what a truncated file, or a copy that went wrong, leaves
+    with pytest.raises(StorageError, match=r"kb\.sqlite3 is empty \(0 bytes\)"):
+        SqliteDocumentRepository(path)
+    assert path.read_bytes() == b""
+
+
+def test_a_new_database_appears_whole_under_its_name_with_nothing_left_beside_it(path):
+    SqliteDocumentRepository(path).close()
+    assert path.stat().st_size > 0
+    assert sorted(p.name for p in path.parent.iterdir()) == ["kb.sqlite3", "kb.sqlite3.lock"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_creation_cut_short_earlier_is_redone(path):
+    path.parent.mkdir(parents=True)
+    half_made = path.with_name(path.name + ".new")
+    half_made.write_bytes(b"SQLite format 3\x00 and then the power went out")
+    SqliteDocumentRepository(path).close()
+    assert not half_made.exists()
+    SqliteDocumentRepository(path).close()
+
+
+def stored_document_and_chunks(path, kb="kb", doc_id="a", chunks=2):
+    repo = SqliteDocumentRepository(path)
+    repo.add_knowledge_base(make_kb(kb))
+    repo.add_documents(kb, [make_doc(doc_id, list(range(1, chunks + 1)))], unit_rows(chunks))
+    repo.add_documents(kb, [make_doc("other", [chunks + 1])], unit_rows(1))
+    repo.close()
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_a_chunk_row_deleted_behind_the_service_is_refused_at_start(path, chunks):
+    stored_document_and_chunks(path, kb="notes", doc_id="a", chunks=chunks)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM chunks WHERE id = ?", (chunks,))
+    db.close()
+    with pytest.raises(StorageError, match=r"knowledge base 'notes'.*document 'a'") as refused:
+        SqliteDocumentRepository(path)
+    assert f"{chunks - 1} chunk" in refused.value.message
+    assert f"{chunks} were" in refused.value.message
+
+
+def first_version_database(path, kb, document, vectors):
+    """A file as kb-service wrote it before the chunk count was stored (schema version 1)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kb.name, kb.model, kb.dimension, kb.created_at.isoformat(), kb.description,
+             json.dumps(dict(kb.metadata)), kb.chunking.value, kb.chunk_overlap),
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (kb.name, document.id, document.text, json.dumps(dict(document.metadata)),
+             document.created_at.isoformat(), document.updated_at.isoformat(), 0),
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+            [(chunk.id, kb.name, document.id, chunk.span.start, chunk.span.end, row.tobytes())
+             for chunk, row in zip(document.chunks, vectors)],
+        )  # fmt: skip
+    db.close()
+
+
+def test_a_database_of_the_first_schema_version_is_migrated_and_loads(path):
+    document, vectors = make_doc("a", [1, 2, 3], tag="x"), unit_rows(3)
+    first_version_database(path, make_kb(), document, vectors)
+    repo = SqliteDocumentRepository(path)
+    assert repo.get_document("kb", "a") == document
+    labels, kept = repo.load_vectors("kb")
+    assert labels.tolist() == [1, 2, 3] and np.array_equal(kept, vectors)
+    repo.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute("DELETE FROM chunks WHERE id = 3")  # the counts were filled in: this shows
+    db.close()
+    with pytest.raises(StorageError, match="document 'a'"):
+        SqliteDocumentRepository(path)
