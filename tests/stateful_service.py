@@ -42,6 +42,7 @@ class Service:
         self.starts = 0
         self.stores = 0
         self.log_path = folder / "none.log"
+        self.killed_on_stop: list[str] = []  # stops where gunicorn had to SIGKILL the worker
 
     def settings(self) -> dict[str, str]:
         settings = {
@@ -77,10 +78,10 @@ class Service:
             # The master ends within its graceful timeout (30 s) whatever the worker does.
             self.server.process.wait(STOP_WAIT)
             self.server.stop()
-            log = self.log_path.read_text(errors="replace")
-            assert "was sent SIGKILL" not in log, (
-                f"the worker did not exit on {how}: gunicorn killed it at its graceful timeout"
-            )
+            if "was sent SIGKILL" in self.log_path.read_text(errors="replace"):
+                # Reported after the run (see the test), not here: it happens at random moments,
+                # and Hypothesis cannot shrink a failure that a replay does not repeat.
+                self.killed_on_stop.append(f"{how}: {self.log_path}")
         self.start()
 
     def fresh(self) -> None:

@@ -361,3 +361,7 @@ def test_the_service_agrees_with_a_model_of_it_through_random_operations_and_res
         run_state_machine_as_test(lambda: KnowledgeBaseMachine(service), settings=SETTINGS)
     finally:
         service.close()
+    assert not service.killed_on_stop, (
+        "the worker did not exit on these stops: gunicorn killed it at its graceful timeout",
+        service.killed_on_stop,
+    )
