@@ -198,6 +198,15 @@ class DocumentRepositoryContract:
         assert repo.existing_ids("kb", ["a", "b"]) == ["a"]
         assert repo.documents_for_chunks("kb", [2, 3]) == {}
 
+    def test_a_document_stored_under_an_id_the_rule_now_refuses_stays_readable(self, repo):
+        # Older versions accepted ids such as "/a": their documents must still list, read and go.
+        legacy = object.__new__(Document)
+        legacy.__dict__.update({**make_doc("x", [1]).__dict__, "id": "/a\nb"})
+        self.add(repo, legacy, make_doc("b", [2]))
+        assert [d.id for d in repo.list_documents("kb", 10)] == ["/a\nb", "b"]
+        assert repo.get_document("kb", "/a\nb") == legacy
+        assert [d.id for d in repo.remove_documents("kb", ["/a\nb"])] == ["/a\nb"]
+
     def test_missing_documents_are_not_found(self, repo):
         with pytest.raises(DocumentNotFoundError):
             repo.get_document("kb", "zzz")

@@ -17,6 +17,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import Json
 
+from adapters.document_records import trusted
 from adapters.postgres_database import PostgresDatabase
 from adapters.postgres_filters import where_sql
 from adapters.postgres_schema import DROP_WAIT, drop_hnsw_index
@@ -341,4 +342,13 @@ def _document(row: Sequence[Any]) -> Document:
     chunks = tuple(
         Chunk(int(label), Span(start, end)) for label, start, end in zip(labels, starts, ends)
     )
-    return Document(doc_id, text, metadata, created_at, updated_at, chunks, truncated)
+    fields = {
+        "id": doc_id,
+        "text": text,
+        "metadata": metadata,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "chunks": chunks,
+        "truncated": truncated,
+    }
+    return trusted(Document, fields)  # validated when stored, as the memory backend's records

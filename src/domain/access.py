@@ -69,7 +69,8 @@ class KnowledgeBaseAccess:
                 self._repository.get_knowledge_base(kb_name)  # KnowledgeBaseNotFoundError
                 raise ConflictError(
                     f"knowledge base {kb_name!r} was deleted and re-created while this request "
-                    "ran; nothing was written. Send the request again."
+                    "ran; nothing was written. Send the request again.",
+                    errors={"kb": ["deleted and re-created meanwhile"]},
                 )
             with self._transaction():
                 yield
@@ -82,6 +83,7 @@ class KnowledgeBaseAccess:
                 f"knowledge base {kb_name!r} was built with model {kb.model!r} "
                 f"({kb.dimension} dimensions) but the service runs {self.embedder.model_name!r} "
                 f"({self.embedder.dimension} dimensions); start it with KB_EMBEDDING_MODEL="
-                f"{kb.model!r} to use this knowledge base"
+                f"{kb.model!r} to use this knowledge base",
+                errors={"model": [f"built with {kb.model!r}"]},
             )
         return kb, slot

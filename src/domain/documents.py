@@ -17,7 +17,14 @@ from domain.cursor import decode_cursor, encode_cursor
 from domain.encoding import EncodedText, encode_texts
 from domain.errors import DocumentExistsError, DocumentNotFoundError, InvalidInputError
 from domain.filters import Filter, parse_filter
-from domain.model import Chunk, Document, NewDocument, Page, validate_metadata
+from domain.model import (
+    Chunk,
+    Document,
+    NewDocument,
+    Page,
+    validate_document_id,
+    validate_metadata,
+)
 from domain.ports import Labels, Vectors
 
 
@@ -77,6 +84,7 @@ class DocumentUseCases(KnowledgeBaseAccess):
         self, kb_name: str, document_id: str, metadata: Mapping[str, Any]
     ) -> Document:
         """Replace a document's metadata without re-embedding it."""
+        validate_document_id(document_id)
         _, slot = self._usable(kb_name)
         with self._writing(kb_name, slot):
             return self._repository.update_metadata(
@@ -84,7 +92,7 @@ class DocumentUseCases(KnowledgeBaseAccess):
             )
 
     def get_document(self, kb_name: str, document_id: str) -> Document:
-        return self._repository.get_document(kb_name, document_id)
+        return self._repository.get_document(kb_name, validate_document_id(document_id))
 
     def list_documents(
         self,
@@ -120,6 +128,8 @@ class DocumentUseCases(KnowledgeBaseAccess):
             raise InvalidInputError(
                 "give 'ids', 'filter' or both", errors={"_schema": ["ids or filter required"]}
             )
+        for document_id in document_ids or ():
+            validate_document_id(document_id)
         where = parse_filter(filter) if filter is not None else None
         slot = self._catalog.slot(kb_name)
         with self._writing(kb_name, slot):

@@ -34,7 +34,9 @@ class ConflictError(DomainError):
 
 class KnowledgeBaseExistsError(ConflictError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"knowledge base {name!r} already exists")
+        super().__init__(
+            f"knowledge base {name!r} already exists", errors={"name": ["already taken"]}
+        )
 
 
 class DocumentExistsError(ConflictError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import InvalidInputError
+from domain.model import is_scalar
 
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
 LOGICAL = ("$and", "$or", "$not")
@@ -77,20 +78,14 @@ def _operand(op: str, value: Any, path: str) -> Any:
             _fail(path, "$exists takes true or false")
         return value
     if op in ("$in", "$nin"):
-        if not isinstance(value, list) or not all(_is_scalar(v) for v in value):
-            _fail(path, f"{op} takes a list of strings, numbers or booleans")
+        if not isinstance(value, list) or not all(is_scalar(v) for v in value):
+            _fail(path, f"{op} takes a list of strings, finite numbers or booleans")
         return tuple(value)
-    if not _is_scalar(value):
-        _fail(path, f"{op} takes a string, number or boolean")
+    if not is_scalar(value):
+        _fail(path, f"{op} takes a string, a finite number or a boolean")
     if op in ("$gt", "$gte", "$lt", "$lte") and isinstance(value, bool):
         _fail(path, f"{op} takes a string or a number")
     return value
-
-
-def _is_scalar(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" not in value
-    return isinstance(value, (int, float, bool)) and value == value  # NaN is not
 
 
 def _fail(path: str, message: str) -> None:

@@ -17,8 +17,18 @@ MetadataValue = Scalar | list[Scalar]
 Metadata = Mapping[str, MetadataValue]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME_RULE = "1-64 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"
 MAX_DOCUMENT_ID_LENGTH = 256
+# Every id is one URL path to exactly one document: the path is percent-decoded and read as
+# '/'-separated segments, so anything a client, proxy or router may drop, fold or merge is out.
+DOCUMENT_ID_RULE = (
+    f"1-{MAX_DOCUMENT_ID_LENGTH} characters of valid UTF-8 without control characters, no "
+    "leading or trailing whitespace, and no empty, '.' or '..' segment between '/'s"
+)
+# Unicode category Cc (C0, DEL, C1) and Cs (lone surrogates, which UTF-8 cannot encode).
+_UNADDRESSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_METADATA_KEY_LENGTH = 128
+MAX_DESCRIPTION_LENGTH = 10_000
 
 
 class Chunking(StrEnum):
@@ -29,13 +39,26 @@ class Chunking(StrEnum):
 
 
 def validate_name(name: str) -> str:
+    # One path segment of plain ASCII: no '/', no '.'/'..' segment, no case or encoding aliases.
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidInputError(
-            f"invalid knowledge base name {name!r}: use 1-64 lowercase letters, digits, "
-            "'-', '_' or '.', starting with a letter or digit",
-            errors={"name": ["must match ^[a-z0-9][a-z0-9._-]{0,63}$"]},
+            f"invalid knowledge base name {name!r:.80}: {NAME_RULE}", errors={"name": [NAME_RULE]}
         )
     return name
+
+
+def validate_description(description: str) -> str:
+    if not isinstance(description, str) or NUL in description:
+        raise InvalidInputError(
+            "description must be a string without NUL (\\u0000) characters",
+            errors={"description": ["must be a string without NUL"]},
+        )
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidInputError(
+            f"description is longer than {MAX_DESCRIPTION_LENGTH} characters",
+            errors={"description": [f"at most {MAX_DESCRIPTION_LENGTH} characters"]},
+        )
+    return description
 
 
 def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata") -> dict[str, Any]:
@@ -53,14 +76,14 @@ def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata")
                 errors={field_name: {str(key): ["invalid key"]}},
             )
         if isinstance(value, list):
-            if not all(_is_scalar(item) for item in value):
+            if not all(is_scalar(item) for item in value):
                 raise InvalidInputError(
                     f"metadata {key!r}: list items must be strings (without NUL), numbers or "
                     "booleans",
                     errors={field_name: {key: ["list items must be str, int, float or bool"]}},
                 )
             clean[key] = list(value)
-        elif _is_scalar(value):
+        elif is_scalar(value):
             clean[key] = value
         else:
             raise InvalidInputError(
@@ -71,7 +94,8 @@ def validate_metadata(metadata: Mapping[str, Any], field_name: str = "metadata")
     return clean
 
 
-def _is_scalar(value: object) -> bool:
+def is_scalar(value: object) -> bool:
+    """A metadata or filter value: a finite number, a boolean, or a string without NUL."""
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, str):
@@ -93,19 +117,23 @@ def validate_text(text: str) -> str:
 
 
 def validate_document_id(document_id: str) -> str:
-    if (
-        not isinstance(document_id, str)
-        or not document_id
-        or len(document_id) > MAX_DOCUMENT_ID_LENGTH
-        or document_id != document_id.strip()
-        or NUL in document_id
-    ):
+    """Return the id if every route can address exactly it (DOCUMENT_ID_RULE), else raise."""
+    if not is_addressable(document_id):
         raise InvalidInputError(
-            f"invalid document id {document_id!r}: 1-{MAX_DOCUMENT_ID_LENGTH} characters, "
-            "no leading or trailing whitespace, no NUL",
-            errors={"id": ["invalid document id"]},
+            f"invalid document id {document_id!r:.80}: {DOCUMENT_ID_RULE}",
+            errors={"id": [DOCUMENT_ID_RULE]},
         )
     return document_id
+
+
+def is_addressable(document_id: object) -> bool:
+    return (
+        isinstance(document_id, str)
+        and 1 <= len(document_id) <= MAX_DOCUMENT_ID_LENGTH
+        and document_id == document_id.strip()
+        and not _UNADDRESSABLE.search(document_id)
+        and all(segment not in ("", ".", "..") for segment in document_id.split("/"))
+    )
 
 
 @dataclass(frozen=True)

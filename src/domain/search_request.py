@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.errors import InvalidInputError
 from domain.filters import Filter, parse_filter
+from domain.model import DOCUMENT_ID_RULE, is_addressable
 
 MAX_TOP_K = 1000
 MAX_PROBES = 4096
@@ -47,6 +48,8 @@ class SearchRequest:
             _fail("query", "query must not be empty")
         if self.query is not None and "\x00" in self.query:
             _fail("query", "query must not contain NUL (\\u0000) characters")
+        if self.document_id is not None and not is_addressable(self.document_id):
+            _fail("document_id", DOCUMENT_ID_RULE)
         if not 1 <= self.top_k <= MAX_TOP_K:
             _fail("top_k", f"top_k must be between 1 and {MAX_TOP_K}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:

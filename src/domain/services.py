@@ -17,6 +17,7 @@ from domain.model import (
     KnowledgeBase,
     KnowledgeBaseStats,
     Page,
+    validate_description,
     validate_metadata,
     validate_name,
 )
@@ -99,7 +100,7 @@ class KnowledgeBaseService(DocumentUseCases):
             model=self.embedder.model_name,
             dimension=self.embedder.dimension,
             created_at=self._clock(),
-            description=description,
+            description=validate_description(description),
             metadata=metadata or {},
             chunking=Chunking(chunking),
             chunk_overlap=chunk_overlap,
@@ -129,7 +130,7 @@ class KnowledgeBaseService(DocumentUseCases):
             kb = self._repository.get_knowledge_base(kb_name)
             changes: dict[str, Any] = {}
             if description is not None:
-                changes["description"] = description
+                changes["description"] = validate_description(description)
             if metadata is not None:
                 changes["metadata"] = validate_metadata(metadata)
             kb = replace(kb, **changes)

@@ -22,6 +22,7 @@ from entrypoints.cors import install_cors
 from entrypoints.errors import error_body, register_error_handlers
 from entrypoints.limits import install_limits
 from entrypoints.openapi import document_api, spec_options
+from entrypoints.paths import DocumentIdConverter, document_id_schema, install_paths
 from entrypoints.readiness import Readiness
 from entrypoints.request_log import install_request_log
 from entrypoints.settings import Settings
@@ -69,6 +70,7 @@ def create_app(
         return container.repository() if readiness.ready.is_set() else None
 
     app = Flask("kb-service", static_folder=None)
+    install_paths(app)
     app.config.update(_flask_config(settings))
     app.extensions["kb_container"] = container
     app.extensions["kb_readiness"] = readiness
@@ -94,6 +96,7 @@ def create_app(
 
 def _register_api(app: Flask, settings: Settings) -> None:
     api = Api(app)
+    api.register_converter(DocumentIdConverter, document_id_schema)
     document_api(api, settings)
     for blueprint in (
         knowledge_bases.blp,

@@ -31,12 +31,9 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
 
 
 def error_body(code: int, message: str | None = None, errors: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase}
-    if message:
-        body["message"] = message
-    if errors:
-        body["errors"] = errors
-    return body
+    """The one error shape: every key always there, `errors` {} when no field is to blame."""
+    phrase = HTTPStatus(code).phrase
+    return {"code": code, "status": phrase, "message": message or phrase, "errors": errors or {}}
 
 
 def register_error_handlers(app: Flask) -> None:

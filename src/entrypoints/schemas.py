@@ -9,7 +9,15 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from domain.errors import InvalidInputError
-from domain.model import MAX_DOCUMENT_ID_LENGTH, NAME_PATTERN, validate_metadata
+from domain.model import (
+    DOCUMENT_ID_RULE,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_DOCUMENT_ID_LENGTH,
+    NAME_PATTERN,
+    NAME_RULE,
+    is_addressable,
+    validate_metadata,
+)
 from domain.search_request import MAX_TOP_K
 
 
@@ -27,40 +35,47 @@ class Metadata(fields.Dict):
             raise ma.ValidationError(error.message) from error
 
 
-NAME_RULE = "Use 1-64 of a-z 0-9 . _ -, starting a-z or 0-9."
-
-
-def _refuse(message: str) -> bool:
-    raise ma.ValidationError(message)
-
-
 def _not_blank(text: str) -> None:
     if not text.strip():
         raise ma.ValidationError("Must contain something other than whitespace.")
 
 
 Text = fields.String(required=True, validate=[validate.Length(min=1), _not_blank])
-DocumentId = fields.String(validate=[validate.Length(min=1, max=MAX_DOCUMENT_ID_LENGTH)])
+
+
+def _addressable(document_id: str) -> None:
+    if not is_addressable(document_id):
+        raise ma.ValidationError(DOCUMENT_ID_RULE)
+
+
+def _slug(name: str) -> None:
+    # fullmatch: "$" alone would let a final "\n" through.
+    if not NAME_PATTERN.fullmatch(name):
+        raise ma.ValidationError(NAME_RULE)
+
+
+DocumentId = fields.String(
+    validate=_addressable,
+    metadata={"minLength": 1, "maxLength": MAX_DOCUMENT_ID_LENGTH, "description": DOCUMENT_ID_RULE},
+)
 
 
 class KnowledgeBaseCreateSchema(ma.Schema):
     name = fields.String(
         required=True,
-        validate=[
-            # The Regexp documents the pattern in OpenAPI; fullmatch also refuses a final "\n",
-            # which "$" lets through.
-            validate.Regexp(NAME_PATTERN, error=NAME_RULE),
-            lambda name: NAME_PATTERN.fullmatch(name) is not None or _refuse(NAME_RULE),
-        ],
+        validate=_slug,
+        metadata={"pattern": NAME_PATTERN.pattern, "description": NAME_RULE},
     )
-    description = fields.String(load_default="", validate=validate.Length(max=10_000))
+    description = fields.String(
+        load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH)
+    )
     metadata = Metadata(load_default=dict)
     chunking = fields.String(load_default="window", validate=validate.OneOf(["window", "truncate"]))
     chunk_overlap = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 
 class KnowledgeBaseUpdateSchema(ma.Schema):
-    description = fields.String(validate=validate.Length(max=10_000))
+    description = fields.String(validate=validate.Length(max=MAX_DESCRIPTION_LENGTH))
     metadata = Metadata()
 
 

@@ -85,8 +85,14 @@ class Transport:
         attempt = 0
         while True:
             try:
+                # Never followed: a redirected call would act on a resource it did not name.
                 response = self.session.request(
-                    method, url, json=json, params=params, timeout=self.timeout
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    timeout=self.timeout,
+                    allow_redirects=False,
                 )
             except requests.ConnectionError as error:
                 if attempt < self.retries and (idempotent or nothing_was_sent(error)):
@@ -104,11 +110,17 @@ class Transport:
                 self._sleep(self.delay(attempt, retry_after_seconds(response)))
                 attempt += 1
                 continue
-            if response.status_code >= 400:
+            if response.status_code >= 300:
                 raise self.error(response)
             return response
 
     def error(self, response: requests.Response) -> KBError:
+        if response.is_redirect:
+            where = response.headers.get("Location", "")
+            return KBError(
+                f"redirected to {where!r}, not followed: is {self.url} the service's URL?",
+                status=response.status_code,
+            )
         try:
             body = response.json()
         except ValueError:

@@ -148,18 +148,18 @@ def list_all(client: FlaskClient) -> Callable[..., list[dict[str, Any]]]:
 
 
 def assert_error(response: Any, status: int, *fields: str) -> dict[str, Any]:
-    """Check the one error body shape {"code", "status", "message"?, "errors"?}.
+    """Check the one error body shape {"code", "status", "message", "errors"}.
 
     Each of `fields` must be named somewhere in `errors` (a field-level message).
     """
     assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
     assert response.is_json, response.get_data(as_text=True)
     body = response.get_json()
-    assert set(body) <= ERROR_KEYS, body
+    assert set(body) == ERROR_KEYS, body
     assert body["code"] == status
     assert body["status"] == HTTPStatus(status).phrase
-    if "message" in body:
-        assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["errors"], dict)
     for field in fields:
         assert field in error_fields(body), (field, body)
     return body

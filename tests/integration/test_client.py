@@ -19,6 +19,7 @@ from kb_client import (
     Invalid,
     KBClient,
     KBConnectionError,
+    KBError,
     NotFound,
     RateLimited,
     ServerError,
@@ -29,7 +30,19 @@ from kb_client import (
 from live_server import serving
 
 ADMIN, READER = "admin-key-0123456789", "reader-key-0123456789"
-ODD_IDS = ["notes/2024/a.md", "what?#now", "100% sure", "..", "émoji 🎉", "a b+c&d=e"]
+ODD_IDS = [
+    "notes/2024/a.md",
+    "what?#now",
+    "100% sure",
+    "...",
+    ".hidden",
+    "émoji 🎉",
+    "a b+c&d=e",
+    "delete",
+    "x" * 256,
+]
+# Ids the server refuses (422): each would reach another document or none once in a URL.
+REFUSED_IDS = ["/a", "a/", "..", ".", "./a", "a//b", "a\nb", " a"]
 
 
 @pytest.fixture
@@ -84,16 +97,51 @@ def test_a_taken_name_raises_conflict_and_a_bad_name_raises_invalid_with_field_e
     assert invalid.value.status == 422 and "name" in str(invalid.value.errors)
 
 
-def test_documents_with_odd_ids_round_trip_through_the_url(kb_client):
+@pytest.mark.both_backends
+def test_documents_with_odd_ids_round_trip_through_every_per_document_call(kb_client):
     kb_client.create_knowledge_base("kb")
     for id in ODD_IDS:
         kb_client.add_document("kb", f"text of {id}", id=id, metadata={"n": 1})
     for id in ODD_IDS:
         document = kb_client.get_document("kb", id)
         assert (document["id"], document["text"]) == (id, f"text of {id}")
-    kb_client.delete_document("kb", "..")
-    with pytest.raises(NotFound):
-        kb_client.get_document("kb", "..")
+        replaced, created = kb_client.upsert_document("kb", id, f"new text of {id}")
+        assert not created and replaced["id"] == id
+        assert kb_client.update_document_metadata("kb", id, {"n": 2})["metadata"] == {"n": 2}
+    listed = {d["id"]: (d["text"], d["metadata"]) for d in kb_client.iter_documents("kb")}
+    assert listed == {id: (f"new text of {id}", {"n": 2}) for id in ODD_IDS}
+    for id in ODD_IDS:
+        kb_client.delete_document("kb", id)
+        with pytest.raises(NotFound):
+            kb_client.get_document("kb", id)
+
+
+@pytest.mark.both_backends
+def test_an_id_the_server_refuses_raises_invalid_and_never_touches_another_document(kb_client):
+    kb_client.create_knowledge_base("kb")
+    kb_client.add_documents("kb", [{"id": "a", "text": "alpha"}, {"id": "b", "text": "bravo"}])
+    calls = [
+        lambda id: kb_client.add_document("kb", "impostor", id=id),
+        lambda id: kb_client.get_document("kb", id),
+        lambda id: kb_client.upsert_document("kb", id, "overwritten"),
+        lambda id: kb_client.update_document_metadata("kb", id, {"touched": True}),
+        lambda id: kb_client.delete_document("kb", id),
+    ]
+    for id in REFUSED_IDS:
+        for call in calls:
+            with pytest.raises(Invalid) as raised:
+                call(id)
+            assert raised.value.status == 422 and "id" in str(raised.value.errors), id
+    listed = {d["id"]: (d["text"], d["metadata"]) for d in kb_client.iter_documents("kb")}
+    assert listed == {"a": ("alpha", {}), "b": ("bravo", {})}
+
+
+def test_a_redirect_is_an_error_the_client_does_not_follow():
+    app = Scripted((308, "", {"Location": "/v1/knowledge-bases/kb/documents/a"}))
+    with serving(app) as base, pytest.raises(KBError) as raised:  # type: ignore[arg-type]
+        scripted_client(base, [], retries=0).delete_document("kb", "/a")
+    assert raised.value.status == 308 and app.calls == 1
+    assert "documents/a" in raised.value.message and "not followed" in raised.value.message
 
 
 def test_batched_adds_send_batches_and_iteration_walks_every_page(kb_client):

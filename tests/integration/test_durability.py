@@ -90,6 +90,7 @@ def test_a_knowledge_base_of_another_model_is_refused_with_an_explanation(data_d
     assert response.status_code == 409
     assert "model-a" in response.get_json()["message"]
     assert "KB_EMBEDDING_MODEL" in response.get_json()["message"]
+    assert "model-a" in str(response.get_json()["errors"]["model"])
     added = client.post("/v1/knowledge-bases/kb/documents", json={"text": "mixed?"})
     assert added.status_code == 409
     assert client.get("/v1/knowledge-bases/kb").get_json()["document_count"] == len(DOCS)

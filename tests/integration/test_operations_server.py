@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -89,3 +90,28 @@ def test_each_request_is_one_json_log_line_without_text_or_keys(server):
     assert "API keys required: 1 admin key(s), 1 read-only key(s)" in log
     for secret in (ADMIN, READER, SECRET_TEXT):
         assert secret not in log
+
+
+def raw_call(server: Server, method: str, path: str, body: bytes = b"") -> tuple[int, Any, str]:
+    """One request as sent, path untouched and redirects not followed: (status, body, Location)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    headers = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    answer = response.read()
+    connection.close()
+    return response.status, json.loads(answer or b"null"), response.getheader("Location") or ""
+
+
+def test_gunicorn_refuses_undecodable_paths_and_never_redirects_a_document_path(server):
+    docs = "/v1/knowledge-bases/paths/documents"
+    assert call(server, "POST", "/v1/knowledge-bases", {"name": "paths"}, ADMIN)[0] == 201
+    assert call(server, "POST", docs, {"id": "b", "text": "bravo"}, ADMIN)[0] == 201
+
+    status, body, _ = raw_call(server, "GET", f"{docs}/%FF")
+    assert status == 400 and set(body) == {"code", "status", "message", "errors"}
+    assert raw_call(server, "GET", f"{docs}/%EF%BF%BD")[0] == 404  # U+FFFD is an id of its own
+    for path in [f"{docs}/%2F%2Fb", f"{docs}//b", "/v1/knowledge-bases//paths/documents/b"]:
+        status, body, location = raw_call(server, "PUT", path, b'{"text": "overwritten"}')
+        assert status in (404, 422) and not location, (path, status, body)
+    assert json.loads(call(server, "GET", f"{docs}/b", key=ADMIN)[1])["text"] == "bravo"

@@ -77,6 +77,11 @@ def test_operators_combined(spec, expected):
         ({"x": {"nested": 1}}, "filter.x"),
         ({"x": {"$not": 3}}, "filter.x.$not"),
         ({"": 1}, "filter."),
+        ({"n": float("-inf")}, "filter.n"),
+        ({"n": {"$gt": float("inf")}}, "filter.n.$gt"),
+        ({"n": {"$lte": float("nan")}}, "filter.n.$lte"),
+        ({"n": {"$in": [1, float("inf")]}}, "filter.n.$in"),
+        ({"$or": [{"n": {"$ne": float("-inf")}}]}, "filter.$or[0].n.$ne"),
     ],
 )
 def test_a_malformed_filter_names_the_part_that_is_wrong(spec, path):

@@ -106,7 +106,7 @@ class Documents(MethodView):
         return {"items": [document_body(d) for d in page.items], "next_cursor": page.next_cursor}
 
 
-@blp.route("/<path:document_id>")
+@blp.route("/<document_id:document_id>")
 class DocumentById(MethodView):
     @blp.response(200, DocumentSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
