@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error
 
 import postgres
 from entrypoints.app import close_app, create_app
