@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -103,6 +104,18 @@ class Service:
             self.server.stop()
             self.server = None
 
+    def walk(self, path: str, limit: int) -> list[dict[str, Any]]:
+        """Every item of a paginated listing, following next_cursor."""
+        items: list[dict[str, Any]] = []
+        cursor = ""
+        for _ in range(1000):
+            page = expect(self.call("GET", f"{path}?limit={limit}{cursor}"), 200)
+            items += page["items"]
+            if page.get("next_cursor") is None:
+                return items
+            cursor = f"&cursor={quote(page['next_cursor'], safe='')}"
+        raise AssertionError(f"{path} never reached its last page")
+
     def call(self, method: str, path: str, body: Any = None) -> Answer:
         """One request on a new connection; NaN and infinities go out as Python writes them."""
         assert self.server is not None
@@ -120,3 +133,25 @@ class Service:
         except ValueError:
             parsed = raw.decode(errors="replace")
         return Answer(response.status, parsed, response.getheader("Location"))
+
+
+class WrongStatusError(AssertionError):
+    """An answer with a status the model did not expect."""
+
+
+# One subclass per rule: Hypothesis tells failures apart by exception type and line, so each
+# rule's wrong answers are reported (and shrunk) as a bug of their own, not just the shortest.
+WRONG_STATUS: dict[str, type[WrongStatusError]] = {}
+
+
+def expect(answer: Answer, *statuses: int) -> Any:
+    """The answer's body if its status is one of `statuses`, else a WrongStatusError."""
+    if answer.status not in statuses:
+        rule = sys._getframe(1).f_code.co_name
+        error = WRONG_STATUS.setdefault(
+            rule, type(f"WrongStatusIn_{rule}", (WrongStatusError,), {})
+        )
+        redirect = f" (redirected to {answer.location})" if answer.location else ""
+        wanted = " or ".join(map(str, statuses))
+        raise error(f"answered {answer.status}{redirect}, expected {wanted}: {answer.body!r}")
+    return answer.body

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from typing import Any
-from urllib.parse import quote
 
 import hypothesis.strategies as st
 import pytest
@@ -38,7 +36,16 @@ from stateful_model import (
     valid_description,
     valid_document_id,
 )
-from stateful_service import STOPS, Answer, Service, document_path
+from stateful_service import STOPS, Answer, Service, document_path, expect
+from stateful_strategies import (
+    DESCRIPTIONS,
+    DOCUMENT_IDS,
+    FILTERS,
+    KB_NAMES,
+    METADATA,
+    NEW_DOCUMENTS,
+    WORDS,
+)
 
 pytestmark = pytest.mark.server
 
@@ -49,91 +56,6 @@ SETTINGS = settings(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-# Mostly the knowledge base that the first step creates, sometimes another (often missing).
-KB_NAMES = st.sampled_from(["kb-a", "kb-a", "kb-a", "kb-b"])
-ID_CHARS = ["a", "b", "/", ".", "%", " ", "é", "字", "😀", "\n", "\t", "\x00", "\udc80", "?", "#"]
-# Ids a careless client or an attacker would try: the oracle says which are valid.
-VALID_IDS = [
-    "a", "b", "a/b", "a.b", "..a", "%2F", "100%", "a b", "é/字", "😀", "delete", "a?b#c",
-    "x" * 256, "é" * 256, "😀" * 256, "a/" * 127 + "ab",
-]  # fmt: skip
-INVALID_IDS = [
-    "x" * 257, "a/" * 128, "/a", "//b", "a/", "a//b", ".", "..", "./a", "a/./b", "a/../b",
-    " a", "a ", "\u3000a", "a\nb", "\n", "a\tb", "\x00", "a\x00", "\udc80", "a\x85",
-]  # fmt: skip
-# Four in five are valid ids (so that documents pile up), often the same few (so that steps
-# meet the documents that earlier steps stored).
-DOCUMENT_IDS = st.one_of(
-    st.sampled_from(VALID_IDS),
-    st.sampled_from(VALID_IDS[:4]),
-    st.sampled_from(VALID_IDS[:4]),
-    st.text(ID_CHARS, min_size=1, max_size=4).filter(valid_document_id),
-    st.sampled_from(INVALID_IDS) | st.text(ID_CHARS, min_size=1, max_size=4),
-)
-WORDS = st.text(["a", "b", "é", "字", "😀", " ", "\n", "\t", ".", "/", "%"], max_size=10)
-DESCRIPTIONS = st.one_of(
-    *[st.text(["a", " ", "é", "\n"], max_size=4)] * 3, st.sampled_from(["\x00", "a\x00b"])
-)
-SCALARS = st.one_of(
-    st.sampled_from(["x", "y", "é", "Z", ""]),
-    st.integers(-3, 3),
-    st.sampled_from([0.5, -1.5, 2.0]),
-    st.booleans(),
-)
-KEYS = st.sampled_from(["group", "n", "tags", "é/k"])
-METADATA = st.dictionaries(KEYS, st.one_of(SCALARS, st.lists(SCALARS, max_size=3)), max_size=3)
-BOUNDS = st.one_of(
-    st.integers(-3, 3), st.sampled_from([0.5, -1.5, "x", "é", -math.inf, math.inf, math.nan])
-)
-LEAF_FILTERS = st.one_of(
-    st.builds(lambda key, value: {key: value}, KEYS, SCALARS),
-    st.builds(lambda k, op, v: {k: {op: v}}, KEYS, st.sampled_from(["$gt", "$lte"]), BOUNDS),
-    st.builds(lambda k, op, v: {k: {op: v}}, KEYS, st.sampled_from(["$ne", "$eq"]), SCALARS),
-    st.builds(
-        lambda k, op, v: {k: {op: v}},
-        KEYS,
-        st.sampled_from(["$in", "$nin"]),
-        st.lists(SCALARS, min_size=1, max_size=3),
-    ),
-    st.builds(lambda key, value: {key: {"$exists": value}}, KEYS, st.booleans()),
-)
-FILTERS = st.recursive(
-    LEAF_FILTERS,
-    lambda inner: st.one_of(
-        st.builds(lambda fs: {"$or": fs}, st.lists(inner, min_size=1, max_size=2)),
-        st.builds(lambda fs: {"$and": fs}, st.lists(inner, min_size=1, max_size=2)),
-        st.builds(lambda f: {"$not": f}, inner),
-    ),
-    max_leaves=3,
-)
-NEW_DOCUMENTS = st.lists(
-    st.tuples(st.none() | st.sampled_from(VALID_IDS) | DOCUMENT_IDS, WORDS, METADATA),
-    min_size=1,
-    max_size=3,
-    unique_by=lambda doc: doc[0],
-)
-
-
-class WrongStatusError(AssertionError):
-    """An answer with a status the model did not expect."""
-
-
-# One subclass per rule: Hypothesis tells failures apart by exception type and line, so each
-# rule's wrong answers are reported (and shrunk) as a bug of their own, not just the shortest.
-WRONG_STATUS: dict[str, type[WrongStatusError]] = {}
-
-
-def expect(answer: Answer, *statuses: int) -> Any:
-    """The answer's body if its status is one of `statuses`, else a WrongStatusError."""
-    if answer.status not in statuses:
-        rule = sys._getframe(1).f_code.co_name
-        error = WRONG_STATUS.setdefault(
-            rule, type(f"WrongStatusIn_{rule}", (WrongStatusError,), {})
-        )
-        redirect = f" (redirected to {answer.location})" if answer.location else ""
-        wanted = " or ".join(map(str, statuses))
-        raise error(f"answered {answer.status}{redirect}, expected {wanted}: {answer.body!r}")
-    return answer.body
 
 
 class KnowledgeBaseMachine(RuleBasedStateMachine):
@@ -339,12 +261,12 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_service_agrees_with_the_model(self) -> None:
-        listed = self.walk("/v1/knowledge-bases", 2)
+        listed = self.service.walk("/v1/knowledge-bases", 2)
         assert [(kb["name"], kb["description"], kb["document_count"]) for kb in listed] == [
             (name, kb.description, len(kb.documents)) for name, kb in sorted(self.model.kbs.items())
         ]
         for name, kb in self.model.kbs.items():
-            listed = self.walk(f"/v1/knowledge-bases/{name}/documents", 3)
+            listed = self.service.walk(f"/v1/knowledge-bases/{name}/documents", 3)
             assert [doc["id"] for doc in listed] == sorted(kb.documents), name
             for doc in listed:
                 assert same([doc["text"], doc["metadata"]], [*kb.documents[doc["id"]]]), doc
@@ -365,18 +287,6 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
             for doc_id, result in zip(batch, expect(answer, 200)["results"], strict=True):
                 (hit,) = result["hits"]
                 assert hit["id"] == doc_id and math.isclose(hit["score"], 1, abs_tol=1e-4), hit
-
-    def walk(self, path: str, limit: int) -> list[dict[str, Any]]:
-        """Every item of a paginated listing, following next_cursor."""
-        items: list[dict[str, Any]] = []
-        cursor = ""
-        for _ in range(1000):
-            page = expect(self.call("GET", f"{path}?limit={limit}{cursor}"), 200)
-            items += page["items"]
-            if page.get("next_cursor") is None:
-                return items
-            cursor = f"&cursor={quote(page['next_cursor'], safe='')}"
-        raise AssertionError(f"{path} never reached its last page")
 
 
 @pytest.mark.both_backends
