@@ -71,3 +71,5 @@ NEW_DOCUMENTS = st.lists(
     max_size=3,
     unique_by=lambda doc: doc[0],
 )
+# A document to read, replace, patch or delete: any id, or (a number) one that is stored.
+TARGETS = st.one_of(st.integers(0, 99), DOCUMENT_IDS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, note, settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -44,6 +44,7 @@ from stateful_strategies import (
     KB_NAMES,
     METADATA,
     NEW_DOCUMENTS,
+    TARGETS,
     WORDS,
 )
 
@@ -70,6 +71,15 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
 
     def call(self, method: str, path: str, body: Any = None) -> Answer:
         return self.service.call(method, path, body)
+
+    def resolve(self, name: str, target: str | int) -> str:
+        """An id, or a number: the id of that stored document (modulo how many there are)."""
+        if isinstance(target, str):
+            return target
+        ids = sorted(self.model.kbs[name].documents) if name in self.model.kbs else []
+        doc_id = ids[target % len(ids)] if ids else "a"
+        note(f"document {target} of {name!r} is {doc_id!r}")
+        return doc_id
 
     def refusal(self, name: str, doc_id: str) -> tuple[int, ...]:
         """The statuses a per-document route may answer before it reaches the document."""
@@ -135,12 +145,11 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
                 assert valid_document_id(item["id"]) and item["id"] not in kb.documents, item
                 kb.documents[item["id"]] = (doc["text"], doc["metadata"])
 
-    @rule(
-        name=KB_NAMES, doc_id=DOCUMENT_IDS, words=WORDS, metadata=METADATA, same_text=st.booleans()
-    )
+    @rule(name=KB_NAMES, doc_id=TARGETS, words=WORDS, metadata=METADATA, same_text=st.booleans())
     def upsert_document(
-        self, name: str, doc_id: str, words: str, metadata: dict[str, Any], same_text: bool
+        self, name: str, doc_id: str | int, words: str, metadata: dict[str, Any], same_text: bool
     ) -> None:
+        doc_id = self.resolve(name, doc_id)
         kb = self.model.kbs.get(name)
         old = kb.documents.get(doc_id) if kb else None
         text = old[0] if old and same_text else self.model.unique_text(words)
@@ -154,8 +163,9 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
         assert (stored["id"], stored["text"]) == (doc_id, text), stored
         kb.documents[doc_id] = (text, metadata)
 
-    @rule(name=KB_NAMES, doc_id=DOCUMENT_IDS, metadata=METADATA)
-    def patch_metadata(self, name: str, doc_id: str, metadata: dict[str, Any]) -> None:
+    @rule(name=KB_NAMES, doc_id=TARGETS, metadata=METADATA)
+    def patch_metadata(self, name: str, doc_id: str | int, metadata: dict[str, Any]) -> None:
+        doc_id = self.resolve(name, doc_id)
         answer = self.call("PATCH", document_path(name, doc_id), {"metadata": metadata})
         if refused := self.refusal(name, doc_id):
             expect(answer, *refused)
@@ -167,8 +177,9 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
         assert same(expect(answer, 200)["metadata"], metadata)
         documents[doc_id] = (documents[doc_id][0], metadata)
 
-    @rule(name=KB_NAMES, doc_id=DOCUMENT_IDS)
-    def read_document(self, name: str, doc_id: str) -> None:
+    @rule(name=KB_NAMES, doc_id=TARGETS)
+    def read_document(self, name: str, doc_id: str | int) -> None:
+        doc_id = self.resolve(name, doc_id)
         answer = self.call("GET", document_path(name, doc_id))
         if refused := self.refusal(name, doc_id):
             expect(answer, *refused)
@@ -178,8 +189,9 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
         else:
             expect(answer, 404)
 
-    @rule(name=KB_NAMES, doc_id=DOCUMENT_IDS)
-    def delete_document(self, name: str, doc_id: str) -> None:
+    @rule(name=KB_NAMES, doc_id=TARGETS)
+    def delete_document(self, name: str, doc_id: str | int) -> None:
+        doc_id = self.resolve(name, doc_id)
         answer = self.call("DELETE", document_path(name, doc_id))
         if refused := self.refusal(name, doc_id):
             expect(answer, *refused)
@@ -192,7 +204,7 @@ class KnowledgeBaseMachine(RuleBasedStateMachine):
             expect(self.call("DELETE", document_path(name, doc_id)), 204)
             del self.model.kbs[name].documents[doc_id]
 
-    @rule(name=KB_NAMES, where=st.just({}) | FILTERS, dry_run=st.booleans())
+    @rule(name=KB_NAMES, where=FILTERS | FILTERS | st.just({}), dry_run=st.booleans())
     def delete_by_filter(self, name: str, where: dict[str, Any], dry_run: bool) -> None:
         body = {"filter": where, "dry_run": dry_run}
         answer = self.call("POST", f"/v1/knowledge-bases/{name}/documents/delete", body)
