@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from domain.errors import StorageError
 from domain.locking import ReadWriteLock
-from domain.model import KnowledgeBase
+from domain.model import KnowledgeBase, validate_name
 from domain.ports import (
     DocumentRepository,
     KeywordIndex,
@@ -81,8 +81,9 @@ class Catalog:
         with self._lock:
             slot = self._slots.get(name)
         if slot is None:
-            # Raises KnowledgeBaseNotFoundError when the repository does not know it either.
-            slot = self.load(self._repository.get_knowledge_base(name))
+            # Raises KnowledgeBaseNotFoundError when the repository does not know it either;
+            # a name no knowledge base can have is refused by the rule first, on every backend.
+            slot = self.load(self._repository.get_knowledge_base(validate_name(name)))
         return slot
 
     def is_live(self, name: str, slot: Slot) -> bool:

@@ -24,6 +24,7 @@ from domain.model import (
     Page,
     validate_document_id,
     validate_metadata,
+    validate_name,
 )
 from domain.ports import Labels, Vectors
 
@@ -92,6 +93,7 @@ class DocumentUseCases(KnowledgeBaseAccess):
             )
 
     def get_document(self, kb_name: str, document_id: str) -> Document:
+        validate_name(kb_name)
         return self._repository.get_document(kb_name, validate_document_id(document_id))
 
     def list_documents(
@@ -103,6 +105,7 @@ class DocumentUseCases(KnowledgeBaseAccess):
     ) -> Page:
         """A page of documents by id; the cursor is the last id, so inserts never shift pages."""
         where = parse_filter(filter) if filter is not None else None
+        validate_name(kb_name)
         found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)
         more = len(found) > limit
         return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)

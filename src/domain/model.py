@@ -26,7 +26,7 @@ DOCUMENT_ID_RULE = (
     "leading or trailing whitespace, and no empty, '.' or '..' segment between '/'s"
 )
 # Unicode category Cc (C0, DEL, C1) and Cs (lone surrogates, which UTF-8 cannot encode).
-_UNADDRESSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNADDRESSABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_METADATA_KEY_LENGTH = 128
 MAX_DESCRIPTION_LENGTH = 10_000
 
@@ -127,6 +127,7 @@ def validate_document_id(document_id: str) -> str:
 
 
 def is_addressable(document_id: object) -> bool:
+    """Whether `document_id` keeps DOCUMENT_ID_RULE: one URL path names exactly it."""
     return (
         isinstance(document_id, str)
         and 1 <= len(document_id) <= MAX_DOCUMENT_ID_LENGTH

@@ -109,7 +109,7 @@ class KnowledgeBaseService(DocumentUseCases):
         return kb
 
     def get_knowledge_base(self, name: str) -> KnowledgeBaseInfo:
-        kb = self._repository.get_knowledge_base(name)
+        kb = self._repository.get_knowledge_base(validate_name(name))
         return self._info(kb)
 
     def list_knowledge_bases(self, limit: int = 100, cursor: str | None = None) -> Page:

@@ -8,9 +8,13 @@ KNOWLEDGE_BASES = "/v1/knowledge-bases"
 
 
 def segment(value: str) -> str:
-    """One URL path segment: "/", "?", "#" and "%" escaped, and "." / ".." kept literal."""
+    """One URL path segment: "/", "?", "#" and "%" escaped, and "." / ".." kept literal.
+
+    The service reads the decoded path as the id, so every id arrives exactly as given; one
+    that breaks its id rule (such as "/a" or "..") is refused there (422), never aliased here.
+    """
     quoted = quote(value, safe="")
-    # A bare "." or ".." segment would be folded away by URL normalisation.
+    # A bare "." or ".." segment would be folded away by URL normalisation: another resource.
     return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
 
 

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from domain.model import DOCUMENT_ID_RULE
+from domain.model import DOCUMENT_ID_RULE, NAME_RULE
 
 pytestmark = pytest.mark.both_backends
 
@@ -29,6 +29,8 @@ ODD_VALID_IDS = [
     "a..b",
     "\uffff",
     "x" * 256,
+    "🎉" * 256,  # the longest id in characters, 1 KiB of UTF-8
+    "a/" * 127 + "ab",
 ]
 
 
@@ -192,3 +194,28 @@ def test_a_document_named_delete_is_read_written_and_removed_by_its_own_routes(
     assert set(texts(list_all)) == {"delete", "keep"}
     assert client.delete(f"{DOCS}/delete").status_code == 204
     assert set(texts(list_all)) == {"keep"}
+
+
+@pytest.mark.parametrize(
+    "name", ["%2E", "%2E%2E", "kb%20", "%20kb", "KB", "kb%0A", "k%C3%A9", "kb%00"]
+)
+def test_a_knowledge_base_path_no_knowledge_base_can_have_is_refused_by_the_name_rule(
+    client, kb, name, expect_error
+):
+    for method, suffix, body in [
+        ("get", "", None),
+        ("patch", "", {"description": "x"}),
+        ("delete", "", None),
+        ("get", "/documents", None),
+        ("post", "/documents", {"text": "x"}),
+        ("get", "/documents/a", None),
+        ("put", "/documents/a", {"text": "x"}),
+        ("patch", "/documents/a", {"metadata": {}}),
+        ("delete", "/documents/a", None),
+        ("post", "/documents/delete", {"ids": ["a"]}),
+        ("post", "/search", {"query": "x"}),
+    ]:
+        response = getattr(client, method)(f"{KBS}/{name}{suffix}", json=body)
+        assert NAME_RULE in expect_error(response, 422, "name")["message"], (method, suffix)
+
+    assert client.get(f"{KBS}/kb").status_code == 200
