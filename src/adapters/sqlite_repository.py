@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from adapters import document_records as records
+from adapters import sqlite_rows
 from adapters.heap import release_free_memory
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.sqlite_schema import open_database
+from adapters.sqlite_writes import SqliteWrites
 from domain.errors import DocumentExistsError, KnowledgeBaseExistsError, StorageError
-from domain.model import Chunking, Document, KnowledgeBase
+from domain.model import Document, KnowledgeBase
 from domain.ports import Labels, Vectors
 
 
@@ -32,6 +34,7 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         super().__init__()
         self._path = Path(path)
         self._db, self._owner = open_database(self._path)
+        self._writes = SqliteWrites(self._db, self._path.parent)
         with self._lock:
             self._load()
 
@@ -49,16 +52,20 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             self._owner.close()
 
     def ping(self) -> None:
-        """Ask the file a trivial question; StorageError if it cannot answer (for /readyz)."""
+        """Ask the file a trivial question; StorageError if it cannot answer (for /readyz).
+
+        StorageFullError after a write found the disk full, until there is room again.
+        """
         try:
             with self._lock:
                 self._db.execute("SELECT 1 FROM knowledge_bases LIMIT 1").fetchall()
+                self._writes.check_space()
         except sqlite3.Error as error:
             raise StorageError(f"the SQLite database does not answer: {error}") from error
 
     def _load(self) -> None:
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):
-            super().add_knowledge_base(_kb_from_row(row))
+            super().add_knowledge_base(sqlite_rows.kb_from_row(row))
         for kb, loaded in self._records().items():
             self._shelf(kb).load(loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
@@ -88,7 +95,7 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         for kb, doc_id, text, metadata, created_at, updated_at, truncated, count in rows:
             packed = chunks[kb].pop(doc_id, b"")
             if len(packed) != count * width:
-                raise _disagreement(self._path, kb, doc_id, len(packed) // width, count)
+                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, count)
             record = records.pack_fields(
                 text,
                 records.pack_metadata(json.loads(metadata) if metadata != "{}" else {}),
@@ -100,7 +107,7 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             loaded[kb].append((doc_id, record))
         for kb, orphans in chunks.items():
             for doc_id, packed in orphans.items():  # chunk rows of no document
-                raise _disagreement(self._path, kb, doc_id, len(packed) // width, 0)
+                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, 0)
         return loaded
 
     def allocate_chunk_ids(self, count: int) -> list[int]:
@@ -112,29 +119,35 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         with self._lock:
             if kb.name in self._shelves:
                 raise KnowledgeBaseExistsError(kb.name)
-            with self._db:
-                self._db.execute(
-                    "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _kb_row(kb)
+            self._writes.commit(
+                lambda: self._db.execute(
+                    "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    sqlite_rows.kb_row(kb),
                 )
+            )
             super().add_knowledge_base(kb)
 
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._lock:
             self._shelf(kb.name)
-            with self._db:
-                self._db.execute(
+            self._writes.commit(
+                lambda: self._db.execute(
                     "UPDATE knowledge_bases SET description = ?, metadata = ? WHERE name = ?",
                     (kb.description, json.dumps(dict(kb.metadata)), kb.name),
                 )
+            )
             super().update_knowledge_base(kb)
 
     def remove_knowledge_base(self, name: str) -> None:
         with self._lock:
             self._shelf(name)
-            with self._db:
+
+            def drop() -> None:
                 self._db.execute("DELETE FROM chunks WHERE kb = ?", (name,))
                 self._db.execute("DELETE FROM documents WHERE kb = ?", (name,))
                 self._db.execute("DELETE FROM knowledge_bases WHERE name = ?", (name,))
+
+            self._writes.commit(drop)
             super().remove_knowledge_base(name)
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
@@ -142,16 +155,18 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
             taken = self.existing_ids(kb, [doc.id for doc in documents])
             if taken:
                 raise DocumentExistsError(kb, taken)
-            with self._db:
-                self._insert(kb, documents, vectors)
+            self._writes.commit(lambda: self._insert(kb, documents, vectors))
             super().add_documents(kb, documents, vectors)
 
     def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
         with self._lock:
             self._shelf(kb)
-            with self._db:
+
+            def replace() -> None:
                 self._delete(kb, [document.id])
                 self._insert(kb, [document], vectors)
+
+            self._writes.commit(replace)
             return super().replace_document(kb, document, vectors)
 
     def update_metadata(
@@ -159,18 +174,18 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
     ) -> Document:
         with self._lock:
             self.get_document(kb, document_id)
-            with self._db:
-                self._db.execute(
+            self._writes.commit(
+                lambda: self._db.execute(
                     "UPDATE documents SET metadata = ?, updated_at = ? WHERE kb = ? AND id = ?",
                     (json.dumps(metadata), updated_at.isoformat(), kb, document_id),
                 )
+            )
             return super().update_metadata(kb, document_id, metadata, updated_at)
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:
             present = self.existing_ids(kb, list(dict.fromkeys(document_ids)))
-            with self._db:
-                self._delete(kb, present)
+            self._writes.commit(lambda: self._delete(kb, present))
             return super().remove_documents(kb, present)
 
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
@@ -205,7 +220,7 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         self._db.executemany(
             "INSERT INTO documents (kb, id, text, metadata, created_at, updated_at, truncated, "
             "chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [_document_row(kb, doc) for doc in documents],
+            [sqlite_rows.document_row(kb, doc) for doc in documents],
         )
         chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]
         blobs = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -221,39 +236,3 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
         keys = [(kb, doc_id) for doc_id in document_ids]
         self._db.executemany("DELETE FROM chunks WHERE kb = ? AND document_id = ?", keys)
         self._db.executemany("DELETE FROM documents WHERE kb = ? AND id = ?", keys)
-
-
-def _kb_row(kb: KnowledgeBase) -> tuple[Any, ...]:
-    return (
-        kb.name, kb.model, kb.dimension, kb.created_at.isoformat(), kb.description,
-        json.dumps(dict(kb.metadata)), kb.chunking.value, kb.chunk_overlap,
-    )  # fmt: skip
-
-
-def _kb_from_row(row: sqlite3.Row) -> KnowledgeBase:
-    return KnowledgeBase(
-        name=row["name"],
-        model=row["model"],
-        dimension=row["dimension"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        description=row["description"],
-        metadata=json.loads(row["metadata"]),
-        chunking=Chunking(row["chunking"]),
-        chunk_overlap=row["chunk_overlap"],
-    )
-
-
-def _document_row(kb: str, doc: Document) -> tuple[Any, ...]:
-    return (
-        kb, doc.id, doc.text, json.dumps(dict(doc.metadata)), doc.created_at.isoformat(),
-        doc.updated_at.isoformat(), int(doc.truncated), len(doc.chunks),
-    )  # fmt: skip
-
-
-def _disagreement(path: Path, kb: str, doc_id: str, found: int, stored: int) -> StorageError:
-    return StorageError(
-        f"{path}: knowledge base {kb!r}, document {doc_id!r} has {found} chunk row(s) but "
-        f"{stored} were stored with it: the index and the documents disagree, so kb-service will "
-        "not start on this file. Something other than kb-service changed it; restore it from a "
-        "backup."
-    )

@@ -76,6 +76,12 @@ def open_database(path: Path) -> tuple[sqlite3.Connection, IO[bytes]]:
         _check_identity(db, path)  # before any pragma: a foreign file is left as it was
         _configure(db)
         _migrate(db)
+    except sqlite3.Error as error:  # a full disk, most likely: creating or upgrading writes
+        lock.close()
+        raise StorageError(
+            f"{path} could not be created or upgraded ({error}); it was left as it was. Check "
+            f"the disk holding the data folder {path.parent} (KB_DATA_DIR)."
+        ) from error
     except BaseException:
         lock.close()
         raise
@@ -104,10 +110,14 @@ def _create(path: Path) -> None:
         leftover.unlink(missing_ok=True)  # a creation cut short: never was in place
     db = sqlite3.connect(fresh, isolation_level=None)
     try:
-        _configure(db)
+        # A rollback journal, not yet the WAL: WAL mode maps a -shm file into memory, and on a
+        # full ext4 disk a new one's pages fail to appear with SIGBUS, killing the process.
+        db.execute("PRAGMA page_size = 8192")
+        db.execute("PRAGMA synchronous = FULL")
         _migrate(db)
+        db.execute("PRAGMA journal_mode = WAL")  # recorded in the file; the WAL opens later
     finally:
-        db.close()  # the last connection: the WAL is checkpointed into the file and removed
+        db.close()
     with fresh.open("rb") as file:
         os.fsync(file.fileno())
     os.replace(fresh, path)
@@ -185,5 +195,6 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(f"PRAGMA user_version = {step + 1}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                db.execute("ROLLBACK")
             raise

@@ -12,6 +12,7 @@ from domain.errors import (
     ModelUnavailableError,
     NotFoundError,
     StorageError,
+    StorageFullError,
 )
 from domain.model import (
     Chunk,
@@ -63,6 +64,7 @@ __all__ = [
     "SearchRequest",
     "Span",
     "StorageError",
+    "StorageFullError",
     "UnitOfWork",
     "VectorIndex",
     "VectorIndexFactory",

@@ -65,3 +65,7 @@ class ModelUnavailableError(DomainError):
 
 class StorageError(DomainError):
     """The data store cannot be used: a foreign or newer file, or another process holds it."""
+
+
+class StorageFullError(StorageError):
+    """The disk holding the data is full: writes are refused, stored data is kept."""

@@ -16,6 +16,7 @@ from domain.errors import (
     ModelUnavailableError,
     NotFoundError,
     StorageError,
+    StorageFullError,
 )
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (ConflictError, 409),
     (InvalidInputError, 422),
     (ModelUnavailableError, 503),
+    # The disk is full: retrying will not help until someone frees space (it is not the client).
+    (StorageFullError, 507),
     # The database is down or busy: retry later (data already stored is not at risk).
     (StorageError, 503),
 ]

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields
 
-from domain.errors import DomainError
+from domain.errors import DomainError, StorageFullError
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
@@ -32,6 +32,8 @@ def database_state() -> str:
         return "in-process"
     try:
         ping()
+    except StorageFullError as error:  # it answers, but cannot take a write
+        abort(503, message=error.message)
     except DomainError as error:
         abort(503, message=f"database unreachable: {error.message}")
     return "reachable"
