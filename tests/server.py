@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -19,6 +20,10 @@ KB = str(Path(sys.executable).with_name("kb"))
 # The checkout these tests belong to: a server subprocess runs its code, not whatever checkout
 # the virtualenv's editable install points at (a second work tree shares one virtualenv).
 SOURCE = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
+# `Server(..., app=FAKE_APP)`: the real gunicorn and configuration, serving the fake embedder.
+FAKE_APP = "fake_wsgi:app"
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:entrypoints.gunicorn_config"]
 
 
 def free_port() -> int:
@@ -29,23 +34,28 @@ def free_port() -> int:
 
 def server_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(SOURCE), *filter(None, [env.get("PYTHONPATH")])])
+    paths = [str(SOURCE), str(TESTS), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     env.update(settings)
     return env
 
 
 class Server:
-    """A `kb serve` process on a free port; `call` speaks JSON to it."""
+    """A `kb serve` process on a free port; `call` speaks JSON to it.
 
-    def __init__(self, log_path: Path, **settings: str) -> None:
+    With `app`, gunicorn runs with the same configuration but serves that WSGI object instead.
+    """
+
+    def __init__(self, log_path: Path, app: str | None = None, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings.setdefault("KB_DATA_DIR", str(log_path.with_suffix(".data")))
         env = server_env(KB_PORT=str(self.port), KB_LOG_LEVEL="info", **settings)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         # A session of its own, so `crash()` can SIGKILL the master and its worker together.
+        command = [KB, "serve"] if app is None else [*GUNICORN, app]
         self.process = subprocess.Popen(
-            [KB, "serve"], env=env, stdout=self._log, stderr=self._log, start_new_session=True
+            command, env=env, stdout=self._log, stderr=self._log, start_new_session=True
         )
 
     def wait_ready(self, timeout: float = 120) -> None:
@@ -56,7 +66,8 @@ class Server:
             try:
                 if self.call("GET", "/readyz")[0] == 200:
                     return
-            except (urllib.error.URLError, ConnectionError):
+            # Refused, or cut off by a worker that died while answering: not ready (yet).
+            except (urllib.error.URLError, ConnectionError, http.client.HTTPException):
                 pass
             time.sleep(0.2)
         raise TimeoutError("server did not become ready")
