@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,23 @@ def on_starting(server: Any) -> None:
         check_storage(_settings.backend, _settings.data_dir, _settings.database_url)
     except (ModelUnavailableError, StorageError) as error:
         sys.exit(f"kb-service: {error.message}")
+
+
+def post_worker_init(worker: Any) -> None:
+    """Ctrl-C (SIGINT) and SIGQUIT end the worker at once without gthread's own quit handler.
+
+    That handler shuts the request thread pool down from inside the signal handler; when the
+    signal lands while the main thread is in `tpool.submit()`, which holds the pool's lock, the
+    shutdown waits for that lock for ever (CPython issue 121649) and gunicorn kills the worker
+    after `graceful_timeout`. Exiting is enough: at exit Python joins the pool's threads itself.
+    """
+    from gunicorn.workers.base import Worker
+
+    def quit_at_once(sig: int, frame: Any) -> None:
+        Worker.handle_quit(worker, sig, frame)  # alive = False, worker_int hook, sys.exit(0)
+
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, quit_at_once)
 
 
 def _reset_metrics_folder() -> None:
