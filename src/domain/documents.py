@@ -43,8 +43,8 @@ class DocumentWriter:
         self._embedder = embedder
         self._clock = clock
 
-    def add_documents(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
-        """Embed and store new documents, all or none; DocumentExistsError if an id is taken."""
+    def add(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
+        """Embed outside the lock, then store all or none; DocumentExistsError if an id is taken."""
         kb, slot = self._catalog.usable(kb_name)
         ids = [doc.id if doc.id is not None else new_document_id() for doc in documents]
         _reject_repeats(ids)
@@ -67,10 +67,10 @@ class DocumentWriter:
             slot.keywords.add([(doc.id, doc.text) for doc in stored])
         return stored
 
-    def upsert_document(
-        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None = None
+    def upsert(
+        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None
     ) -> tuple[Document, bool]:
-        """Create or replace a document, re-embedding only a changed text; (document, created)."""
+        """Re-embed only a changed text; retry if another write changed the document meanwhile."""
         kb, slot = self._catalog.usable(kb_name)
         new = NewDocument(text=text, id=document_id, metadata=metadata or {})
         encoded: EncodedText | None = None
@@ -88,10 +88,9 @@ class DocumentWriter:
             with self._catalog.writing(kb_name, slot):
                 return self._replace(kb_name, slot, new, encoded)
 
-    def update_document_metadata(
+    def update_metadata(
         self, kb_name: str, document_id: str, metadata: Mapping[str, Any]
     ) -> Document:
-        """Replace a document's metadata without re-embedding it."""
         validate_document_id(document_id)
         _, slot = self._catalog.usable(kb_name)
         with self._catalog.writing(kb_name, slot):
@@ -99,23 +98,18 @@ class DocumentWriter:
                 kb_name, document_id, validate_metadata(metadata), self._clock()
             )
 
-    def delete_document(self, kb_name: str, document_id: str) -> None:
-        """Remove one document and its vectors; DocumentNotFoundError if absent."""
-        if not self.delete_documents(kb_name, [document_id]):
+    def delete_one(self, kb_name: str, document_id: str) -> None:
+        if not self.delete(kb_name, [document_id], None, False):
             raise DocumentNotFoundError(kb_name, document_id)
 
-    def delete_documents(
+    def delete(
         self,
         kb_name: str,
-        document_ids: Sequence[str] | None = None,
-        filter: Mapping[str, Any] | None = None,
-        dry_run: bool = False,
+        document_ids: Sequence[str] | None,
+        filter: Mapping[str, Any] | None,
+        dry_run: bool,
     ) -> list[str]:
-        """Remove the listed documents and/or those matching `filter`; return the ids removed.
-
-        With both, a document must be listed and match. `dry_run` removes nothing and returns
-        what would go.
-        """
+        """Pick the doomed ids under the write lock, so none is added or removed meanwhile."""
         if document_ids is None and filter is None:
             raise InvalidInputError(
                 "give 'ids', 'filter' or both", errors={"_schema": ["ids or filter required"]}
@@ -180,18 +174,13 @@ class DocumentReader:
     def __init__(self, repository: DocumentRepository) -> None:
         self._repository = repository
 
-    def get_document(self, kb_name: str, document_id: str) -> Document:
+    def get(self, kb_name: str, document_id: str) -> Document:
         validate_name(kb_name)
         return self._repository.get_document(kb_name, validate_document_id(document_id))
 
-    def list_documents(
-        self,
-        kb_name: str,
-        limit: int = 100,
-        cursor: str | None = None,
-        filter: Mapping[str, Any] | None = None,
+    def page(
+        self, kb_name: str, limit: int, cursor: str | None, filter: Mapping[str, Any] | None
     ) -> Page:
-        """A page of documents by id; the cursor is the last id, so inserts never shift pages."""
         where = parse_filter(filter) if filter is not None else None
         validate_name(kb_name)
         found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)

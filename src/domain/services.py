@@ -109,22 +109,22 @@ class KnowledgeBaseService:
 
     def add_documents(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
         """Embed and store new documents, all or none; DocumentExistsError if an id is taken."""
-        return self._writer.add_documents(kb_name, documents)
+        return self._writer.add(kb_name, documents)
 
     def upsert_document(
         self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None = None
     ) -> tuple[Document, bool]:
         """Create or replace a document, re-embedding only a changed text; (document, created)."""
-        return self._writer.upsert_document(kb_name, document_id, text, metadata)
+        return self._writer.upsert(kb_name, document_id, text, metadata)
 
     def update_document_metadata(
         self, kb_name: str, document_id: str, metadata: Mapping[str, Any]
     ) -> Document:
         """Replace a document's metadata without re-embedding it."""
-        return self._writer.update_document_metadata(kb_name, document_id, metadata)
+        return self._writer.update_metadata(kb_name, document_id, metadata)
 
     def get_document(self, kb_name: str, document_id: str) -> Document:
-        return self._reader.get_document(kb_name, document_id)
+        return self._reader.get(kb_name, document_id)
 
     def list_documents(
         self,
@@ -134,11 +134,11 @@ class KnowledgeBaseService:
         filter: Mapping[str, Any] | None = None,
     ) -> Page:
         """A page of documents by id; the cursor is the last id, so inserts never shift pages."""
-        return self._reader.list_documents(kb_name, limit, cursor, filter)
+        return self._reader.page(kb_name, limit, cursor, filter)
 
     def delete_document(self, kb_name: str, document_id: str) -> None:
         """Remove one document and its vectors; DocumentNotFoundError if absent."""
-        self._writer.delete_document(kb_name, document_id)
+        self._writer.delete_one(kb_name, document_id)
 
     def delete_documents(
         self,
@@ -152,7 +152,7 @@ class KnowledgeBaseService:
         With both, a document must be listed and match. `dry_run` removes nothing and returns
         what would go.
         """
-        return self._writer.delete_documents(kb_name, document_ids, filter, dry_run)
+        return self._writer.delete(kb_name, document_ids, filter, dry_run)
 
     # Search
 
