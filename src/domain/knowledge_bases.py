@@ -35,7 +35,7 @@ class KnowledgeBaseInfo:
     index: IndexInfo
 
 
-class KnowledgeBases:
+class KnowledgeBaseUseCases:
     """Knowledge bases bound to the loaded model; `embedder` only names it and sizes its window."""
 
     def __init__(

@@ -9,7 +9,7 @@ from typing import Any
 from domain.catalog import Catalog
 from domain.documents import DocumentReader, DocumentWriter, new_document_id
 from domain.keywords import NoKeywordIndex
-from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBases
+from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBaseUseCases
 from domain.model import Chunking, Document, Hit, KnowledgeBase, NewDocument, Page
 from domain.ports import (
     Clock,
@@ -57,7 +57,7 @@ class KnowledgeBaseService:
         self.embedder = embedder
         keywords = keyword_factory or _no_keywords
         catalog = Catalog(repository, index_factory, keywords, transaction, embedder)
-        self._knowledge_bases = KnowledgeBases(catalog, repository, embedder, clock)
+        self._knowledge_bases = KnowledgeBaseUseCases(catalog, repository, embedder, clock)
         self._writer = DocumentWriter(catalog, repository, embedder, clock)
         self._reader = DocumentReader(repository)
         self._ranker = Ranker(catalog, repository, embedder, snapshot)
