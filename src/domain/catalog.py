@@ -1,15 +1,18 @@
-"""The live vector index and lock of every knowledge base, kept beside the repository."""
+"""The live indexes and lock of every knowledge base, and safe access to a knowledge base."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from domain.errors import StorageError
+from domain.errors import ConflictError, ModelMismatchError, StorageError
 from domain.locking import ReadWriteLock
 from domain.model import KnowledgeBase, validate_name
 from domain.ports import (
     DocumentRepository,
+    Embedder,
     KeywordIndex,
     KeywordIndexFactory,
     Labels,
@@ -30,7 +33,11 @@ class Slot:
 
 
 class Catalog:
-    """Maps knowledge base names to slots; creation and removal are serialised here."""
+    """Maps knowledge base names to slots; creation and removal are serialised here.
+
+    `embedder` is only asked which model it runs: a knowledge base of another model is
+    refused, never mixed.
+    """
 
     def __init__(
         self,
@@ -38,8 +45,10 @@ class Catalog:
         index_factory: VectorIndexFactory,
         keyword_factory: KeywordIndexFactory,
         transaction: UnitOfWork,
+        embedder: Embedder,
     ) -> None:
         self._repository = repository
+        self._embedder = embedder
         self._transaction = transaction
         self._index_factory = index_factory
         self._keyword_factory = keyword_factory
@@ -99,3 +108,32 @@ class Catalog:
             with self._lock:
                 if self._slots.get(name) is slot:
                     del self._slots[name]
+
+    def usable(self, name: str) -> tuple[KnowledgeBase, Slot]:
+        """The knowledge base and its slot; ModelMismatchError if another model built it."""
+        slot = self.slot(name)
+        kb = self._repository.get_knowledge_base(name)
+        loaded = self._embedder
+        if kb.model != loaded.model_name or kb.dimension != loaded.dimension:
+            raise ModelMismatchError(
+                name, kb.model, kb.dimension, loaded.model_name, loaded.dimension
+            )
+        return kb, slot
+
+    @contextmanager
+    def writing(self, name: str, slot: Slot) -> Iterator[None]:
+        """Hold the knowledge base exclusively, provided `slot` is still its live index.
+
+        A request takes the slot before embedding; if the knowledge base was deleted (and maybe
+        re-created) meanwhile, writing would put vectors into a discarded index.
+        """
+        with slot.lock.writing():
+            if not self.is_live(name, slot):
+                self._repository.get_knowledge_base(name)  # KnowledgeBaseNotFoundError
+                raise ConflictError(
+                    f"knowledge base {name!r} was deleted and re-created while this request "
+                    "ran; nothing was written. Send the request again.",
+                    errors={"kb": ["deleted and re-created meanwhile"]},
+                )
+            with self._transaction():
+                yield

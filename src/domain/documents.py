@@ -1,4 +1,4 @@
-"""Document use cases: add, upsert, patch, list and delete, keeping indexes and store in step."""
+"""Document use cases: write (add, upsert, patch, delete) and read, indexes and store in step."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from domain.access import KnowledgeBaseAccess
-from domain.catalog import Slot
+from domain.catalog import Catalog, Slot
 from domain.cursor import decode_cursor, encode_cursor
 from domain.encoding import EncodedText, encode_texts
 from domain.errors import DocumentExistsError, DocumentNotFoundError, InvalidInputError
@@ -26,27 +25,35 @@ from domain.model import (
     validate_metadata,
     validate_name,
 )
-from domain.ports import Labels, Vectors
+from domain.ports import Clock, DocumentRepository, Embedder, Labels, Vectors
 
 
 def new_document_id() -> str:
     return uuid.uuid4().hex
 
 
-class DocumentUseCases(KnowledgeBaseAccess):
-    """The document half of `KnowledgeBaseService`."""
+class DocumentWriter:
+    """Adds, replaces and removes documents: embeds outside any lock, writes under the catalog's."""
 
-    def add_documents(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
-        """Embed and store new documents, all or none; DocumentExistsError if an id is taken."""
-        kb, slot = self._usable(kb_name)
+    def __init__(
+        self, catalog: Catalog, repository: DocumentRepository, embedder: Embedder, clock: Clock
+    ) -> None:
+        self._catalog = catalog
+        self._repository = repository
+        self._embedder = embedder
+        self._clock = clock
+
+    def add(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
+        """Embed outside the lock, then store all or none; DocumentExistsError if an id is taken."""
+        kb, slot = self._catalog.usable(kb_name)
         ids = [doc.id if doc.id is not None else new_document_id() for doc in documents]
         _reject_repeats(ids)
         self._reject_existing(kb_name, ids)
         encoded = encode_texts(
-            self.embedder, [doc.text for doc in documents], kb.chunking, kb.chunk_overlap
+            self._embedder, [doc.text for doc in documents], kb.chunking, kb.chunk_overlap
         )
         now = self._clock()
-        with self._writing(kb_name, slot):
+        with self._catalog.writing(kb_name, slot):
             labels = self._repository.allocate_chunk_ids(sum(len(e.spans) for e in encoded))
             stored: list[Document] = []
             for doc_id, doc, enc in zip(ids, documents, encoded):
@@ -60,73 +67,49 @@ class DocumentUseCases(KnowledgeBaseAccess):
             slot.keywords.add([(doc.id, doc.text) for doc in stored])
         return stored
 
-    def upsert_document(
-        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None = None
+    def upsert(
+        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None
     ) -> tuple[Document, bool]:
-        """Create or replace a document, re-embedding only a changed text; (document, created)."""
-        kb, slot = self._usable(kb_name)
+        """Re-embed only a changed text; retry if another write changed the document meanwhile."""
+        kb, slot = self._catalog.usable(kb_name)
         new = NewDocument(text=text, id=document_id, metadata=metadata or {})
         encoded: EncodedText | None = None
         while True:
             current = self._find(kb_name, document_id)
             if current is not None and current.text == new.text:
-                with self._writing(kb_name, slot):
+                with self._catalog.writing(kb_name, slot):
                     if self._find(kb_name, document_id) == current:
                         return self._repository.update_metadata(
                             kb_name, document_id, dict(new.metadata), self._clock()
                         ), False
                 continue
             if encoded is None:
-                (encoded,) = encode_texts(self.embedder, [new.text], kb.chunking, kb.chunk_overlap)
-            with self._writing(kb_name, slot):
+                (encoded,) = encode_texts(self._embedder, [new.text], kb.chunking, kb.chunk_overlap)
+            with self._catalog.writing(kb_name, slot):
                 return self._replace(kb_name, slot, new, encoded)
 
-    def update_document_metadata(
+    def update_metadata(
         self, kb_name: str, document_id: str, metadata: Mapping[str, Any]
     ) -> Document:
-        """Replace a document's metadata without re-embedding it."""
         validate_document_id(document_id)
-        _, slot = self._usable(kb_name)
-        with self._writing(kb_name, slot):
+        _, slot = self._catalog.usable(kb_name)
+        with self._catalog.writing(kb_name, slot):
             return self._repository.update_metadata(
                 kb_name, document_id, validate_metadata(metadata), self._clock()
             )
 
-    def get_document(self, kb_name: str, document_id: str) -> Document:
-        validate_name(kb_name)
-        return self._repository.get_document(kb_name, validate_document_id(document_id))
-
-    def list_documents(
-        self,
-        kb_name: str,
-        limit: int = 100,
-        cursor: str | None = None,
-        filter: Mapping[str, Any] | None = None,
-    ) -> Page:
-        """A page of documents by id; the cursor is the last id, so inserts never shift pages."""
-        where = parse_filter(filter) if filter is not None else None
-        validate_name(kb_name)
-        found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)
-        more = len(found) > limit
-        return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)
-
-    def delete_document(self, kb_name: str, document_id: str) -> None:
-        """Remove one document and its vectors; DocumentNotFoundError if absent."""
-        if not self.delete_documents(kb_name, [document_id]):
+    def delete_one(self, kb_name: str, document_id: str) -> None:
+        if not self.delete(kb_name, [document_id], None, False):
             raise DocumentNotFoundError(kb_name, document_id)
 
-    def delete_documents(
+    def delete(
         self,
         kb_name: str,
-        document_ids: Sequence[str] | None = None,
-        filter: Mapping[str, Any] | None = None,
-        dry_run: bool = False,
+        document_ids: Sequence[str] | None,
+        filter: Mapping[str, Any] | None,
+        dry_run: bool,
     ) -> list[str]:
-        """Remove the listed documents and/or those matching `filter`; return the ids removed.
-
-        With both, a document must be listed and match. `dry_run` removes nothing and returns
-        what would go.
-        """
+        """Pick the doomed ids under the write lock, so none is added or removed meanwhile."""
         if document_ids is None and filter is None:
             raise InvalidInputError(
                 "give 'ids', 'filter' or both", errors={"_schema": ["ids or filter required"]}
@@ -135,7 +118,7 @@ class DocumentUseCases(KnowledgeBaseAccess):
             validate_document_id(document_id)
         where = parse_filter(filter) if filter is not None else None
         slot = self._catalog.slot(kb_name)
-        with self._writing(kb_name, slot):
+        with self._catalog.writing(kb_name, slot):
             doomed = self._doomed(kb_name, document_ids, where)
             if dry_run:
                 return doomed
@@ -183,6 +166,26 @@ class DocumentUseCases(KnowledgeBaseAccess):
         slot.index.add(_labels([document]), encoded.vectors)
         slot.keywords.add([(document.id, document.text)])
         return document, replaced is None
+
+
+class DocumentReader:
+    """Reads documents straight from the repository: no index, no lock."""
+
+    def __init__(self, repository: DocumentRepository) -> None:
+        self._repository = repository
+
+    def get(self, kb_name: str, document_id: str) -> Document:
+        validate_name(kb_name)
+        return self._repository.get_document(kb_name, validate_document_id(document_id))
+
+    def page(
+        self, kb_name: str, limit: int, cursor: str | None, filter: Mapping[str, Any] | None
+    ) -> Page:
+        where = parse_filter(filter) if filter is not None else None
+        validate_name(kb_name)
+        found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)
+        more = len(found) > limit
+        return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)
 
 
 def _document(

@@ -52,7 +52,19 @@ class DocumentExistsError(ConflictError):
 
 
 class ModelMismatchError(ConflictError):
-    """A knowledge base was built with another embedding model than the one loaded."""
+    """A knowledge base was built with another embedding model than the one loaded.
+
+    `model` is the one the knowledge base needs: the service must run it to use it again.
+    """
+
+    def __init__(self, kb: str, model: str, dimension: int, loaded: str, loaded_dimension: int):
+        super().__init__(
+            f"knowledge base {kb!r} was built with model {model!r} ({dimension} dimensions) but "
+            f"the service runs {loaded!r} ({loaded_dimension} dimensions); run the service with "
+            f"model {model!r} to use this knowledge base",
+            errors={"model": [f"built with {model!r}"]},
+        )
+        self.model = model
 
 
 class InvalidInputError(DomainError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -125,6 +125,13 @@ UnitOfWork = Callable[[], AbstractContextManager[None]]
 """Opens a unit of work: every repository and index call the current thread makes inside it
 commits together or not at all (stores shared by several processes, such as PostgreSQL).
 Without one, each call is atomic on its own and the knowledge base's lock keeps them in step."""
+
+Clock = Callable[[], datetime]
+"""Tells the time stamped on knowledge bases and documents (timezone-aware)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DocumentRepository(Protocol):

@@ -8,12 +8,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from domain.catalog import Slot
+from domain.catalog import Catalog, Slot
 from domain.encoding import encode_texts, mean_direction, vector_query
+from domain.errors import InvalidInputError
 from domain.keywords import reciprocal_rank_fusion
 from domain.model import Document, Hit, KnowledgeBase, Passage
 from domain.ports import DocumentRepository, Embedder, UnitOfWork, Vectors
 from domain.search_request import (
+    MAX_BATCH_QUERIES,
     MAX_KEYWORD_QUERY_CHARS,
     MAX_QUERY_CHUNKS,
     MAX_TOP_K,
@@ -30,16 +32,25 @@ class Ranker:
     """Ranks a knowledge base's documents by the cosine similarity of their best chunk."""
 
     def __init__(
-        self, embedder: Embedder, repository: DocumentRepository, snapshot: UnitOfWork
+        self,
+        catalog: Catalog,
+        repository: DocumentRepository,
+        embedder: Embedder,
+        snapshot: UnitOfWork,
     ) -> None:
-        self._embedder = embedder
+        self._catalog = catalog
         self._repository = repository
+        self._embedder = embedder
         self._snapshot = snapshot
 
-    def search(
-        self, kb: KnowledgeBase, slot: Slot, requests: Sequence[SearchRequest]
-    ) -> list[list[Hit]]:
-        """Answer several requests; all their query texts go to the model in one batch."""
+    def search(self, kb_name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Answer 1 to MAX_BATCH_QUERIES requests; their query texts share one model batch."""
+        if not 1 <= len(requests) <= MAX_BATCH_QUERIES:
+            raise InvalidInputError(
+                f"a batch holds 1 to {MAX_BATCH_QUERIES} searches",
+                errors={"queries": [f"1 to {MAX_BATCH_QUERIES} searches"]},
+            )
+        kb, slot = self._catalog.usable(kb_name)
         vectors = self._query_vectors(kb, requests)
         # The lock before the snapshot's pooled connection, in the order writers take them.
         with slot.lock.reading(), self._snapshot():

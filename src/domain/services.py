@@ -2,48 +2,34 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from contextlib import nullcontext
 from typing import Any
 
-from domain.access import Clock, utc_now
-from domain.cursor import decode_cursor, encode_cursor
-from domain.documents import DocumentUseCases, new_document_id
-from domain.errors import InvalidInputError
-from domain.model import (
-    Chunking,
-    Hit,
-    KnowledgeBase,
-    KnowledgeBaseStats,
-    Page,
-    validate_description,
-    validate_metadata,
-    validate_name,
-)
+from domain.catalog import Catalog
+from domain.documents import DocumentReader, DocumentWriter, new_document_id
+from domain.keywords import NoKeywordIndex
+from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBaseUseCases
+from domain.model import Chunking, Document, Hit, KnowledgeBase, NewDocument, Page
 from domain.ports import (
-    IndexInfo,
+    Clock,
+    DocumentRepository,
+    Embedder,
+    KeywordIndexFactory,
+    UnitOfWork,
+    VectorIndexFactory,
+    utc_now,
 )
-from domain.ranking import SearchRequest
-from domain.search_request import MAX_BATCH_QUERIES
+from domain.ranking import Ranker, SearchRequest
 
 __all__ = ["Clock", "KnowledgeBaseInfo", "KnowledgeBaseService", "new_document_id", "utc_now"]
 
-log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_OVERLAP = 32
-
-
-@dataclass(frozen=True)
-class KnowledgeBaseInfo:
-    """A knowledge base with its live counts and what its vector index is like now."""
-
-    knowledge_base: KnowledgeBase
-    stats: KnowledgeBaseStats
-    index: IndexInfo
+def _no_keywords(kb: KnowledgeBase) -> NoKeywordIndex:
+    return NoKeywordIndex()
 
 
-class KnowledgeBaseService(DocumentUseCases):
+class KnowledgeBaseService:
     """Create knowledge bases, add and remove documents, and rank documents by similarity.
 
     Thread-safe: embedding happens outside any lock; each knowledge base lets searches run
@@ -52,27 +38,33 @@ class KnowledgeBaseService(DocumentUseCases):
     Build it with `KnowledgeBaseService(embedder, repository, index_factory, keyword_factory)`,
     e.g. `index_factory=by_dimension(FaissVectorIndex)`; `keyword_factory` enables hybrid
     (keyword + meaning) search, without it only dense. Stores shared by several processes
-    also pass `transaction=` (a UnitOfWork) so each write commits as one.
+    also pass `transaction=` (a UnitOfWork) so each write commits as one, and `snapshot=` so
+    each search's reads see one state of the store (see UnitOfWork).
+
+    A facade: each use case is one call to a part built with only the ports it uses.
     """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        repository: DocumentRepository,
+        index_factory: VectorIndexFactory,
+        keyword_factory: KeywordIndexFactory | None = None,
+        clock: Clock = utc_now,
+        transaction: UnitOfWork = nullcontext,
+        snapshot: UnitOfWork = nullcontext,
+    ) -> None:
+        self.embedder = embedder
+        keywords = keyword_factory or _no_keywords
+        catalog = Catalog(repository, index_factory, keywords, transaction, embedder)
+        self._knowledge_bases = KnowledgeBaseUseCases(catalog, repository, embedder, clock)
+        self._writer = DocumentWriter(catalog, repository, embedder, clock)
+        self._reader = DocumentReader(repository)
+        self._ranker = Ranker(catalog, repository, embedder, snapshot)
 
     def load(self) -> int:
         """Build every knowledge base's index from the repository; return how many."""
-        count = 0
-        after: str | None = None
-        while batch := self._repository.list_knowledge_bases(500, after):
-            for kb in batch:
-                self._catalog.load(kb)
-                if kb.model != self.embedder.model_name:
-                    log.error(
-                        "knowledge base %r was built with model %r, not the loaded %r: it will "
-                        "refuse searches and writes (409) until the service runs that model",
-                        kb.name,
-                        kb.model,
-                        self.embedder.model_name,
-                    )
-            count += len(batch)
-            after = batch[-1].name
-        return count
+        return self._knowledge_bases.load()
 
     # Knowledge bases
 
@@ -88,42 +80,17 @@ class KnowledgeBaseService(DocumentUseCases):
 
         `chunk_overlap` defaults to 32 tokens, or half the model's window if that is smaller.
         """
-        if chunk_overlap is None:
-            chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, self.embedder.window // 2)
-        if not 0 <= chunk_overlap < self.embedder.window:
-            raise InvalidInputError(
-                f"chunk_overlap must be between 0 and {self.embedder.window - 1}",
-                errors={"chunk_overlap": [f"must be in [0, {self.embedder.window - 1}]"]},
-            )
-        kb = KnowledgeBase(
-            name=validate_name(name),
-            model=self.embedder.model_name,
-            dimension=self.embedder.dimension,
-            created_at=self._clock(),
-            description=validate_description(description),
-            metadata=metadata or {},
-            chunking=Chunking(chunking),
-            chunk_overlap=chunk_overlap,
-        )
-        self._catalog.create(kb)
-        return kb
+        return self._knowledge_bases.create(name, description, metadata, chunking, chunk_overlap)
 
     def get_knowledge_base(self, name: str) -> KnowledgeBaseInfo:
-        kb = self._repository.get_knowledge_base(validate_name(name))
-        return self._info(kb)
+        return self._knowledge_bases.get(name)
 
     def list_knowledge_bases(self, limit: int = 100, cursor: str | None = None) -> Page:
-        found = self._repository.list_knowledge_bases(limit + 1, decode_cursor(cursor))
-        items = [self._info(kb) for kb in found[:limit]]
-        more = len(found) > limit
-        return Page(items, encode_cursor(found[limit - 1].name) if more else None)
+        return self._knowledge_bases.page(limit, cursor)
 
     def count_knowledge_bases(self) -> int:
         """How many knowledge bases there are now (on a shared store, every process's)."""
-        count, after = 0, None
-        while batch := self._repository.list_knowledge_bases(1000, after):
-            count, after = count + len(batch), batch[-1].name
-        return count
+        return self._knowledge_bases.count()
 
     def update_knowledge_base(
         self,
@@ -132,25 +99,60 @@ class KnowledgeBaseService(DocumentUseCases):
         metadata: Mapping[str, Any] | None = None,
     ) -> KnowledgeBaseInfo:
         """Change a knowledge base's description and/or metadata (metadata is replaced)."""
-        slot = self._catalog.slot(kb_name)
-        with self._writing(kb_name, slot):
-            kb = self._repository.get_knowledge_base(kb_name)
-            changes: dict[str, Any] = {}
-            if description is not None:
-                changes["description"] = validate_description(description)
-            if metadata is not None:
-                changes["metadata"] = validate_metadata(metadata)
-            kb = replace(kb, **changes)
-            self._repository.update_knowledge_base(kb)
-            return self._info(kb)
-
-    def _info(self, kb: KnowledgeBase) -> KnowledgeBaseInfo:
-        index = self._catalog.slot(kb.name).index.describe()
-        return KnowledgeBaseInfo(kb, self._repository.stats(kb.name), index)
+        return self._knowledge_bases.update(kb_name, description, metadata)
 
     def delete_knowledge_base(self, name: str) -> None:
         """Remove a knowledge base with all its documents and vectors."""
-        self._catalog.remove(name)
+        self._knowledge_bases.delete(name)
+
+    # Documents
+
+    def add_documents(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
+        """Embed and store new documents, all or none; DocumentExistsError if an id is taken."""
+        return self._writer.add(kb_name, documents)
+
+    def upsert_document(
+        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None = None
+    ) -> tuple[Document, bool]:
+        """Create or replace a document, re-embedding only a changed text; (document, created)."""
+        return self._writer.upsert(kb_name, document_id, text, metadata)
+
+    def update_document_metadata(
+        self, kb_name: str, document_id: str, metadata: Mapping[str, Any]
+    ) -> Document:
+        """Replace a document's metadata without re-embedding it."""
+        return self._writer.update_metadata(kb_name, document_id, metadata)
+
+    def get_document(self, kb_name: str, document_id: str) -> Document:
+        return self._reader.get(kb_name, document_id)
+
+    def list_documents(
+        self,
+        kb_name: str,
+        limit: int = 100,
+        cursor: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> Page:
+        """A page of documents by id; the cursor is the last id, so inserts never shift pages."""
+        return self._reader.page(kb_name, limit, cursor, filter)
+
+    def delete_document(self, kb_name: str, document_id: str) -> None:
+        """Remove one document and its vectors; DocumentNotFoundError if absent."""
+        self._writer.delete_one(kb_name, document_id)
+
+    def delete_documents(
+        self,
+        kb_name: str,
+        document_ids: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Remove the listed documents and/or those matching `filter`; return the ids removed.
+
+        With both, a document must be listed and match. `dry_run` removes nothing and returns
+        what would go.
+        """
+        return self._writer.delete(kb_name, document_ids, filter, dry_run)
 
     # Search
 
@@ -160,10 +162,4 @@ class KnowledgeBaseService(DocumentUseCases):
 
     def search_many(self, kb_name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """Answer up to MAX_BATCH_QUERIES searches at once; their texts share one model batch."""
-        if not 1 <= len(requests) <= MAX_BATCH_QUERIES:
-            raise InvalidInputError(
-                f"a batch holds 1 to {MAX_BATCH_QUERIES} searches",
-                errors={"queries": [f"1 to {MAX_BATCH_QUERIES} searches"]},
-            )
-        kb, slot = self._usable(kb_name)
-        return self._ranker.search(kb, slot, requests)
+        return self._ranker.search(kb_name, requests)

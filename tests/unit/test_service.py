@@ -210,8 +210,9 @@ def test_a_knowledge_base_of_another_model_is_refused_not_mixed(repository, kb, 
         FakeEmbedder(model_name="other"), repository, by_dimension(FakeVectorIndex)
     )
     other.load()
-    with pytest.raises(ModelMismatchError, match="KB_EMBEDDING_MODEL"):
+    with pytest.raises(ModelMismatchError, match="run the service with model 'fake-model'") as e:
         other.add_documents(kb, [NewDocument("text")])
+    assert e.value.model == "fake-model"
     with pytest.raises(ModelMismatchError):
         other.search(kb, SearchRequest(query="text"))
 
