@@ -35,26 +35,28 @@ ALWAYS_ANSWERED = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", 
 def create_app(
     settings: Settings | None = None,
     *,
+    container: Container | None = None,
     embedder: Embedder | None = None,
     background: bool = False,
     on_load_failure: Callable[[], None] | None = None,
 ) -> Flask:
-    """Build the WSGI app. Tests pass their own settings and a fake embedder.
+    """Build the WSGI app over `container` (default: one reading the KB_* variables).
 
-    With `background`, the model and the data load in a thread: /healthz answers at once and
-    /readyz says 503 until loading is done; the API answers 503 meanwhile. Otherwise loading
-    happens here and a failure raises.
+    Tests pass their own `settings` and a fake `embedder`, or a container with any provider
+    overridden (a repository, an index factory). With `background`, the model and the data
+    load in a thread: /healthz answers at once and /readyz says 503 until loading is done; the
+    API answers 503 meanwhile. Otherwise loading happens here and a failure raises.
     """
-    settings = settings or Settings.from_env()
-    container = Container()
-    container.config.from_dict(settings.as_dict())
+    container = container or Container()
+    if settings is not None:
+        container.settings.override(providers.Object(settings))
     if embedder is not None:
         container.embedder.override(providers.Object(embedder))
+    settings = container.settings()
     readiness = Readiness()
 
     def load() -> int:
-        container.init_resources()
-        service = container.service()
+        service = container.service()  # opens the chosen backend's store
         if background:  # the served process (tests build many apps: leave theirs collectable)
             # The model and the stored documents live as long as the process: frozen, the
             # collector stops walking them at every full collection, which building a million
@@ -73,6 +75,7 @@ def create_app(
     install_paths(app)
     app.config.update(_flask_config(settings))
     app.extensions["kb_container"] = container
+    container.wire()
     app.extensions["kb_readiness"] = readiness
     observed = metrics.install_metrics(app, repository)
     container.batch_observer.override(providers.Object(observed.observe_batch))
