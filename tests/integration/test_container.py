@@ -10,6 +10,7 @@ from flask import Flask
 
 from domain.model import KnowledgeBase
 from entrypoints.container import Container
+from entrypoints.settings import BACKENDS
 from fakes import FakeDocumentRepository, FakeVectorIndex
 
 DOCUMENTS = [
@@ -70,3 +71,7 @@ def test_the_container_selects_the_store_of_the_backend_in_its_settings(
         )
     finally:
         container.shutdown_resources()
+
+
+def test_every_backend_the_settings_accept_has_a_bundle_and_no_other():
+    assert set(Container.backend.providers) == set(BACKENDS)
