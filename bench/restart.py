@@ -56,7 +56,7 @@ import numpy as np
 from adapters.sqlite_repository import SqliteDocumentRepository
 from domain.model import Chunk, Document, KnowledgeBase, Span
 
-DATABASE_FILE = "kb.sqlite3"  # entrypoints.container.DATABASE_FILE
+DATABASE_FILE = "kb.sqlite3"  # entrypoints.backends.memory.DATABASE_FILE
 KB_NAME = "restart-bench"
 DIMENSION = 384
 BATCH = 2000

@@ -1,7 +1,8 @@
-"""create_app: builds settings, the DI container, the service and the flask-smorest API."""
+"""create_app: the flask-smorest API over the DI container, which holds the settings and ports."""
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from flask_smorest import Api
 from werkzeug.wrappers import Response
 
 from domain.ports import DocumentRepository, Embedder
+from domain.services import KnowledgeBaseService
 from entrypoints import metrics
 from entrypoints.auth import install_auth
 from entrypoints.blueprints import documents, knowledge_bases, search, system, web
@@ -35,45 +37,31 @@ ALWAYS_ANSWERED = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", 
 def create_app(
     settings: Settings | None = None,
     *,
+    container: Container | None = None,
     embedder: Embedder | None = None,
     background: bool = False,
     on_load_failure: Callable[[], None] | None = None,
 ) -> Flask:
-    """Build the WSGI app. Tests pass their own settings and a fake embedder.
+    """Build the WSGI app over `container` (default: one reading the KB_* variables).
 
-    With `background`, the model and the data load in a thread: /healthz answers at once and
-    /readyz says 503 until loading is done; the API answers 503 meanwhile. Otherwise loading
-    happens here and a failure raises.
+    Tests pass their own `settings` and a fake `embedder`, or a container with any provider
+    overridden (a repository, an index factory). With `background`, the model and the data
+    load in a thread: /healthz answers at once and /readyz says 503 until loading is done; the
+    API answers 503 meanwhile. Otherwise loading happens here and a failure raises.
     """
-    settings = settings or Settings.from_env()
-    container = Container()
-    container.config.from_dict(settings.as_dict())
-    if embedder is not None:
-        container.embedder.override(providers.Object(embedder))
+    container = _configured(container or Container(), settings, embedder)
+    settings = container.settings()  # the one Settings object; KB_SETTINGS is the same one
     readiness = Readiness()
-
-    def load() -> int:
-        container.init_resources()
-        service = container.service()
-        if background:  # the served process (tests build many apps: leave theirs collectable)
-            # The model and the stored documents live as long as the process: frozen, the
-            # collector stops walking them at every full collection, which building a million
-            # documents' indexes triggers dozens of times (30 s of CPU without this).
-            gc.collect()
-            gc.freeze()
-        loaded = service.load()
-        if background:
-            gc.freeze()
-        return loaded
-
-    def repository() -> DocumentRepository | None:
-        return container.repository() if readiness.ready.is_set() else None
-
     app = Flask("kb-service", static_folder=None)
     install_paths(app)
     app.config.update(_flask_config(settings))
     app.extensions["kb_container"] = container
     app.extensions["kb_readiness"] = readiness
+    container.wire()
+
+    def repository() -> DocumentRepository | None:
+        return container.repository() if readiness.ready.is_set() else None
+
     observed = metrics.install_metrics(app, repository)
     container.batch_observer.override(providers.Object(observed.observe_batch))
     _register_api(app, settings)
@@ -83,15 +71,40 @@ def create_app(
     install_auth(app, settings)
     _refuse_until_ready(app, readiness)
     install_limits(app, settings, lambda: container.service().count_knowledge_bases())
+    loader = functools.partial(load, container, freeze=background)
     if background:
-        readiness.start(load, on_load_failure)
+        readiness.start(loader, on_load_failure)
     else:
-        readiness.run(load)
+        readiness.run(loader)
         if readiness.exception is not None:
-            container.unwire()
-            container.shutdown_resources()
+            close_app(app)
             raise readiness.exception
     return app
+
+
+def _configured(
+    container: Container, settings: Settings | None, embedder: Embedder | None
+) -> Container:
+    if settings is not None:
+        container.settings.override(providers.Object(settings))
+    if embedder is not None:
+        container.embedder.override(providers.Object(embedder))
+    return container
+
+
+def load(container: Container, freeze: bool) -> int:
+    """Open the chosen backend's store, load the model, build every index; return how many."""
+    service: KnowledgeBaseService = container.service()
+    if freeze:  # the served process (tests build many apps: leave theirs collectable)
+        # The model and the stored documents live as long as the process: frozen, the
+        # collector stops walking them at every full collection, which building a million
+        # documents' indexes triggers dozens of times (30 s of CPU without this).
+        gc.collect()
+        gc.freeze()
+    loaded = service.load()
+    if freeze:
+        gc.freeze()
+    return loaded
 
 
 def _register_api(app: Flask, settings: Settings) -> None:

@@ -39,9 +39,7 @@ def download_model(args: argparse.Namespace) -> int:
     from entrypoints.settings import Settings, SettingsError
 
     try:
-        container = Container()
-        container.config.from_dict(Settings.from_env().as_dict())
-        embedder = container.embedder()
+        embedder = Container(settings=Settings.from_env()).embedder()
     except (ModelUnavailableError, SettingsError) as error:
         print(f"kb: {getattr(error, 'message', error)}", file=sys.stderr)
         return 1

@@ -1,40 +1,22 @@
-"""The dependency-injector container: the only module that names concrete adapters."""
+"""The dependency-injector container: with its backend bundles, the only code naming adapters."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 from dependency_injector import containers, providers
 
-from adapters.faiss_index import FaissVectorIndex
-from adapters.fts_keyword_index import Fts5KeywordIndex
-from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
 from adapters.onnx_embedder import OnnxEmbedder
-from adapters.pgvector_index import PgVectorIndex
-from adapters.postgres_database import PostgresDatabase
-from adapters.postgres_keyword_index import PgKeywordIndex
-from adapters.postgres_repository import PostgresDocumentRepository
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
-from adapters.sqlite_repository import SqliteDocumentRepository
 from domain.errors import ModelUnavailableError
-from domain.model import KnowledgeBase
-from domain.ports import (
-    DocumentRepository,
-    Embedder,
-    KeywordIndexFactory,
-    VectorIndexFactory,
-    by_dimension,
-)
+from domain.ports import Embedder
 from domain.services import KnowledgeBaseService
+from entrypoints.backends import MemoryBackend, PostgresBackend
+from entrypoints.settings import Settings
 
-__all__ = ["Container", "check_storage", "resolve_model"]
-
-DATABASE_FILE = "kb.sqlite3"
+__all__ = ["Container", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
@@ -66,122 +48,46 @@ def make_embedder(
     )
 
 
-def memory_repository(backend: str, data_dir: str) -> Iterator[DocumentRepository | None]:
-    """RAM only for KB_DATA_DIR=:memory:, else RAM backed by a SQLite file in KB_DATA_DIR.
-
-    None on other backends (init_resources() starts every resource, selected or not).
-    """
-    if backend != "memory":
-        yield None
-        return
-    if data_dir == ":memory:":
-        yield InMemoryDocumentRepository()
-        return
-    repository = SqliteDocumentRepository(Path(data_dir) / DATABASE_FILE)
-    try:
-        yield repository
-    finally:
-        repository.close()
-
-
-def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
-    """Each knowledge base's keyword index lives in this process (rebuilt at start)."""
-    return Fts5KeywordIndex()
-
-
-def postgres_database(
-    backend: str, url: str, pool_size: int, timeout: int
-) -> Iterator[PostgresDatabase | None]:
-    """The pool every `postgres` adapter shares; the schema is migrated before it opens.
-
-    None on other backends (init_resources() starts every resource, selected or not).
-    """
-    if backend != "postgres":
-        yield None
-        return
-    database = PostgresDatabase(url, pool_size, timeout=timeout)
-    try:
-        yield database
-    finally:
-        database.close()
-
-
-def postgres_indexes(database: PostgresDatabase, exact_limit: int) -> VectorIndexFactory:
-    return lambda kb: PgVectorIndex(database, kb.name, kb.dimension, exact_limit)
-
-
-def postgres_keywords(database: PostgresDatabase) -> KeywordIndexFactory:
-    return lambda kb: PgKeywordIndex(database, kb.name)
-
-
-def check_storage(backend: str, data_dir: str, database_url: str = "") -> None:
-    """Open the store once, so a foreign or newer file or database stops start-up at once.
-
-    For PostgreSQL this also creates or migrates the schema, once, before workers start.
-    """
-    if backend == "memory" and data_dir != ":memory:":
-        SqliteDocumentRepository.check(Path(data_dir) / DATABASE_FILE)
-    if backend == "postgres":
-        PostgresDatabase(database_url, pool_size=1).close()
-
-
 class Container(containers.DeclarativeContainer):
-    wiring_config = containers.WiringConfiguration(packages=["entrypoints.blueprints"])
+    """Every port the service uses, built from one Settings object (KB_* variables by default).
 
-    config = providers.Configuration(strict=True)
+    `create_app` wires it into the blueprints; a test overrides any provider (the embedder, the
+    repository, an index factory) before handing it to `create_app(container=...)`.
+    """
+
+    # create_app wires the container it serves: wiring is process-global, not per instance.
+    wiring_config = containers.WiringConfiguration(
+        packages=["entrypoints.blueprints"], auto_wire=False
+    )
+
+    settings = providers.Singleton(Settings.from_env)
     # Told the size and duration of every model batch; the app overrides it to feed /metrics.
     batch_observer: providers.Object[Callable[[int, float], None] | None] = providers.Object(None)
 
     embedder = providers.Singleton(
         make_embedder,
-        runtime=config.embedding_runtime,
-        model=config.embedding_model,
-        device=config.device,
-        batch_size=config.embed_batch_size,
+        runtime=settings.provided.embedding_runtime,
+        model=settings.provided.embedding_model,
+        device=settings.provided.device,
+        batch_size=settings.provided.embed_batch_size,
         observer=batch_observer,
     )
-    database = providers.Resource(
-        postgres_database,
-        backend=config.backend,
-        url=config.database_url,
-        pool_size=config.database_pool_size,
-        timeout=config.database_timeout,
+    # The one place the backend is chosen. A bundle's stores open when first asked for, so only
+    # the chosen one ever opens (init_resources() would start both).
+    backend = providers.Selector(
+        settings.provided.backend,
+        memory=providers.Container(MemoryBackend, settings=settings),
+        postgres=providers.Container(PostgresBackend, settings=settings),
     )
-    repository = providers.Selector(
-        config.backend,
-        memory=providers.Resource(
-            memory_repository, backend=config.backend, data_dir=config.data_dir
-        ),
-        postgres=providers.Singleton(PostgresDocumentRepository, database),
-    )
-    index_factory = providers.Selector(
-        config.backend,
-        memory=providers.Callable(
-            by_dimension,
-            providers.Callable(
-                functools.partial, FaissVectorIndex, ann_threshold=config.ann_threshold
-            ),
-        ),
-        postgres=providers.Callable(
-            postgres_indexes, database, exact_limit=config.exact_search_limit
-        ),
-    )
-    keyword_factory = providers.Selector(
-        config.backend,
-        memory=providers.Object(fts5_keywords),
-        postgres=providers.Callable(postgres_keywords, database),
-    )
-    # PostgreSQL commits each write's rows, vectors and keywords together; RAM needs no unit.
-    transaction = providers.Selector(
-        config.backend,
-        memory=providers.Object(contextlib.nullcontext),
-        postgres=database.provided.transaction,
-    )
-    snapshot = providers.Selector(
-        config.backend,
-        memory=providers.Object(contextlib.nullcontext),
-        postgres=database.provided.snapshot,
-    )
+    repository = backend.provided.repository.call()
+    index_factory = backend.provided.index_factory.call()
+    keyword_factory = backend.provided.keyword_factory.call()
+    transaction = backend.provided.transaction.call()
+    snapshot = backend.provided.snapshot.call()
+    # Called, not injected: each opens or asks the store anew ("reachable" or "in-process").
+    check_storage = backend.provided.check_storage.call()
+    storage_state = backend.provided.storage_state.call()
+
     service = providers.Singleton(
         KnowledgeBaseService,
         embedder=embedder,

@@ -41,11 +41,12 @@ def on_starting(server: Any) -> None:
     # stops the server within seconds with a readable message instead of a crash loop.
     _reset_metrics_folder()
     from domain.errors import ModelUnavailableError, StorageError
-    from entrypoints.container import check_storage, resolve_model
+    from entrypoints.container import Container, resolve_model
 
     try:
         resolve_model(_settings.embedding_model)
-        check_storage(_settings.backend, _settings.data_dir, _settings.database_url)
+        # A foreign or newer store stops start-up here; PostgreSQL's schema is migrated once.
+        Container(settings=_settings).check_storage()
     except (ModelUnavailableError, StorageError) as error:
         sys.exit(f"kb-service: {error.message}")
 

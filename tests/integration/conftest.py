@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 import postgres
 from adapters.postgres_database import PostgresDatabase
 from entrypoints.app import close_app, create_app
+from entrypoints.container import Container
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
 
@@ -42,16 +43,15 @@ def fake_embedder() -> FakeEmbedder:
 
 
 @pytest.fixture
-def make_app(fake_embedder: FakeEmbedder, backend: str) -> Iterator[Callable[..., Flask]]:
-    """Build apps with chosen settings; every container is unwired afterwards (wiring is global).
+def make_container(fake_embedder: FakeEmbedder, backend: str) -> Callable[..., Container]:
+    """Containers with chosen settings and the fake embedder; override any port before make_app.
 
-    On the `postgres` backend the test database is emptied before the test's first app, so
-    apps made later in the same test (a restart) see what the first one wrote.
+    On the `postgres` backend the test database is emptied before the test's first container,
+    so apps made later in the same test (a restart) see what the first one wrote.
     """
-    built: list[Flask] = []
     cleaned: list[str] = []
 
-    def make(**settings: Any) -> Flask:
+    def make(**settings: Any) -> Container:
         settings.setdefault("data_dir", ":memory:")
         settings.setdefault("backend", backend)
         if settings["backend"] == "postgres" and "database_url" not in settings:
@@ -59,7 +59,21 @@ def make_app(fake_embedder: FakeEmbedder, backend: str) -> Iterator[Callable[...
             if not cleaned:
                 postgres.clean(settings["database_url"])
                 cleaned.append(settings["database_url"])
-        app = create_app(Settings(**settings), embedder=fake_embedder)
+        container = Container(settings=Settings(**settings))
+        container.embedder.override(fake_embedder)
+        return container
+
+    return make
+
+
+@pytest.fixture
+def make_app(make_container: Callable[..., Container]) -> Iterator[Callable[..., Flask]]:
+    """Build apps with chosen settings (or over a given container); every container is unwired
+    and closed afterwards (wiring is global)."""
+    built: list[Flask] = []
+
+    def make(container: Container | None = None, **settings: Any) -> Flask:
+        app = create_app(container=container or make_container(**settings))
         app.config["TESTING"] = True
         built.append(app)
         return app

@@ -200,9 +200,7 @@ def test_the_default_runtime_is_onnx_runtime_where_the_model_exports(embedder, t
     (folder / "onnx" / "kb-service").symlink_to(embedder.export_dir, target_is_directory=True)
     settings = Settings(data_dir=":memory:", embedding_model=str(folder))
     assert settings.embedding_runtime == "auto"
-    container = Container()
-    container.config.from_dict(settings.as_dict())
-    chosen = container.embedder()
+    chosen = Container(settings=settings).embedder()
     assert isinstance(chosen, OnnxEmbedder)
     assert np.array_equal(chosen.embed(TEXTS[:3]), embedder.embed(TEXTS[:3]))
 

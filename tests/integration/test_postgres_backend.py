@@ -405,7 +405,7 @@ def test_a_database_gone_mid_service_is_a_503_that_says_so(make_app):
     app = make_app()
     client = app.test_client()
     assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
-    app.extensions["kb_container"].database().close()
+    app.extensions["kb_container"].backend().database().close()
     response = client.get("/v1/knowledge-bases/kb")
     assert response.status_code == 503
     assert "database unavailable" in response.get_json()["message"]

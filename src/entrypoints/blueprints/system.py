@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from dependency_injector.wiring import Provide, inject
+from dependency_injector.wiring import Provide, Provider, inject
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
@@ -15,6 +16,7 @@ from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
 from entrypoints.schemas import HealthSchema, InfoSchema, ReadySchema
+from entrypoints.settings import Settings
 from entrypoints.version import VERSION
 
 blp = Blueprint("system", __name__, description="What is running, and is it alive.")
@@ -24,31 +26,31 @@ class ReadyChecksSchema(ReadySchema):
     database = fields.String(metadata={"description": "'reachable', or 'in-process' (no file)"})
 
 
-def database_state() -> str:
-    """Ask the store a trivial question where there is one to ask; 503 if it cannot answer."""
-    repository = current_app.extensions["kb_container"].repository()
-    ping = getattr(repository, "ping", None)  # only stores outside the process have one
-    if ping is None:
-        return "in-process"
+def storage_state(ask: Callable[[], str]) -> str:
+    """Ask the backend's store a trivial question; 503 if it cannot answer."""
     try:
-        ping()
+        state = ask()
     except StorageFullError as error:  # it answers, but cannot take a write
         abort(503, message=error.message)
     except DomainError as error:
         abort(503, message=f"database unreachable: {error.message}")
-    return "reachable"
+    return state
 
 
 @blp.route("/v1/info")
 class Info(MethodView):
     @blp.response(200, InfoSchema)
     @inject
-    def get(self, service: KnowledgeBaseService = Provide[Container.service]) -> dict[str, Any]:
+    def get(
+        self,
+        service: KnowledgeBaseService = Provide[Container.service],
+        settings: Settings = Provide[Container.settings],
+    ) -> dict[str, Any]:
         """Version, backend and embedding model"""
         embedder = service.embedder
         return {
             "version": VERSION,
-            "backend": current_app.config["KB_SETTINGS"].backend,
+            "backend": settings.backend,
             "model": embedder.model_name,
             "dimension": embedder.dimension,
             "max_seq_length": embedder.max_seq_length,
@@ -61,19 +63,24 @@ class Ready(MethodView):
     @blp.doc(security=[])
     @blp.response(200, ReadyChecksSchema)
     @blp.alt_response(503, response="DEFAULT_ERROR", description="Still loading, or failed.")
-    def get(self) -> dict[str, Any]:
+    @inject
+    def get(
+        self,
+        ask_storage: Callable[[], str] = Provider[Container.storage_state],
+        service: Callable[[], KnowledgeBaseService] = Provider[Container.service],
+    ) -> dict[str, Any]:
         """Readiness: the model and every knowledge base are loaded, the database answers"""
+        # Providers, not values: nothing may be built or asked before loading is done.
         readiness = current_app.extensions["kb_readiness"]
         if not readiness.ready.is_set():
             message = readiness.error or "loading the model and the knowledge bases"
             abort(503, message=message)
-        database = database_state()
+        database = storage_state(ask_storage)
         # Counted now, not at start: knowledge bases come and go (and other workers make some).
-        service = current_app.extensions["kb_container"].service()
         return {
             "status": "ready",
             "load_seconds": readiness.load_seconds,
-            "knowledge_bases": service.count_knowledge_bases(),
+            "knowledge_bases": service().count_knowledge_bases(),
             "database": database,
         }
 

@@ -1,0 +1,74 @@
+"""The `memory` backend: FAISS and dicts in RAM, each write journaled to SQLite in KB_DATA_DIR."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from dependency_injector import containers, providers
+
+from adapters.faiss_index import FaissVectorIndex
+from adapters.fts_keyword_index import Fts5KeywordIndex
+from adapters.memory_repository import InMemoryDocumentRepository
+from adapters.sqlite_repository import SqliteDocumentRepository
+from domain.model import KnowledgeBase
+from domain.ports import DocumentRepository, by_dimension
+from entrypoints.settings import Settings
+
+DATABASE_FILE = "kb.sqlite3"
+IN_RAM = ":memory:"  # KB_DATA_DIR that keeps nothing on disk
+
+
+def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
+    """RAM only for KB_DATA_DIR=:memory:, else RAM backed by a SQLite file in KB_DATA_DIR."""
+    if data_dir == IN_RAM:
+        yield InMemoryDocumentRepository()
+        return
+    repository = SqliteDocumentRepository(Path(data_dir) / DATABASE_FILE)
+    try:
+        yield repository
+    finally:
+        repository.close()
+
+
+def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
+    """Each knowledge base's keyword index lives in this process (rebuilt at start)."""
+    return Fts5KeywordIndex()
+
+
+def check_file(data_dir: str) -> None:
+    """Open the file once, so a foreign or newer one stops start-up at once."""
+    if data_dir != IN_RAM:
+        SqliteDocumentRepository.check(Path(data_dir) / DATABASE_FILE)
+
+
+def file_state(data_dir: str, repository: Callable[[], SqliteDocumentRepository]) -> str:
+    """Ask the file a trivial question (StorageError if it cannot answer); RAM has none."""
+    if data_dir == IN_RAM:
+        return "in-process"
+    repository().ping()
+    return "reachable"
+
+
+class MemoryBackend(containers.DeclarativeContainer):
+    """Storage for one process: the repository holds it all; indexes are rebuilt at start."""
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    repository = providers.Resource(memory_repository, data_dir=settings.provided.data_dir)
+    index_factory = providers.Callable(
+        by_dimension,
+        providers.Callable(
+            functools.partial, FaissVectorIndex, ann_threshold=settings.provided.ann_threshold
+        ),
+    )
+    keyword_factory = providers.Object(fts5_keywords)
+    # One process owns the data and each write holds its knowledge base's lock: no unit needed.
+    transaction = providers.Object(contextlib.nullcontext)
+    snapshot = providers.Object(contextlib.nullcontext)
+    check_storage = providers.Callable(check_file, data_dir=settings.provided.data_dir)
+    storage_state = providers.Callable(
+        file_state, data_dir=settings.provided.data_dir, repository=repository.provider
+    )
