@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from domain.search_request import MAX_BATCH_QUERIES, MAX_QUERY_CHARS
+from domain.search_request import MAX_BATCH_QUERIES, MAX_QUERY_CHARS, MAX_TOP_K
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory", "postgres")
 RUNTIMES = ("auto", "onnx", "torch")
-TOP_K_CEILING = 1000  # the domain's own cap on hits per search
 
 
 class SettingsError(ValueError):
@@ -36,7 +35,7 @@ class Settings:
     max_batch_queries: int = 32
     max_metadata_keys: int = 64
     max_metadata_bytes: int = 65536
-    max_top_k: int = TOP_K_CEILING
+    max_top_k: int = MAX_TOP_K
     max_knowledge_bases: int = 1000
     ann_threshold: int = 50_000
     # Never in repr(): a connection URL may carry a password.
@@ -95,8 +94,8 @@ class Settings:
             raise SettingsError(
                 f"KB_LOG_LEVEL={self.log_level!r}: use debug, info, warning or error"
             )
-        if self.max_top_k > TOP_K_CEILING:
-            raise SettingsError(f"KB_MAX_TOP_K={self.max_top_k}: at most {TOP_K_CEILING}")
+        if self.max_top_k > MAX_TOP_K:
+            raise SettingsError(f"KB_MAX_TOP_K={self.max_top_k}: at most {MAX_TOP_K}")
         if self.max_query_chars > MAX_QUERY_CHARS:
             raise SettingsError(
                 f"KB_MAX_QUERY_CHARS={self.max_query_chars}: at most {MAX_QUERY_CHARS}"
