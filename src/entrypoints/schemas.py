@@ -91,22 +91,35 @@ class KnowledgeBaseUpdateSchema(ma.Schema):
     metadata = Metadata()
 
 
+class Count(fields.Integer):
+    """How many items the attribute holds: a document's `chunks` tuple dumps as its length."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return super()._serialize(None if value is None else len(value), attr, obj, **kwargs)
+
+
 class IndexInfoSchema(ma.Schema):
-    type = fields.String(metadata={"description": "flat (exact) or an approximate index type"})
+    """Dumps an IndexInfo."""
+
+    type = fields.String(
+        attribute="kind", metadata={"description": "flat (exact) or an approximate index type"}
+    )
     memory_bytes = fields.Integer(metadata={"description": "approximate RAM held by the index"})
 
 
 class KnowledgeBaseSchema(ma.Schema):
-    name = fields.String()
-    description = fields.String()
-    metadata = fields.Dict()
-    created_at = fields.DateTime()
-    model = fields.String()
-    dimension = fields.Integer()
-    chunking = fields.String()
-    chunk_overlap = fields.Integer()
-    document_count = fields.Integer()
-    chunk_count = fields.Integer()
+    """Dumps a KnowledgeBaseInfo: the knowledge base, its counts and its index."""
+
+    name = fields.String(attribute="knowledge_base.name")
+    description = fields.String(attribute="knowledge_base.description")
+    metadata = fields.Dict(attribute="knowledge_base.metadata")
+    created_at = fields.DateTime(attribute="knowledge_base.created_at")
+    model = fields.String(attribute="knowledge_base.model")
+    dimension = fields.Integer(attribute="knowledge_base.dimension")
+    chunking = fields.String(attribute="knowledge_base.chunking")
+    chunk_overlap = fields.Integer(attribute="knowledge_base.chunk_overlap")
+    document_count = fields.Integer(attribute="stats.document_count")
+    chunk_count = fields.Integer(attribute="stats.chunk_count")
     index = fields.Nested(IndexInfoSchema)
 
 
@@ -118,6 +131,8 @@ class PageArgsSchema(ma.Schema):
 
 
 class KnowledgeBasePageSchema(ma.Schema):
+    """Dumps a Page of KnowledgeBaseInfo."""
+
     items = fields.List(fields.Nested(KnowledgeBaseSchema))
     next_cursor = fields.String(allow_none=True)
 
@@ -143,8 +158,10 @@ class AddDocumentsSchema(ma.Schema):
 
 
 class AddedDocumentSchema(ma.Schema):
+    """Dumps what a client needs of an added Document."""
+
     id = fields.String()
-    chunks = fields.Integer()
+    chunks = Count()
     truncated = fields.Boolean()
 
 
@@ -162,16 +179,20 @@ class MetadataPatchSchema(ma.Schema):
 
 
 class DocumentSchema(ma.Schema):
+    """Dumps a Document."""
+
     id = fields.String()
     text = fields.String()
     metadata = fields.Dict()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
-    chunks = fields.Integer()
+    chunks = Count()
     truncated = fields.Boolean()
 
 
 class DocumentPageSchema(ma.Schema):
+    """Dumps a Page of Documents."""
+
     items = fields.List(fields.Nested(DocumentSchema))
     next_cursor = fields.String(allow_none=True)
 
@@ -283,12 +304,16 @@ class SearchSchema(ma.Schema):
 
 
 class PassageSchema(ma.Schema):
+    """Dumps a Passage."""
+
     start = fields.Integer()
     end = fields.Integer()
     text = fields.String()
 
 
 class HitSchema(ma.Schema):
+    """Dumps a Hit."""
+
     id = fields.String()
     score = fields.Float()
     text = fields.String()
@@ -299,6 +324,13 @@ class HitSchema(ma.Schema):
             "description": "hybrid only: the reciprocal-rank-fusion score hits are ordered by"
         }
     )
+
+    @ma.post_dump
+    def omit_fusion_score_of_a_dense_search(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        # Only a hybrid search fuses rankings: a dense hit has no fusion score, not a null one.
+        if data.get("fusion_score") is None:
+            data.pop("fusion_score", None)
+        return data
 
 
 class SearchResultSchema(ma.Schema):

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.views import MethodView
 
 from domain.errors import InvalidInputError
-from domain.model import Document, NewDocument
+from domain.model import Document, NewDocument, Page
 from domain.services import KnowledgeBaseService
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
@@ -31,18 +31,6 @@ blp = Blueprint(
     url_prefix="/v1/knowledge-bases/<string:kb>/documents",
     description="Documents: texts with metadata, embedded and indexed on arrival.",
 )
-
-
-def document_body(document: Document) -> dict[str, Any]:
-    return {
-        "id": document.id,
-        "text": document.text,
-        "metadata": dict(document.metadata),
-        "created_at": document.created_at,
-        "updated_at": document.updated_at,
-        "chunks": len(document.chunks),
-        "truncated": document.truncated,
-    }
 
 
 def check_limits(texts: list[str]) -> None:
@@ -83,13 +71,7 @@ class Documents(MethodView):
         """Add one document or a batch (all or nothing)"""
         check_limits([doc["text"] for doc in body["documents"]])
         documents = [NewDocument(**doc) for doc in body["documents"]]
-        added = service.add_documents(kb, documents)
-        return {
-            "items": [
-                {"id": doc.id, "chunks": len(doc.chunks), "truncated": doc.truncated}
-                for doc in added
-            ]
-        }
+        return {"items": service.add_documents(kb, documents)}
 
     @blp.arguments(DocumentListArgsSchema(), location="query")
     @blp.response(200, DocumentPageSchema)
@@ -100,10 +82,9 @@ class Documents(MethodView):
         args: dict[str, Any],
         kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
-    ) -> dict[str, Any]:
+    ) -> Page:
         """List documents by id, a page at a time, optionally filtered by metadata"""
-        page = service.list_documents(kb, args["limit"], args.get("cursor"), args.get("filter"))
-        return {"items": [document_body(d) for d in page.items], "next_cursor": page.next_cursor}
+        return service.list_documents(kb, args["limit"], args.get("cursor"), args.get("filter"))
 
 
 @blp.route("/<document_id:document_id>")
@@ -113,9 +94,9 @@ class DocumentById(MethodView):
     @inject
     def get(
         self, kb: str, document_id: str, service: KnowledgeBaseService = Provide[Container.service]
-    ) -> dict[str, Any]:
+    ) -> Document:
         """Get one document"""
-        return document_body(service.get_document(kb, document_id))
+        return service.get_document(kb, document_id)
 
     @blp.arguments(UpsertDocumentSchema())
     @blp.response(200, DocumentSchema, description="Replaced.")
@@ -128,11 +109,11 @@ class DocumentById(MethodView):
         kb: str,
         document_id: str,
         service: KnowledgeBaseService = Provide[Container.service],
-    ) -> tuple[dict[str, Any], int]:
+    ) -> tuple[Document, int]:
         """Create or replace a document (re-embedded only if its text changed)"""
         check_limits([body["text"]])
         document, created = service.upsert_document(kb, document_id, body["text"], body["metadata"])
-        return document_body(document), 201 if created else 200
+        return document, 201 if created else 200
 
     @blp.arguments(MetadataPatchSchema())
     @blp.response(200, DocumentSchema)
@@ -144,9 +125,9 @@ class DocumentById(MethodView):
         kb: str,
         document_id: str,
         service: KnowledgeBaseService = Provide[Container.service],
-    ) -> dict[str, Any]:
+    ) -> Document:
         """Replace a document's metadata without re-embedding it"""
-        return document_body(service.update_document_metadata(kb, document_id, body["metadata"]))
+        return service.update_document_metadata(kb, document_id, body["metadata"])
 
     @blp.response(204)
     @blp.alt_response(404, response="DEFAULT_ERROR")
