@@ -55,17 +55,16 @@ def items(body: dict[str, Any], key: str) -> list[tuple[str, Any]]:
     return [(str(i), item) for i, item in enumerate(listed)] if isinstance(listed, list) else []
 
 
-def check_body(body: dict[str, Any], rule: str, settings: Settings) -> None:
-    """Metadata of a knowledge base or of documents, and top_k of searches (single or batch)."""
-    if "/search" in rule:
-        check_search(body, settings, ())
-        queries = items(body, "queries")
-        if len(queries) > settings.max_batch_queries:
-            what = f"the batch has {len(queries)} searches"
-            raise refusal("KB_MAX_BATCH_QUERIES", settings.max_batch_queries, what, ("queries",))
-        for i, query in queries:
-            check_search(query, settings, ("queries", i))
-        return
+def check_body(body: dict[str, Any], settings: Settings) -> None:
+    """Each limit applies to the fields it names, in whichever body holds them: `top_k` and
+    `query` of a search (or of each in `queries`), `metadata` (or each document's)."""
+    check_search(body, settings, ())
+    queries = items(body, "queries")
+    if len(queries) > settings.max_batch_queries:
+        what = f"the batch has {len(queries)} searches"
+        raise refusal("KB_MAX_BATCH_QUERIES", settings.max_batch_queries, what, ("queries",))
+    for i, query in queries:
+        check_search(query, settings, ("queries", i))
     check_metadata(body.get("metadata"), settings, ("metadata",))
     for i, document in items(body, "documents"):
         if isinstance(document, dict):
@@ -79,15 +78,14 @@ def install_limits(
 
     @app.before_request
     def check_limits() -> None:
-        rule = request.url_rule.rule if request.url_rule is not None else ""
-        if request.method not in {"POST", "PUT", "PATCH"} or not rule.startswith(KNOWLEDGE_BASES):
-            return
+        if request.method not in {"POST", "PUT", "PATCH"} or request.url_rule is None:
+            return  # no body, or no view to read it (404, 405)
         try:
             body = request_json(request) if request.is_json else None
         except json.JSONDecodeError:
             return  # the view's parser answers 422 with the reason
         if isinstance(body, dict):
-            check_body(body, rule, settings)
+            check_body(body, settings)
 
     endpoint = next(r.endpoint for r in app.url_map.iter_rules() if r.rule == KNOWLEDGE_BASES)
     create = app.view_functions[endpoint]

@@ -11,6 +11,7 @@ from flask.views import MethodView
 from domain.errors import InvalidInputError
 from domain.model import Document, NewDocument, Page
 from domain.services import KnowledgeBaseService
+from entrypoints.auth import reads, writes
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
 from entrypoints.schemas import (
@@ -55,6 +56,7 @@ def check_limits(texts: list[str]) -> None:
 
 @blp.route("")
 class Documents(MethodView):
+    @writes
     @blp.arguments(AddDocumentsSchema())
     @blp.response(201, AddedDocumentsSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -73,6 +75,7 @@ class Documents(MethodView):
         documents = [NewDocument(**doc) for doc in body["documents"]]
         return {"items": service.add_documents(kb, documents)}
 
+    @reads
     @blp.arguments(DocumentListArgsSchema(), location="query")
     @blp.response(200, DocumentPageSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -89,6 +92,7 @@ class Documents(MethodView):
 
 @blp.route("/<document_id:document_id>")
 class DocumentById(MethodView):
+    @reads
     @blp.response(200, DocumentSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
@@ -98,6 +102,7 @@ class DocumentById(MethodView):
         """Get one document"""
         return service.get_document(kb, document_id)
 
+    @writes
     @blp.arguments(UpsertDocumentSchema())
     @blp.response(200, DocumentSchema, description="Replaced.")
     @blp.alt_response(201, schema=DocumentSchema, description="Created.", success=True)
@@ -115,6 +120,7 @@ class DocumentById(MethodView):
         document, created = service.upsert_document(kb, document_id, body["text"], body["metadata"])
         return document, 201 if created else 200
 
+    @writes
     @blp.arguments(MetadataPatchSchema())
     @blp.response(200, DocumentSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -129,6 +135,7 @@ class DocumentById(MethodView):
         """Replace a document's metadata without re-embedding it"""
         return service.update_document_metadata(kb, document_id, body["metadata"])
 
+    @writes
     @blp.response(204)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
@@ -149,6 +156,7 @@ bulk = Blueprint(
 
 @bulk.route("")
 class DocumentDeletion(MethodView):
+    @writes
     @bulk.arguments(DeleteDocumentsSchema)
     @bulk.response(200, DeletedDocumentsSchema)
     @bulk.alt_response(404, response="DEFAULT_ERROR")

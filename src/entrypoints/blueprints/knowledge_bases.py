@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from domain.model import Page
 from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
+from entrypoints.auth import reads, writes
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
 from entrypoints.schemas import (
@@ -29,6 +30,7 @@ blp = Blueprint(
 
 @blp.route("")
 class KnowledgeBases(MethodView):
+    @writes
     @blp.arguments(KnowledgeBaseCreateSchema())
     @blp.response(201, KnowledgeBaseSchema)
     @blp.alt_response(409, response="DEFAULT_ERROR", description="The name is taken.")
@@ -40,6 +42,7 @@ class KnowledgeBases(MethodView):
         kb = service.create_knowledge_base(**body)
         return service.get_knowledge_base(kb.name)
 
+    @reads
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, KnowledgeBasePageSchema)
     @inject
@@ -52,6 +55,7 @@ class KnowledgeBases(MethodView):
 
 @blp.route("/<string:kb>")
 class KnowledgeBaseByName(MethodView):
+    @reads
     @blp.response(200, KnowledgeBaseSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
@@ -61,6 +65,7 @@ class KnowledgeBaseByName(MethodView):
         """Get a knowledge base with its document and chunk counts"""
         return service.get_knowledge_base(kb)
 
+    @writes
     @blp.arguments(KnowledgeBaseUpdateSchema())
     @blp.response(200, KnowledgeBaseSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -74,6 +79,7 @@ class KnowledgeBaseByName(MethodView):
         """Change a knowledge base's description or metadata"""
         return service.update_knowledge_base(kb, **body)
 
+    @writes
     @blp.response(204)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject

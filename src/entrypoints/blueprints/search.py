@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from domain.search_request import SearchRequest
 from domain.services import KnowledgeBaseService
+from entrypoints.auth import reads
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
 from entrypoints.schemas import (
@@ -28,6 +29,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Search(MethodView):
+    @reads
     @blp.arguments(SearchSchema())
     @blp.response(200, SearchResultSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -45,6 +47,7 @@ class Search(MethodView):
 
 @blp.route("/batch")
 class BatchSearch(MethodView):
+    @reads
     @blp.arguments(BatchSearchSchema())
     @blp.response(200, BatchSearchResultSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")

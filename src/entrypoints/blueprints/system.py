@@ -12,6 +12,7 @@ from marshmallow import fields
 
 from domain.errors import DomainError, StorageFullError
 from domain.services import KnowledgeBaseService
+from entrypoints.auth import opens, reads
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
 from entrypoints.schemas import HealthSchema, InfoSchema, ReadySchema
@@ -41,6 +42,7 @@ def database_state() -> str:
 
 @blp.route("/v1/info")
 class Info(MethodView):
+    @reads
     @blp.response(200, InfoSchema)
     @inject
     def get(self, service: KnowledgeBaseService = Provide[Container.service]) -> dict[str, Any]:
@@ -58,6 +60,7 @@ class Info(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
+    @opens
     @blp.doc(security=[])
     @blp.response(200, ReadyChecksSchema)
     @blp.alt_response(503, response="DEFAULT_ERROR", description="Still loading, or failed.")
@@ -80,6 +83,7 @@ class Ready(MethodView):
 
 @blp.route("/healthz")
 class Health(MethodView):
+    @opens
     @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, str]:
