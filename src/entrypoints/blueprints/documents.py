@@ -8,7 +8,7 @@ from dependency_injector.wiring import Provide, inject
 from flask import current_app
 from flask.views import MethodView
 
-from domain.errors import InvalidInputError
+from domain.limits import Limits
 from domain.model import Document, NewDocument, Page
 from domain.services import KnowledgeBaseService
 from entrypoints.auth import reads, writes
@@ -34,24 +34,8 @@ blp = Blueprint(
 )
 
 
-def check_limits(texts: list[str]) -> None:
-    settings = current_app.config["KB_SETTINGS"]
-    if len(texts) > settings.max_batch_documents:
-        raise InvalidInputError(
-            f"the batch has {len(texts)} documents: KB_MAX_BATCH_DOCUMENTS is "
-            f"{settings.max_batch_documents}",
-            errors={"documents": [f"KB_MAX_BATCH_DOCUMENTS is {settings.max_batch_documents}"]},
-        )
-    too_long = {
-        str(i): {"text": [f"KB_MAX_TEXT_CHARS is {settings.max_text_chars}"]}
-        for i, text in enumerate(texts)
-        if len(text) > settings.max_text_chars
-    }
-    if too_long:
-        raise InvalidInputError(
-            f"a text is longer than the limit: KB_MAX_TEXT_CHARS is {settings.max_text_chars}",
-            errors={"documents": too_long},
-        )
+def limits() -> Limits:
+    return current_app.config["KB_SETTINGS"].limits  # type: ignore[no-any-return]
 
 
 @blp.route("")
@@ -71,7 +55,7 @@ class Documents(MethodView):
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """Add one document or a batch (all or nothing)"""
-        check_limits([doc["text"] for doc in body["documents"]])
+        limits().check_documents([doc["text"] for doc in body["documents"]])
         documents = [NewDocument(**doc) for doc in body["documents"]]
         return {"items": service.add_documents(kb, documents)}
 
@@ -116,7 +100,7 @@ class DocumentById(MethodView):
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> tuple[Document, int]:
         """Create or replace a document (re-embedded only if its text changed)"""
-        check_limits([body["text"]])
+        limits().check_documents([body["text"]])
         document, created = service.upsert_document(kb, document_id, body["text"], body["metadata"])
         return document, 201 if created else 200
 
