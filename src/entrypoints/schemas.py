@@ -1,4 +1,4 @@
-"""Marshmallow schemas: the JSON shapes of the v1 API, requests and responses."""
+"""Marshmallow schemas of the v1 API's requests: types, with the bounds imported from the domain."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from domain.model import (
     MAX_IDS_PER_DELETE,
     NAME_PATTERN,
     NAME_RULE,
+    Chunking,
     is_addressable,
     validate_metadata,
 )
@@ -29,6 +30,7 @@ from domain.search_request import (
     MAX_RRF_K,
     MAX_TOP_K,
     MAX_VECTOR_LENGTH,
+    MODES,
 )
 from entrypoints.json_body import TOO_DEEP, strict_loads
 
@@ -82,7 +84,9 @@ class KnowledgeBaseCreateSchema(ma.Schema):
         load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH)
     )
     metadata = Metadata(load_default=dict)
-    chunking = fields.String(load_default="window", validate=validate.OneOf(["window", "truncate"]))
+    chunking = fields.String(
+        load_default=Chunking.WINDOW.value, validate=validate.OneOf([c.value for c in Chunking])
+    )
     chunk_overlap = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 
@@ -91,50 +95,11 @@ class KnowledgeBaseUpdateSchema(ma.Schema):
     metadata = Metadata()
 
 
-class Count(fields.Integer):
-    """How many items the attribute holds: a document's `chunks` tuple dumps as its length."""
-
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
-        return super()._serialize(None if value is None else len(value), attr, obj, **kwargs)
-
-
-class IndexInfoSchema(ma.Schema):
-    """Dumps an IndexInfo."""
-
-    type = fields.String(
-        attribute="kind", metadata={"description": "flat (exact) or an approximate index type"}
-    )
-    memory_bytes = fields.Integer(metadata={"description": "approximate RAM held by the index"})
-
-
-class KnowledgeBaseSchema(ma.Schema):
-    """Dumps a KnowledgeBaseInfo: the knowledge base, its counts and its index."""
-
-    name = fields.String(attribute="knowledge_base.name")
-    description = fields.String(attribute="knowledge_base.description")
-    metadata = fields.Dict(attribute="knowledge_base.metadata")
-    created_at = fields.DateTime(attribute="knowledge_base.created_at")
-    model = fields.String(attribute="knowledge_base.model")
-    dimension = fields.Integer(attribute="knowledge_base.dimension")
-    chunking = fields.String(attribute="knowledge_base.chunking")
-    chunk_overlap = fields.Integer(attribute="knowledge_base.chunk_overlap")
-    document_count = fields.Integer(attribute="stats.document_count")
-    chunk_count = fields.Integer(attribute="stats.chunk_count")
-    index = fields.Nested(IndexInfoSchema)
-
-
 class PageArgsSchema(ma.Schema):
     limit = fields.Integer(
         load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
     )
     cursor = fields.String(validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH))
-
-
-class KnowledgeBasePageSchema(ma.Schema):
-    """Dumps a Page of KnowledgeBaseInfo."""
-
-    items = fields.List(fields.Nested(KnowledgeBaseSchema))
-    next_cursor = fields.String(allow_none=True)
 
 
 class NewDocumentSchema(ma.Schema):
@@ -157,18 +122,6 @@ class AddDocumentsSchema(ma.Schema):
         return data
 
 
-class AddedDocumentSchema(ma.Schema):
-    """Dumps what a client needs of an added Document."""
-
-    id = fields.String()
-    chunks = Count()
-    truncated = fields.Boolean()
-
-
-class AddedDocumentsSchema(ma.Schema):
-    items = fields.List(fields.Nested(AddedDocumentSchema))
-
-
 class UpsertDocumentSchema(ma.Schema):
     text = Text
     metadata = Metadata(load_default=dict)
@@ -176,25 +129,6 @@ class UpsertDocumentSchema(ma.Schema):
 
 class MetadataPatchSchema(ma.Schema):
     metadata = Metadata(required=True)
-
-
-class DocumentSchema(ma.Schema):
-    """Dumps a Document."""
-
-    id = fields.String()
-    text = fields.String()
-    metadata = fields.Dict()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    chunks = Count()
-    truncated = fields.Boolean()
-
-
-class DocumentPageSchema(ma.Schema):
-    """Dumps a Page of Documents."""
-
-    items = fields.List(fields.Nested(DocumentSchema))
-    next_cursor = fields.String(allow_none=True)
 
 
 class DeleteDocumentsSchema(ma.Schema):
@@ -208,12 +142,6 @@ class DeleteDocumentsSchema(ma.Schema):
     def ids_or_filter(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "ids" not in data and "filter" not in data:
             raise ma.ValidationError("Give 'ids', 'filter' or both.", "_schema")
-
-
-class DeletedDocumentsSchema(ma.Schema):
-    deleted = fields.List(fields.String())
-    count = fields.Integer()
-    dry_run = fields.Boolean()
 
 
 class DocumentListArgsSchema(PageArgsSchema):
@@ -253,9 +181,9 @@ class SearchSchema(ma.Schema):
         metadata={"description": "Mongo-style metadata filter, applied before ranking"}
     )
     mode = fields.String(
-        load_default="dense",
+        load_default=MODES[0],
         metadata=documented(
-            enum=["dense", "hybrid"],
+            enum=list(MODES),
             description="hybrid: fuse with BM25 keyword ranking (reciprocal rank fusion)",
         ),
     )
@@ -303,66 +231,9 @@ class SearchSchema(ma.Schema):
     )
 
 
-class PassageSchema(ma.Schema):
-    """Dumps a Passage."""
-
-    start = fields.Integer()
-    end = fields.Integer()
-    text = fields.String()
-
-
-class HitSchema(ma.Schema):
-    """Dumps a Hit."""
-
-    id = fields.String()
-    score = fields.Float()
-    text = fields.String()
-    metadata = fields.Dict()
-    passage = fields.Nested(PassageSchema)
-    fusion_score = fields.Float(
-        metadata={
-            "description": "hybrid only: the reciprocal-rank-fusion score hits are ordered by"
-        }
-    )
-
-    @ma.post_dump
-    def omit_fusion_score_of_a_dense_search(self, data: dict[str, Any], **kwargs: Any) -> Any:
-        # Only a hybrid search fuses rankings: a dense hit has no fusion score, not a null one.
-        if data.get("fusion_score") is None:
-            data.pop("fusion_score", None)
-        return data
-
-
-class SearchResultSchema(ma.Schema):
-    hits = fields.List(fields.Nested(HitSchema))
-
-
 class BatchSearchSchema(ma.Schema):
     queries = fields.List(
         fields.Nested(SearchSchema),
         required=True,
         validate=validate.Length(min=1, max=MAX_BATCH_QUERIES),
     )
-
-
-class BatchSearchResultSchema(ma.Schema):
-    results = fields.List(fields.Nested(SearchResultSchema))
-
-
-class InfoSchema(ma.Schema):
-    version = fields.String()
-    backend = fields.String()
-    model = fields.String()
-    dimension = fields.Integer()
-    max_seq_length = fields.Integer()
-    window = fields.Integer()
-
-
-class HealthSchema(ma.Schema):
-    status = fields.String()
-
-
-class ReadySchema(ma.Schema):
-    status = fields.String()
-    load_seconds = fields.Float()
-    knowledge_bases = fields.Integer()

@@ -14,14 +14,16 @@ from domain.services import KnowledgeBaseService
 from entrypoints.auth import reads, writes
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import (
-    AddDocumentsSchema,
+from entrypoints.responses import (
     AddedDocumentsSchema,
     DeletedDocumentsSchema,
-    DeleteDocumentsSchema,
-    DocumentListArgsSchema,
     DocumentPageSchema,
     DocumentSchema,
+)
+from entrypoints.schemas import (
+    AddDocumentsSchema,
+    DeleteDocumentsSchema,
+    DocumentListArgsSchema,
     MetadataPatchSchema,
     UpsertDocumentSchema,
 )

@@ -12,13 +12,8 @@ from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
 from entrypoints.auth import reads, writes
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import (
-    KnowledgeBaseCreateSchema,
-    KnowledgeBasePageSchema,
-    KnowledgeBaseSchema,
-    KnowledgeBaseUpdateSchema,
-    PageArgsSchema,
-)
+from entrypoints.responses import KnowledgeBasePageSchema, KnowledgeBaseSchema
+from entrypoints.schemas import KnowledgeBaseCreateSchema, KnowledgeBaseUpdateSchema, PageArgsSchema
 
 blp = Blueprint(
     "knowledge-bases",

@@ -12,12 +12,8 @@ from domain.services import KnowledgeBaseService
 from entrypoints.auth import reads
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import (
-    BatchSearchResultSchema,
-    BatchSearchSchema,
-    SearchResultSchema,
-    SearchSchema,
-)
+from entrypoints.responses import BatchSearchResultSchema, SearchResultSchema
+from entrypoints.schemas import BatchSearchSchema, SearchSchema
 
 blp = Blueprint(
     "search",

@@ -15,7 +15,7 @@ from domain.services import KnowledgeBaseService
 from entrypoints.auth import opens, reads
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import HealthSchema, InfoSchema, ReadySchema
+from entrypoints.responses import HealthSchema, InfoSchema, ReadySchema
 from entrypoints.version import VERSION
 
 blp = Blueprint("system", __name__, description="What is running, and is it alive.")
