@@ -25,8 +25,8 @@ MARK = "kb_access"
 # Probes answer orchestrators that hold no key. The docs page, the spec and the web page (/ and
 # /web/) are static and hold no data, and a browser cannot send a header when it opens a page:
 # they stay open too, and the pages send the key the user types with every API call.
-# These endpoints are registered by flask-smorest, Flask's static files and create_app, where
-# no marker can be put on the view:
+# Not registered by our blueprints, so no marker sits on them: flask-smorest's spec and docs page,
+# the web page's static files, and the docs page's assets (create_app):
 OPEN_ENDPOINTS = frozenset(
     {"api-docs.openapi_json", "api-docs.openapi_swagger_ui", "web.static", "docs_assets"}
 )
