@@ -7,6 +7,10 @@ import binascii
 
 from domain.errors import InvalidInputError
 
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_CURSOR_LENGTH = 1024  # a cursor encodes one id or name; both are far shorter
+
 
 def encode_cursor(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")

@@ -28,6 +28,7 @@ DOCUMENT_ID_RULE = (
 # Unicode category Cc (C0, DEL, C1) and Cs (lone surrogates, which UTF-8 cannot encode).
 _UNADDRESSABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_METADATA_KEY_LENGTH = 128
+MAX_IDS_PER_DELETE = 10_000  # ids one bulk delete may list
 MAX_DESCRIPTION_LENGTH = 10_000
 
 

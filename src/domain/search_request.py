@@ -10,9 +10,15 @@ from domain.errors import InvalidInputError
 from domain.filters import Filter, parse_filter
 from domain.model import DOCUMENT_ID_RULE, is_addressable
 
+DEFAULT_TOP_K = 10
 MAX_TOP_K = 1000
 MAX_PROBES = 4096
+DEFAULT_RRF_K = 60
+MAX_RRF_K = 1000
+DEFAULT_KEYWORD_WEIGHT = 0.5
+MAX_VECTOR_LENGTH = 8192  # numbers in a query vector; no model this service runs has more
 MAX_BATCH_QUERIES = 64
+MODES = ("dense", "hybrid")  # by meaning only, or fused with keyword (BM25) ranking
 # The model work one search request may cause. A query longer than a few model windows rarely
 # finds better matches (its chunk vectors are averaged into one); each chunk is a model row.
 MAX_QUERY_CHARS = 100_000  # the most KB_MAX_QUERY_CHARS may allow
@@ -39,18 +45,24 @@ class SearchRequest:
     query: str | None = None
     document_id: str | None = None
     vector: Sequence[float] | None = None
-    top_k: int = 10
+    top_k: int = DEFAULT_TOP_K
     min_score: float | None = None
     filter: Mapping[str, Any] | None = None
     diversity: float = 0.0
-    mode: str = "dense"
-    keyword_weight: float = 0.5
-    rrf_k: int = 60
+    mode: str = MODES[0]
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT
+    rrf_k: int = DEFAULT_RRF_K
     probes: int | None = None
     exact: bool = False
     where: Filter | None = field(init=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_query()
+        self._check_options()
+        if self.filter is not None:
+            object.__setattr__(self, "where", parse_filter(self.filter))
+
+    def _check_query(self) -> None:
         given = [n for n in ("query", "document_id", "vector") if getattr(self, n) is not None]
         if len(given) != 1:
             _fail("_schema", "give exactly one of 'query', 'document_id' or 'vector'")
@@ -60,31 +72,33 @@ class SearchRequest:
             _fail("query", "query must not contain NUL (\\u0000) characters")
         if self.document_id is not None and not is_addressable(self.document_id):
             _fail("document_id", DOCUMENT_ID_RULE)
+        if self.vector is not None and not 1 <= len(self.vector) <= MAX_VECTOR_LENGTH:
+            _fail("vector", f"vector must hold 1 to {MAX_VECTOR_LENGTH} numbers")
         if self.query is not None and len(self.query) > MAX_QUERY_CHARS:
             _fail(
                 "query",
                 f"query is {len(self.query)} characters: MAX_QUERY_CHARS is {MAX_QUERY_CHARS}",
             )
+
+    def _check_options(self) -> None:
         if not 1 <= self.top_k <= MAX_TOP_K:
             _fail("top_k", f"top_k must be between 1 and {MAX_TOP_K}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
             _fail("min_score", "min_score must be between -1 and 1")
         if not 0.0 <= self.diversity <= 1.0:
             _fail("diversity", "diversity must be between 0 and 1")
-        if self.mode not in ("dense", "hybrid"):
+        if self.mode not in MODES:
             _fail("mode", "mode must be 'dense' or 'hybrid'")
         if self.mode == "hybrid" and self.vector is not None:
             _fail("mode", "hybrid search needs words: use 'query' or 'document_id', not 'vector'")
         if not 0.0 <= self.keyword_weight <= 1.0:
             _fail("keyword_weight", "keyword_weight must be between 0 and 1")
-        if not 1 <= self.rrf_k <= 1000:
-            _fail("rrf_k", "rrf_k must be between 1 and 1000")
+        if not 1 <= self.rrf_k <= MAX_RRF_K:
+            _fail("rrf_k", f"rrf_k must be between 1 and {MAX_RRF_K}")
         if self.probes is not None and not 1 <= self.probes <= MAX_PROBES:
             _fail("probes", f"probes must be between 1 and {MAX_PROBES}")
         if self.exact and self.probes is not None:
             _fail("probes", "give 'probes' (approximate search) or 'exact', not both")
-        if self.filter is not None:
-            object.__setattr__(self, "where", parse_filter(self.filter))
 
 
 def _fail(name: str, message: str) -> None:

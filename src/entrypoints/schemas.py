@@ -1,4 +1,4 @@
-"""Marshmallow schemas: the JSON shapes of the v1 API, requests and responses."""
+"""Marshmallow schemas of the v1 API's requests: types, with the bounds imported from the domain."""
 
 from __future__ import annotations
 
@@ -8,17 +8,30 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from domain.cursor import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from domain.errors import InvalidInputError
 from domain.model import (
     DOCUMENT_ID_RULE,
     MAX_DESCRIPTION_LENGTH,
     MAX_DOCUMENT_ID_LENGTH,
+    MAX_IDS_PER_DELETE,
     NAME_PATTERN,
     NAME_RULE,
+    Chunking,
     is_addressable,
     validate_metadata,
 )
-from domain.search_request import MAX_BATCH_QUERIES, MAX_TOP_K
+from domain.search_request import (
+    DEFAULT_KEYWORD_WEIGHT,
+    DEFAULT_RRF_K,
+    DEFAULT_TOP_K,
+    MAX_BATCH_QUERIES,
+    MAX_PROBES,
+    MAX_RRF_K,
+    MAX_TOP_K,
+    MAX_VECTOR_LENGTH,
+    MODES,
+)
 from entrypoints.json_body import TOO_DEEP, strict_loads
 
 
@@ -71,7 +84,9 @@ class KnowledgeBaseCreateSchema(ma.Schema):
         load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH)
     )
     metadata = Metadata(load_default=dict)
-    chunking = fields.String(load_default="window", validate=validate.OneOf(["window", "truncate"]))
+    chunking = fields.String(
+        load_default=Chunking.WINDOW.value, validate=validate.OneOf([c.value for c in Chunking])
+    )
     chunk_overlap = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 
@@ -80,33 +95,11 @@ class KnowledgeBaseUpdateSchema(ma.Schema):
     metadata = Metadata()
 
 
-class IndexInfoSchema(ma.Schema):
-    type = fields.String(metadata={"description": "flat (exact) or an approximate index type"})
-    memory_bytes = fields.Integer(metadata={"description": "approximate RAM held by the index"})
-
-
-class KnowledgeBaseSchema(ma.Schema):
-    name = fields.String()
-    description = fields.String()
-    metadata = fields.Dict()
-    created_at = fields.DateTime()
-    model = fields.String()
-    dimension = fields.Integer()
-    chunking = fields.String()
-    chunk_overlap = fields.Integer()
-    document_count = fields.Integer()
-    chunk_count = fields.Integer()
-    index = fields.Nested(IndexInfoSchema)
-
-
 class PageArgsSchema(ma.Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    cursor = fields.String(validate=validate.Length(min=1, max=1024))
-
-
-class KnowledgeBasePageSchema(ma.Schema):
-    items = fields.List(fields.Nested(KnowledgeBaseSchema))
-    next_cursor = fields.String(allow_none=True)
+    limit = fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
+    cursor = fields.String(validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH))
 
 
 class NewDocumentSchema(ma.Schema):
@@ -129,16 +122,6 @@ class AddDocumentsSchema(ma.Schema):
         return data
 
 
-class AddedDocumentSchema(ma.Schema):
-    id = fields.String()
-    chunks = fields.Integer()
-    truncated = fields.Boolean()
-
-
-class AddedDocumentsSchema(ma.Schema):
-    items = fields.List(fields.Nested(AddedDocumentSchema))
-
-
 class UpsertDocumentSchema(ma.Schema):
     text = Text
     metadata = Metadata(load_default=dict)
@@ -148,25 +131,10 @@ class MetadataPatchSchema(ma.Schema):
     metadata = Metadata(required=True)
 
 
-class DocumentSchema(ma.Schema):
-    id = fields.String()
-    text = fields.String()
-    metadata = fields.Dict()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    chunks = fields.Integer()
-    truncated = fields.Boolean()
-
-
-class DocumentPageSchema(ma.Schema):
-    items = fields.List(fields.Nested(DocumentSchema))
-    next_cursor = fields.String(allow_none=True)
-
-
 class DeleteDocumentsSchema(ma.Schema):
     """Delete by `ids`, by `filter`, or both (listed and matching); `dry_run` deletes nothing."""
 
-    ids = fields.List(DocumentId, validate=validate.Length(min=1, max=10_000))
+    ids = fields.List(DocumentId, validate=validate.Length(min=1, max=MAX_IDS_PER_DELETE))
     filter = fields.Dict()
     dry_run = fields.Boolean(load_default=False)
 
@@ -174,12 +142,6 @@ class DeleteDocumentsSchema(ma.Schema):
     def ids_or_filter(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "ids" not in data and "filter" not in data:
             raise ma.ValidationError("Give 'ids', 'filter' or both.", "_schema")
-
-
-class DeletedDocumentsSchema(ma.Schema):
-    deleted = fields.List(fields.String())
-    count = fields.Integer()
-    dry_run = fields.Boolean()
 
 
 class DocumentListArgsSchema(PageArgsSchema):
@@ -198,38 +160,58 @@ class DocumentListArgsSchema(PageArgsSchema):
         return data
 
 
+def documented(**properties: Any) -> dict[str, Any]:
+    """OpenAPI properties of a value the domain checks (SearchRequest), not the schema."""
+    return properties
+
+
 class SearchSchema(ma.Schema):
-    query = fields.String(validate=[validate.Length(min=1), _not_blank])
+    """Types only: SearchRequest checks the values, so each bound is checked once."""
+
+    query = fields.String(metadata=documented(minLength=1))
     document_id = DocumentId
-    vector = fields.List(fields.Float(allow_nan=False), validate=validate.Length(min=1, max=8192))
-    top_k = fields.Integer(
-        strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_TOP_K)
+    vector = fields.List(
+        fields.Float(allow_nan=False), metadata=documented(minItems=1, maxItems=MAX_VECTOR_LENGTH)
     )
-    min_score = fields.Float(allow_nan=False, validate=validate.Range(min=-1.0, max=1.0))
+    top_k = fields.Integer(
+        strict=True, load_default=DEFAULT_TOP_K, metadata=documented(minimum=1, maximum=MAX_TOP_K)
+    )
+    min_score = fields.Float(allow_nan=False, metadata=documented(minimum=-1.0, maximum=1.0))
     filter = fields.Dict(
         metadata={"description": "Mongo-style metadata filter, applied before ranking"}
     )
     mode = fields.String(
-        load_default="dense",
-        validate=validate.OneOf(["dense", "hybrid"]),
-        metadata={"description": "hybrid: fuse with BM25 keyword ranking (reciprocal rank fusion)"},
+        load_default=MODES[0],
+        metadata=documented(
+            enum=list(MODES),
+            description="hybrid: fuse with BM25 keyword ranking (reciprocal rank fusion)",
+        ),
     )
     keyword_weight = fields.Float(
-        load_default=0.5,
+        load_default=DEFAULT_KEYWORD_WEIGHT,
         allow_nan=False,
-        validate=validate.Range(min=0.0, max=1.0),
-        metadata={"description": "hybrid only: weight of the keyword ranking in the fusion"},
+        metadata=documented(
+            minimum=0.0,
+            maximum=1.0,
+            description="hybrid only: weight of the keyword ranking in the fusion",
+        ),
     )
     rrf_k = fields.Integer(
         strict=True,
-        load_default=60,
-        validate=validate.Range(min=1, max=1000),
-        metadata={"description": "hybrid only: k of reciprocal rank fusion, 1/(k + rank)"},
+        load_default=DEFAULT_RRF_K,
+        metadata=documented(
+            minimum=1,
+            maximum=MAX_RRF_K,
+            description="hybrid only: k of reciprocal rank fusion, 1/(k + rank)",
+        ),
     )
     probes = fields.Integer(
         strict=True,
-        validate=validate.Range(min=1, max=4096),
-        metadata={"description": "approximate indexes only: more probes, better recall, slower"},
+        metadata=documented(
+            minimum=1,
+            maximum=MAX_PROBES,
+            description="approximate indexes only: more probes, better recall, slower",
+        ),
     )
     exact = fields.Boolean(
         load_default=False,
@@ -241,40 +223,12 @@ class SearchSchema(ma.Schema):
     diversity = fields.Float(
         load_default=0.0,
         allow_nan=False,
-        validate=validate.Range(min=0.0, max=1.0),
-        metadata={"description": "0: by similarity only; up to 1: maximal marginal relevance"},
+        metadata=documented(
+            minimum=0.0,
+            maximum=1.0,
+            description="0: by similarity only; up to 1: maximal marginal relevance",
+        ),
     )
-
-    @ma.validates_schema
-    def exactly_one_query(self, data: dict[str, Any], **kwargs: Any) -> None:
-        given = [key for key in ("query", "document_id", "vector") if key in data]
-        if len(given) != 1:
-            raise ma.ValidationError(
-                "Give exactly one of 'query', 'document_id' or 'vector'.", "_schema"
-            )
-
-
-class PassageSchema(ma.Schema):
-    start = fields.Integer()
-    end = fields.Integer()
-    text = fields.String()
-
-
-class HitSchema(ma.Schema):
-    id = fields.String()
-    score = fields.Float()
-    text = fields.String()
-    metadata = fields.Dict()
-    passage = fields.Nested(PassageSchema)
-    fusion_score = fields.Float(
-        metadata={
-            "description": "hybrid only: the reciprocal-rank-fusion score hits are ordered by"
-        }
-    )
-
-
-class SearchResultSchema(ma.Schema):
-    hits = fields.List(fields.Nested(HitSchema))
 
 
 class BatchSearchSchema(ma.Schema):
@@ -283,26 +237,3 @@ class BatchSearchSchema(ma.Schema):
         required=True,
         validate=validate.Length(min=1, max=MAX_BATCH_QUERIES),
     )
-
-
-class BatchSearchResultSchema(ma.Schema):
-    results = fields.List(fields.Nested(SearchResultSchema))
-
-
-class InfoSchema(ma.Schema):
-    version = fields.String()
-    backend = fields.String()
-    model = fields.String()
-    dimension = fields.Integer()
-    max_seq_length = fields.Integer()
-    window = fields.Integer()
-
-
-class HealthSchema(ma.Schema):
-    status = fields.String()
-
-
-class ReadySchema(ma.Schema):
-    status = fields.String()
-    load_seconds = fields.Float()
-    knowledge_bases = fields.Integer()

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
-from domain.search_request import MAX_BATCH_QUERIES, MAX_QUERY_CHARS
+from domain.errors import InvalidInputError
+from domain.limits import Limit, Limits
+from domain.search_request import MAX_TOP_K
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory", "postgres")
 RUNTIMES = ("auto", "onnx", "torch")
-TOP_K_CEILING = 1000  # the domain's own cap on hits per search
 
 
 class SettingsError(ValueError):
@@ -36,7 +38,7 @@ class Settings:
     max_batch_queries: int = 32
     max_metadata_keys: int = 64
     max_metadata_bytes: int = 65536
-    max_top_k: int = TOP_K_CEILING
+    max_top_k: int = MAX_TOP_K
     max_knowledge_bases: int = 1000
     ann_threshold: int = 50_000
     # Never in repr(): a connection URL may carry a password.
@@ -63,14 +65,6 @@ class Settings:
         for name in (
             "embed_batch_size",
             "max_body_bytes",
-            "max_batch_documents",
-            "max_text_chars",
-            "max_query_chars",
-            "max_batch_queries",
-            "max_metadata_keys",
-            "max_metadata_bytes",
-            "max_top_k",
-            "max_knowledge_bases",
             "ann_threshold",
             "database_pool_size",
             "database_timeout",
@@ -95,16 +89,10 @@ class Settings:
             raise SettingsError(
                 f"KB_LOG_LEVEL={self.log_level!r}: use debug, info, warning or error"
             )
-        if self.max_top_k > TOP_K_CEILING:
-            raise SettingsError(f"KB_MAX_TOP_K={self.max_top_k}: at most {TOP_K_CEILING}")
-        if self.max_query_chars > MAX_QUERY_CHARS:
-            raise SettingsError(
-                f"KB_MAX_QUERY_CHARS={self.max_query_chars}: at most {MAX_QUERY_CHARS}"
-            )
-        if self.max_batch_queries > MAX_BATCH_QUERIES:
-            raise SettingsError(
-                f"KB_MAX_BATCH_QUERIES={self.max_batch_queries}: at most {MAX_BATCH_QUERIES}"
-            )
+        try:
+            self.limits  # noqa: B018 (built now, so a bad limit stops start-up)
+        except InvalidInputError as error:
+            raise SettingsError(error.message) from None
         if set(self.admin_keys) & set(self.read_only_keys):
             raise SettingsError("a key is in both KB_API_KEYS and KB_READ_ONLY_API_KEYS")
         if not 0 < self.port < 65536:
@@ -138,6 +126,12 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @cached_property
+    def limits(self) -> Limits:
+        """The KB_MAX_* limits, each named by its variable (refusals tell what to raise)."""
+        names = [each.name for each in fields(Limits)]  # top_k: KB_MAX_TOP_K in max_top_k
+        return Limits(**{n: Limit(getattr(self, f"max_{n}"), f"KB_MAX_{n.upper()}") for n in names})
 
     @property
     def admin_keys(self) -> tuple[str, ...]:

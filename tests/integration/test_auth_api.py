@@ -9,6 +9,7 @@ import re
 import pytest
 
 from entrypoints.app import close_app, create_app
+from entrypoints.auth import READ, WRITE, access_of, reads
 from entrypoints.settings import Settings
 from fakes import FakeEmbedder
 
@@ -54,8 +55,15 @@ def path_of(rule: str) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda match: SAMPLE[match.group(1)], rule)
 
 
+# POSTs that change nothing: a read-only key may send them.
+READING_POSTS = {
+    "/v1/knowledge-bases/<string:kb>/search",
+    "/v1/knowledge-bases/<string:kb>/search/batch",
+}
+
+
 def is_write(method: str, rule: str) -> bool:
-    return method in WRITES and "/search" not in rule
+    return method in WRITES and not (method == "POST" and rule in READING_POSTS)
 
 
 @pytest.fixture
@@ -133,6 +141,39 @@ def test_the_open_routes_are_all_in_the_url_map():
     assert OPEN.issubset(rule for _, rule in ROUTES)
 
 
+def unmarked(app) -> list[str]:
+    """Every (method, rule) whose view says neither @opens, @reads nor @writes."""
+    return [
+        f"{method} {rule.rule}"
+        for rule in app.url_map.iter_rules()
+        for method in sorted(rule.methods or ())
+        if method != "OPTIONS" and access_of(app, rule.endpoint, method) is None
+    ]
+
+
+def test_every_route_says_whether_it_opens_reads_or_writes(app):
+    assert unmarked(app) == []
+
+
+def test_an_unmarked_route_is_found_and_needs_an_admin_key(make_app, expect_error):
+    app = make_app(**KEYS)
+    app.add_url_rule("/v1/unmarked", "unmarked", lambda: {"changed": "nothing"}, methods=["POST"])
+    reading = reads(lambda: {"changed": "nothing"})
+    app.add_url_rule("/v1/marked", "marked", reading, methods=["POST"])
+
+    assert unmarked(app) == ["POST /v1/unmarked"]
+    client = app.test_client()
+    expect_error(client.post("/v1/unmarked", headers=bearer(READER)), 403)
+    assert client.post("/v1/unmarked", headers=bearer(ADMIN)).status_code == 200
+    assert client.post("/v1/marked", headers=bearer(READER)).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "rule"), GUARDED, ids=ids)
+def test_each_view_says_what_a_read_only_key_may_do(app, method, rule):
+    endpoint = next(r.endpoint for r in app.url_map.iter_rules() if r.rule == rule)
+    assert access_of(app, endpoint, method) == (WRITE if is_write(method, rule) else READ)
+
+
 def test_the_openapi_document_declares_both_schemes_and_exempts_the_probes(client):
     spec = client.get("/openapi.json").get_json()
     schemes = spec["components"]["securitySchemes"]
@@ -180,3 +221,9 @@ def test_keys_never_reach_the_logs(make_app, caplog):
 def test_a_key_in_both_lists_stops_start_up():
     with pytest.raises(ValueError, match="both KB_API_KEYS and KB_READ_ONLY_API_KEYS"):
         Settings(api_keys="k", read_only_api_keys="k")
+
+
+def test_an_open_route_answers_a_wrong_method_with_405_not_401(client, expect_error):
+    expect_error(client.post("/healthz"), 405)
+    expect_error(client.delete("/openapi.json"), 405)
+    expect_error(client.post("/v1/info"), 401)

@@ -244,6 +244,29 @@ def test_top_k_outside_1_to_1000_is_422_and_inside_is_accepted(client, seeded, e
         assert client.post(SEARCH, json={"query": "document", "top_k": top_k}).status_code == 200
 
 
+OUT_OF_BOUNDS = [
+    ({"top_k": 0}, "top_k must be between 1 and 1000"),
+    ({"probes": 4097}, "probes must be between 1 and 4096"),
+    ({"rrf_k": 1001}, "rrf_k must be between 1 and 1000"),
+    ({"min_score": 1.5}, "min_score must be between -1 and 1"),
+    ({"diversity": -0.5}, "diversity must be between 0 and 1"),
+    ({"keyword_weight": 2}, "keyword_weight must be between 0 and 1"),
+    ({"mode": "sparse"}, "mode must be 'dense' or 'hybrid'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"), OUT_OF_BOUNDS, ids=[str(o) for o, _ in OUT_OF_BOUNDS]
+)
+def test_a_search_option_out_of_bounds_is_refused_by_the_domain_rule_alone(
+    client, seeded, option, message, expect_error
+):
+    for body in ({"query": "document", **option}, {"queries": [{"query": "x", **option}]}):
+        path = SEARCH + ("/batch" if "queries" in body else "")
+        refusal = expect_error(client.post(path, json=body), 422, *option)
+        assert refusal["message"] == message  # SearchRequest's words: no second check ran first
+
+
 BAD_NAMES = [
     "Upper",
     "has space",

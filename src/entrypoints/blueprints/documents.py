@@ -8,19 +8,22 @@ from dependency_injector.wiring import Provide, inject
 from flask import current_app
 from flask.views import MethodView
 
-from domain.errors import InvalidInputError
-from domain.model import Document, NewDocument
+from domain.limits import Limits
+from domain.model import Document, NewDocument, Page
 from domain.services import KnowledgeBaseService
+from entrypoints.auth import reads, writes
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import (
-    AddDocumentsSchema,
+from entrypoints.responses import (
     AddedDocumentsSchema,
     DeletedDocumentsSchema,
-    DeleteDocumentsSchema,
-    DocumentListArgsSchema,
     DocumentPageSchema,
     DocumentSchema,
+)
+from entrypoints.schemas import (
+    AddDocumentsSchema,
+    DeleteDocumentsSchema,
+    DocumentListArgsSchema,
     MetadataPatchSchema,
     UpsertDocumentSchema,
 )
@@ -33,40 +36,13 @@ blp = Blueprint(
 )
 
 
-def document_body(document: Document) -> dict[str, Any]:
-    return {
-        "id": document.id,
-        "text": document.text,
-        "metadata": dict(document.metadata),
-        "created_at": document.created_at,
-        "updated_at": document.updated_at,
-        "chunks": len(document.chunks),
-        "truncated": document.truncated,
-    }
-
-
-def check_limits(texts: list[str]) -> None:
-    settings = current_app.config["KB_SETTINGS"]
-    if len(texts) > settings.max_batch_documents:
-        raise InvalidInputError(
-            f"the batch has {len(texts)} documents: KB_MAX_BATCH_DOCUMENTS is "
-            f"{settings.max_batch_documents}",
-            errors={"documents": [f"KB_MAX_BATCH_DOCUMENTS is {settings.max_batch_documents}"]},
-        )
-    too_long = {
-        str(i): {"text": [f"KB_MAX_TEXT_CHARS is {settings.max_text_chars}"]}
-        for i, text in enumerate(texts)
-        if len(text) > settings.max_text_chars
-    }
-    if too_long:
-        raise InvalidInputError(
-            f"a text is longer than the limit: KB_MAX_TEXT_CHARS is {settings.max_text_chars}",
-            errors={"documents": too_long},
-        )
+def limits() -> Limits:
+    return current_app.config["KB_SETTINGS"].limits  # type: ignore[no-any-return]
 
 
 @blp.route("")
 class Documents(MethodView):
+    @writes
     @blp.arguments(AddDocumentsSchema())
     @blp.response(201, AddedDocumentsSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -81,16 +57,11 @@ class Documents(MethodView):
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> dict[str, Any]:
         """Add one document or a batch (all or nothing)"""
-        check_limits([doc["text"] for doc in body["documents"]])
+        limits().check_documents([doc["text"] for doc in body["documents"]])
         documents = [NewDocument(**doc) for doc in body["documents"]]
-        added = service.add_documents(kb, documents)
-        return {
-            "items": [
-                {"id": doc.id, "chunks": len(doc.chunks), "truncated": doc.truncated}
-                for doc in added
-            ]
-        }
+        return {"items": service.add_documents(kb, documents)}
 
+    @reads
     @blp.arguments(DocumentListArgsSchema(), location="query")
     @blp.response(200, DocumentPageSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -100,23 +71,24 @@ class Documents(MethodView):
         args: dict[str, Any],
         kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
-    ) -> dict[str, Any]:
+    ) -> Page:
         """List documents by id, a page at a time, optionally filtered by metadata"""
-        page = service.list_documents(kb, args["limit"], args.get("cursor"), args.get("filter"))
-        return {"items": [document_body(d) for d in page.items], "next_cursor": page.next_cursor}
+        return service.list_documents(kb, args["limit"], args.get("cursor"), args.get("filter"))
 
 
 @blp.route("/<document_id:document_id>")
 class DocumentById(MethodView):
+    @reads
     @blp.response(200, DocumentSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def get(
         self, kb: str, document_id: str, service: KnowledgeBaseService = Provide[Container.service]
-    ) -> dict[str, Any]:
+    ) -> Document:
         """Get one document"""
-        return document_body(service.get_document(kb, document_id))
+        return service.get_document(kb, document_id)
 
+    @writes
     @blp.arguments(UpsertDocumentSchema())
     @blp.response(200, DocumentSchema, description="Replaced.")
     @blp.alt_response(201, schema=DocumentSchema, description="Created.", success=True)
@@ -128,12 +100,13 @@ class DocumentById(MethodView):
         kb: str,
         document_id: str,
         service: KnowledgeBaseService = Provide[Container.service],
-    ) -> tuple[dict[str, Any], int]:
+    ) -> tuple[Document, int]:
         """Create or replace a document (re-embedded only if its text changed)"""
-        check_limits([body["text"]])
+        limits().check_documents([body["text"]])
         document, created = service.upsert_document(kb, document_id, body["text"], body["metadata"])
-        return document_body(document), 201 if created else 200
+        return document, 201 if created else 200
 
+    @writes
     @blp.arguments(MetadataPatchSchema())
     @blp.response(200, DocumentSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -144,10 +117,11 @@ class DocumentById(MethodView):
         kb: str,
         document_id: str,
         service: KnowledgeBaseService = Provide[Container.service],
-    ) -> dict[str, Any]:
+    ) -> Document:
         """Replace a document's metadata without re-embedding it"""
-        return document_body(service.update_document_metadata(kb, document_id, body["metadata"]))
+        return service.update_document_metadata(kb, document_id, body["metadata"])
 
+    @writes
     @blp.response(204)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
@@ -168,6 +142,7 @@ bulk = Blueprint(
 
 @bulk.route("")
 class DocumentDeletion(MethodView):
+    @writes
     @bulk.arguments(DeleteDocumentsSchema)
     @bulk.response(200, DeletedDocumentsSchema)
     @bulk.alt_response(404, response="DEFAULT_ERROR")

@@ -7,16 +7,13 @@ from typing import Any
 from dependency_injector.wiring import Provide, inject
 from flask.views import MethodView
 
+from domain.model import Page
 from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
+from entrypoints.auth import reads, writes
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import (
-    KnowledgeBaseCreateSchema,
-    KnowledgeBasePageSchema,
-    KnowledgeBaseSchema,
-    KnowledgeBaseUpdateSchema,
-    PageArgsSchema,
-)
+from entrypoints.responses import KnowledgeBasePageSchema, KnowledgeBaseSchema
+from entrypoints.schemas import KnowledgeBaseCreateSchema, KnowledgeBaseUpdateSchema, PageArgsSchema
 
 blp = Blueprint(
     "knowledge-bases",
@@ -26,58 +23,44 @@ blp = Blueprint(
 )
 
 
-def kb_body(info: KnowledgeBaseInfo) -> dict[str, Any]:
-    kb = info.knowledge_base
-    return {
-        "name": kb.name,
-        "description": kb.description,
-        "metadata": dict(kb.metadata),
-        "created_at": kb.created_at,
-        "model": kb.model,
-        "dimension": kb.dimension,
-        "chunking": kb.chunking.value,
-        "chunk_overlap": kb.chunk_overlap,
-        "document_count": info.stats.document_count,
-        "chunk_count": info.stats.chunk_count,
-        "index": {"type": info.index.kind, "memory_bytes": info.index.memory_bytes},
-    }
-
-
 @blp.route("")
 class KnowledgeBases(MethodView):
+    @writes
     @blp.arguments(KnowledgeBaseCreateSchema())
     @blp.response(201, KnowledgeBaseSchema)
     @blp.alt_response(409, response="DEFAULT_ERROR", description="The name is taken.")
     @inject
     def post(
         self, body: dict[str, Any], service: KnowledgeBaseService = Provide[Container.service]
-    ) -> dict[str, Any]:
+    ) -> KnowledgeBaseInfo:
         """Create a knowledge base"""
         kb = service.create_knowledge_base(**body)
-        return kb_body(service.get_knowledge_base(kb.name))
+        return service.get_knowledge_base(kb.name)
 
+    @reads
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, KnowledgeBasePageSchema)
     @inject
     def get(
         self, args: dict[str, Any], service: KnowledgeBaseService = Provide[Container.service]
-    ) -> dict[str, Any]:
+    ) -> Page:
         """List knowledge bases, by name, a page at a time"""
-        page = service.list_knowledge_bases(args["limit"], args.get("cursor"))
-        return {"items": [kb_body(info) for info in page.items], "next_cursor": page.next_cursor}
+        return service.list_knowledge_bases(args["limit"], args.get("cursor"))
 
 
 @blp.route("/<string:kb>")
 class KnowledgeBaseByName(MethodView):
+    @reads
     @blp.response(200, KnowledgeBaseSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def get(
         self, kb: str, service: KnowledgeBaseService = Provide[Container.service]
-    ) -> dict[str, Any]:
+    ) -> KnowledgeBaseInfo:
         """Get a knowledge base with its document and chunk counts"""
-        return kb_body(service.get_knowledge_base(kb))
+        return service.get_knowledge_base(kb)
 
+    @writes
     @blp.arguments(KnowledgeBaseUpdateSchema())
     @blp.response(200, KnowledgeBaseSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -87,10 +70,11 @@ class KnowledgeBaseByName(MethodView):
         body: dict[str, Any],
         kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
-    ) -> dict[str, Any]:
+    ) -> KnowledgeBaseInfo:
         """Change a knowledge base's description or metadata"""
-        return kb_body(service.update_knowledge_base(kb, **body))
+        return service.update_knowledge_base(kb, **body)
 
+    @writes
     @blp.response(204)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject

@@ -8,6 +8,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from entrypoints.auth import reads
 from entrypoints.json_body import Blueprint
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
@@ -15,6 +16,7 @@ blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
 
 @blp.route("/metrics")
 class MetricsPage(MethodView):
+    @reads
     @blp.response(200, content_type="text/plain", description="Prometheus text format.")
     def get(self) -> Response:
         """Request, model and knowledge-base metrics in Prometheus text format"""

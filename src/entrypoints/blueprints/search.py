@@ -7,17 +7,13 @@ from typing import Any
 from dependency_injector.wiring import Provide, inject
 from flask.views import MethodView
 
-from domain.model import Hit
 from domain.search_request import SearchRequest
 from domain.services import KnowledgeBaseService
+from entrypoints.auth import reads
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import (
-    BatchSearchResultSchema,
-    BatchSearchSchema,
-    SearchResultSchema,
-    SearchSchema,
-)
+from entrypoints.responses import BatchSearchResultSchema, SearchResultSchema
+from entrypoints.schemas import BatchSearchSchema, SearchSchema
 
 blp = Blueprint(
     "search",
@@ -27,21 +23,9 @@ blp = Blueprint(
 )
 
 
-def hit_body(hit: Hit) -> dict[str, Any]:
-    body = {
-        "id": hit.id,
-        "score": hit.score,
-        "text": hit.text,
-        "metadata": dict(hit.metadata),
-        "passage": {"start": hit.passage.start, "end": hit.passage.end, "text": hit.passage.text},
-    }
-    if hit.fusion_score is not None:
-        body["fusion_score"] = hit.fusion_score
-    return body
-
-
 @blp.route("")
 class Search(MethodView):
+    @reads
     @blp.arguments(SearchSchema())
     @blp.response(200, SearchResultSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -54,11 +38,12 @@ class Search(MethodView):
     ) -> dict[str, Any]:
         """Find the documents most similar to a query text, document or vector"""
         hits = service.search(kb, SearchRequest(**body))
-        return {"hits": [hit_body(hit) for hit in hits]}
+        return {"hits": hits}
 
 
 @blp.route("/batch")
 class BatchSearch(MethodView):
+    @reads
     @blp.arguments(BatchSearchSchema())
     @blp.response(200, BatchSearchResultSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
@@ -71,4 +56,4 @@ class BatchSearch(MethodView):
     ) -> dict[str, Any]:
         """Run up to KB_MAX_BATCH_QUERIES searches at once; their texts share one model batch"""
         results = service.search_many(kb, [SearchRequest(**query) for query in body["queries"]])
-        return {"results": [{"hits": [hit_body(hit) for hit in hits]} for hits in results]}
+        return {"results": [{"hits": hits} for hits in results]}

@@ -13,9 +13,10 @@ from marshmallow import fields
 
 from domain.errors import DomainError, StorageFullError
 from domain.services import KnowledgeBaseService
+from entrypoints.auth import opens, reads
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
-from entrypoints.schemas import HealthSchema, InfoSchema, ReadySchema
+from entrypoints.responses import HealthSchema, InfoSchema, ReadySchema
 from entrypoints.settings import Settings
 from entrypoints.version import VERSION
 
@@ -39,6 +40,7 @@ def storage_state(ask: Callable[[], str]) -> str:
 
 @blp.route("/v1/info")
 class Info(MethodView):
+    @reads
     @blp.response(200, InfoSchema)
     @inject
     def get(
@@ -60,6 +62,7 @@ class Info(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
+    @opens
     @blp.doc(security=[])
     @blp.response(200, ReadyChecksSchema)
     @blp.alt_response(503, response="DEFAULT_ERROR", description="Still loading, or failed.")
@@ -87,6 +90,7 @@ class Ready(MethodView):
 
 @blp.route("/healthz")
 class Health(MethodView):
+    @opens
     @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, str]:

@@ -7,6 +7,8 @@ from pathlib import Path
 from flask import Blueprint, send_from_directory
 from werkzeug.wrappers import Response
 
+from entrypoints.auth import opens
+
 WEB = Path(__file__).resolve().parent.parent / "web"
 
 # A plain Flask blueprint, not flask-smorest's: the page is not part of the API or its spec.
@@ -14,5 +16,6 @@ blp = Blueprint("web", __name__, static_folder=WEB, static_url_path="/web")
 
 
 @blp.get("/")
+@opens
 def index() -> Response:
     return send_from_directory(WEB, "index.html")

@@ -1,0 +1,141 @@
+"""Marshmallow schemas of the v1 API's responses: each dumps the domain object a view returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields
+
+
+class Count(fields.Integer):
+    """How many items the attribute holds: a document's `chunks` tuple dumps as its length."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return super()._serialize(None if value is None else len(value), attr, obj, **kwargs)
+
+
+class IndexInfoSchema(ma.Schema):
+    """Dumps an IndexInfo."""
+
+    type = fields.String(
+        attribute="kind", metadata={"description": "flat (exact) or an approximate index type"}
+    )
+    memory_bytes = fields.Integer(metadata={"description": "approximate RAM held by the index"})
+
+
+class KnowledgeBaseSchema(ma.Schema):
+    """Dumps a KnowledgeBaseInfo: the knowledge base, its counts and its index."""
+
+    name = fields.String(attribute="knowledge_base.name")
+    description = fields.String(attribute="knowledge_base.description")
+    metadata = fields.Dict(attribute="knowledge_base.metadata")
+    created_at = fields.DateTime(attribute="knowledge_base.created_at")
+    model = fields.String(attribute="knowledge_base.model")
+    dimension = fields.Integer(attribute="knowledge_base.dimension")
+    chunking = fields.String(attribute="knowledge_base.chunking")
+    chunk_overlap = fields.Integer(attribute="knowledge_base.chunk_overlap")
+    document_count = fields.Integer(attribute="stats.document_count")
+    chunk_count = fields.Integer(attribute="stats.chunk_count")
+    index = fields.Nested(IndexInfoSchema)
+
+
+class KnowledgeBasePageSchema(ma.Schema):
+    """Dumps a Page of KnowledgeBaseInfo."""
+
+    items = fields.List(fields.Nested(KnowledgeBaseSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AddedDocumentSchema(ma.Schema):
+    """Dumps what a client needs of an added Document."""
+
+    id = fields.String()
+    chunks = Count()
+    truncated = fields.Boolean()
+
+
+class AddedDocumentsSchema(ma.Schema):
+    items = fields.List(fields.Nested(AddedDocumentSchema))
+
+
+class DocumentSchema(ma.Schema):
+    """Dumps a Document."""
+
+    id = fields.String()
+    text = fields.String()
+    metadata = fields.Dict()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    chunks = Count()
+    truncated = fields.Boolean()
+
+
+class DocumentPageSchema(ma.Schema):
+    """Dumps a Page of Documents."""
+
+    items = fields.List(fields.Nested(DocumentSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class DeletedDocumentsSchema(ma.Schema):
+    deleted = fields.List(fields.String())
+    count = fields.Integer()
+    dry_run = fields.Boolean()
+
+
+class PassageSchema(ma.Schema):
+    """Dumps a Passage."""
+
+    start = fields.Integer()
+    end = fields.Integer()
+    text = fields.String()
+
+
+class HitSchema(ma.Schema):
+    """Dumps a Hit."""
+
+    id = fields.String()
+    score = fields.Float()
+    text = fields.String()
+    metadata = fields.Dict()
+    passage = fields.Nested(PassageSchema)
+    fusion_score = fields.Float(
+        metadata={
+            "description": "hybrid only: the reciprocal-rank-fusion score hits are ordered by"
+        }
+    )
+
+    @ma.post_dump
+    def omit_fusion_score_of_a_dense_search(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        # Only a hybrid search fuses rankings: a dense hit has no fusion score, not a null one.
+        if data.get("fusion_score") is None:
+            data.pop("fusion_score", None)
+        return data
+
+
+class SearchResultSchema(ma.Schema):
+    hits = fields.List(fields.Nested(HitSchema))
+
+
+class BatchSearchResultSchema(ma.Schema):
+    results = fields.List(fields.Nested(SearchResultSchema))
+
+
+class InfoSchema(ma.Schema):
+    version = fields.String()
+    backend = fields.String()
+    model = fields.String()
+    dimension = fields.Integer()
+    max_seq_length = fields.Integer()
+    window = fields.Integer()
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String()
+
+
+class ReadySchema(ma.Schema):
+    status = fields.String()
+    load_seconds = fields.Float()
+    knowledge_bases = fields.Integer()
