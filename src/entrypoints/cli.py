@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from entrypoints import cli_commands as commands
@@ -18,7 +19,8 @@ EXIT_CODES = """exit codes:
   1  the service refused (unknown knowledge base, taken name, invalid input, ...)
   2  bad command line or unreadable input file
   3  the service could not be reached
-  130  interrupted (`kb import` resumes where it stopped when run again)"""
+  130  interrupted (`kb import` resumes where it stopped when run again)
+  141  the reader of the output went away (`kb export | head`)"""
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -70,6 +72,9 @@ def add_service_commands(commands_: argparse._SubParsersAction[argparse.Argument
     download.set_defaults(handler=download_model)
 
 
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
 def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     connection = [commands.connection_options()]
 
@@ -83,6 +88,11 @@ def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentP
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
+    for adding in (_create_and_list, _import, _search, _export):
+        adding(add)
+
+
+def _create_and_list(add: AddCommand) -> None:
     create = add("create", "create a knowledge base")
     create.add_argument("name", help="1-64 of a-z 0-9 . _ -, starting with a letter or digit")
     create.add_argument("--description", help="what the knowledge base holds")
@@ -98,6 +108,8 @@ def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentP
     listing = add("list", "list knowledge bases with their document and chunk counts")
     listing.set_defaults(handler=commands.list_knowledge_bases)
 
+
+def _import(add: AddCommand) -> None:
     importing = add(
         "import",
         "add a folder of .txt/.md files or a JSONL file, resumably",
@@ -113,6 +125,8 @@ def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentP
     importing.add_argument("--no-progress", action="store_true", help="no progress bar")
     importing.set_defaults(handler=commands.import_)
 
+
+def _search(add: AddCommand) -> None:
     searching = add("search", "find the documents most similar to a text")
     searching.add_argument("text", help="the query text")
     searching.add_argument("--kb", required=True, help="knowledge base to search")
@@ -129,6 +143,8 @@ def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentP
     searching.add_argument("--json", action="store_true", help="print the hits as JSON")
     searching.set_defaults(handler=commands.search)
 
+
+def _export(add: AddCommand) -> None:
     exporting = add(
         "export",
         "write a knowledge base's documents as JSONL",
