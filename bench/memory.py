@@ -93,6 +93,7 @@ class Run:
     seconds: float = 0.0
     documents: int = 0
     chunks: int = 0
+    compared_rate: float = 0.0  # documents/s over the documents every server got
 
     def __post_init__(self) -> None:
         self.client = self.service.client()
@@ -118,14 +119,18 @@ class Run:
         return self.documents / self.seconds
 
 
-def ingest(runs: list[Run], texts: Sequence[str], batch: int) -> None:
-    """Send every batch to every server, alternating which goes first; note the sizes."""
+def ingest(runs: list[Run], texts: Sequence[str], batch: int, compared: int) -> None:
+    """Send every batch to every server, alternating which goes first; note the sizes.
+
+    Past the first `compared` texts only the first server (this checkout) goes on.
+    """
     for number, start in enumerate(range(0, len(texts), batch)):
         documents = [
             {"id": f"d{start + i}", "text": text}
             for i, text in enumerate(texts[start : start + batch])
         ]
-        for run in runs if number % 2 == 0 else reversed(runs):
+        going = runs if start < compared else runs[:1]
+        for run in going if number % 2 == 0 else reversed(going):
             run.add(documents)
         if number == 0:
             time.sleep(SETTLE)
@@ -137,8 +142,15 @@ def ingest(runs: list[Run], texts: Sequence[str], batch: int) -> None:
                 for run in runs
             )
             print(f"# {start + batch} documents: {sizes}; {load_note()}", file=sys.stderr)
+        if start < compared <= start + batch:
+            time.sleep(SETTLE)
+            for run in runs[1:]:
+                run.last = resident_mb(run.pid)
+                run.peak = resident_mb(run.pid, "VmHWM")
+            if len(runs) > 1:
+                runs[0].compared_rate = runs[0].documents_per_second
     time.sleep(SETTLE)
-    for run in runs:
+    for run in runs[:1] if compared < len(texts) else runs:
         run.last = resident_mb(run.pid)
         run.peak = resident_mb(run.pid, "VmHWM")
 
@@ -190,7 +202,11 @@ def report(runs: list[Run], documents: int, batch: int, loads: list[str]) -> str
         met = run.growth <= GROWTH_TARGET
         lines.append(verdict(met, f"{run.label}: ratio {run.growth:.2f} (target <= 1.3)"))
     if len(runs) > 1:
-        speed = runs[0].documents_per_second / runs[1].documents_per_second
+        current = runs[0].compared_rate or runs[0].documents_per_second
+        speed = current / runs[1].documents_per_second
+        lines.append(
+            f"  {runs[0].label} over the texts every server got: {current:.2f} documents/s"
+        )
         lines.append(
             verdict(
                 speed >= 1 - SPEED_TOLERANCE,
@@ -218,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
             )
             runs.append(Run(label, source, data_dir, service))
         loads = [load_note()]
-        ingest(runs, texts, args.batch)
+        ingest(runs, texts, args.batch, args.compare or args.documents)
         loads.append(load_note())
         for each in runs:
             assert each.service.process is not None
@@ -246,6 +262,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="REF",
         help="also run the `src` of this git revision of the checkout (repeatable), e.g. main",
+    )
+    parser.add_argument(
+        "--compare",
+        type=int,
+        metavar="N",
+        help="the --against servers get only the first N texts (rounded up to whole requests), "
+        "and speed is compared over those; this checkout's server gets all (default: all)",
     )
     parser.add_argument("--threads", type=int, help="KB_THREADS (default: the service's)")
     parser.add_argument(

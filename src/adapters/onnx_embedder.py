@@ -30,6 +30,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from adapters.coalescer import BatchObserver, Coalescer
+from adapters.heap import map_large_allocations
 from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
@@ -132,7 +133,9 @@ class OnnxEmbedder:
         # of 32 texts of 256 word pieces at once: ~0.7 GB, mostly attention scores), and its
         # power-of-two growth adds more with each new mix of batch shapes. Shrinking it at the
         # end of every call cost ~6 % CPU (page faults to map it again), so it is shrunk only
-        # when the coalescer runs out of work: a tiny call with the shrinkage run option.
+        # when the coalescer runs out of work: a tiny call with the shrinkage run option. The
+        # regions it frees must not then be reused from glibc's heap (see map_large_allocations).
+        map_large_allocations()
         self._shrink = ort.RunOptions()
         self._shrink.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
         self._tiny_feeds = _feeds(self._inputs, self._tokenizer.encode_batch([""]))
