@@ -137,9 +137,10 @@ def ingest(runs: list[Run], texts: Sequence[str], batch: int, compared: int) -> 
             for run in runs:
                 run.first = resident_mb(run.pid)
         if number % 10 == 9:
+            time.sleep(SETTLE)
             sizes = ", ".join(
                 f"{run.label} {resident_mb(run.pid):.0f} MB {run.documents_per_second:.2f} doc/s"
-                for run in runs
+                for run in going
             )
             print(f"# {start + batch} documents: {sizes}; {load_note()}", file=sys.stderr)
         if start < compared <= start + batch:
