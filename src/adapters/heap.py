@@ -25,10 +25,10 @@ def map_large_allocations(threshold: int = 1 << 20) -> None:
     """Serve every allocation of `threshold` bytes or more from its own mapping (glibc only).
 
     glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, so the
-    regions a memory arena hands back are afterwards carved out of the heap, between small
-    long-lived objects, where they stay resident: ~60 MB more for every 400 long documents
-    embedded. A fixed threshold (mallopt M_MMAP_THRESHOLD) keeps them mapped, and unmapped on
-    free. Smaller blocks still come from the heap.
+    large regions a memory arena (ONNX Runtime's) gives back and later takes again are then
+    carved out of the heap, between small long-lived objects, where they stay resident and
+    the heap grows with every round. A fixed threshold (mallopt M_MMAP_THRESHOLD) keeps them
+    mapped, and unmapped when freed. Smaller blocks still come from the heap.
     """
     if not sys.platform.startswith("linux"):
         return
