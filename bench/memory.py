@@ -202,6 +202,11 @@ def report(runs: list[Run], documents: int, batch: int, loads: list[str]) -> str
     for run in runs:
         met = run.growth <= GROWTH_TARGET
         lines.append(verdict(met, f"{run.label}: ratio {run.growth:.2f} (target <= 1.3)"))
+        if run.restarted == run.restarted:  # measured (not NaN)
+            held = run.last / run.restarted
+            lines.append(
+                f"  {run.label}: {held:.2f}x what a worker restarted on the same data holds"
+            )
     if len(runs) > 1:
         current = runs[0].compared_rate or runs[0].documents_per_second
         speed = current / runs[1].documents_per_second
