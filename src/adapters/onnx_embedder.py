@@ -30,7 +30,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from adapters.coalescer import BatchObserver, Coalescer
-from adapters.heap import map_large_allocations
+from adapters.heap import map_large_allocations, release_free_memory
 from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
@@ -191,6 +191,9 @@ class OnnxEmbedder:
             return
         self._grown = False
         self._session.run(None, self._tiny_feeds, self._shrink)
+        # The burst's request bodies, texts and token arrays were freed into glibc's per-thread
+        # heaps, which keep their free pages mapped: hand those back too.
+        release_free_memory()
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)
