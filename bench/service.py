@@ -233,7 +233,8 @@ class Service:
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group a started server runs in; SIGKILL it after a minute."""
     if process.poll() is not None:
         return
     with suppress(ProcessLookupError):
@@ -402,7 +403,7 @@ def _serve(
             )
         yield service
     finally:
-        _stop(process)
+        stop_process(process)
         log.unlink(missing_ok=True)
 
 

@@ -66,8 +66,10 @@ class Coalescer:
     (what a call costs beyond its texts, in padded word pieces) the anchor's neighbourhood is
     split into the cheapest calls instead: sixteen single texts of mixed lengths from
     concurrent clients go as two or three evenly padded calls rather than one padded to the
-    longest. Callers get their own rows, in order. A model thread ends after `idle_exit`
-    seconds without work; callers start them again when needed.
+    longest. Callers get their own rows, in order. When a call ends with no texts left and no
+    other call running, that model thread runs `on_idle` (after its callers have their rows):
+    the place to give back the working memory of the burst just served. A model thread ends
+    after `idle_exit` seconds without work; callers start them again when needed.
     """
 
     def __init__(
@@ -84,8 +86,11 @@ class Coalescer:
         idle_exit: float = 60.0,
         call_overhead: int | None = None,
         parallel: int = 1,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self._encode = encode
+        self._on_idle = on_idle
+        self._running = 0  # model calls under way
         self._observer = observer
         self._dimension = dimension
         self._max_texts = max_texts
@@ -154,6 +159,7 @@ class Coalescer:
         group = self._take()
         if self._untaken():  # texts left over: an idle model thread can run them meanwhile
             self._arrived.notify()
+        self._running += 1
         self._lock.release()
         try:
             vectors, error = self._run([entry[3].texts[entry[2]] for entry in group]), None
@@ -161,6 +167,7 @@ class Coalescer:
             vectors, error = None, failure
         finally:
             self._lock.acquire()
+            self._running -= 1
         self.batches_run += 1
         served = {entry[3] for entry in group}
         for position, (_, _, row, job) in enumerate(group):
@@ -177,6 +184,19 @@ class Coalescer:
         self._expected = sum(1 for job in self._pending if job.queue or job in served)
         self._gather_until = time.monotonic() + self._max_wait
         self._pending = [job for job in self._pending if not job.finished.is_set()]
+        if self._on_idle is not None and not self._running and not self._untaken():
+            self._idle()
+
+    def _idle(self) -> None:
+        """Run `on_idle` outside the lock; its failure is logged, no caller waits for it."""
+        assert self._on_idle is not None
+        self._lock.release()
+        try:
+            self._on_idle()
+        except Exception:
+            log.exception("the coalescer's on_idle hook failed")
+        finally:
+            self._lock.acquire()
 
     def _wait_left(self) -> float:
         """Seconds to wait for the callers of the last call to come back, 0 to run now.

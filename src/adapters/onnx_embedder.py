@@ -30,6 +30,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from adapters.coalescer import BatchObserver, Coalescer
+from adapters.heap import map_large_allocations, release_free_memory
 from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
@@ -46,6 +47,10 @@ _INPUTS = {  # ONNX input name -> the tokenizers.Encoding field that feeds it
     "attention_mask": "attention_mask",
     "token_type_ids": "type_ids",
 }
+ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"  # an ONNX Runtime run option
+# Calls of at least this many padded word pieces (texts x longest) leave enough working memory
+# in the arena to give back afterwards; smaller ones leave a few megabytes.
+SHRINK_AFTER = 1024
 _SKIPPED_DIRS = {"onnx", "openvino", ".git", ".cache"}
 _PROBES = [
     "This is an example sentence",
@@ -124,6 +129,17 @@ class OnnxEmbedder:
                 f"from {self.export_dir}: {error}"
             ) from error
         self._inputs = [node.name for node in self._session.get_inputs()]
+        # ONNX Runtime's CPU arena keeps the largest calls' working memory for ever (two calls
+        # of 32 texts of 256 word pieces at once: ~0.7 GB, mostly attention scores), and its
+        # power-of-two growth adds more with each new mix of batch shapes. Shrinking it at the
+        # end of every call cost ~6 % CPU (page faults to map it again), so it is shrunk only
+        # when the coalescer runs out of work: a tiny call with the shrinkage run option. The
+        # regions it frees must not then be reused from glibc's heap (see map_large_allocations).
+        map_large_allocations()
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
+        self._tiny_feeds = _feeds(self._inputs, self._tokenizer.encode_batch([""]))
+        self._grown = False  # a large call ran since the arena was last shrunk
         # Concurrent callers' texts are batched together; `calls` forward passes run at once.
         self._coalescer = Coalescer(
             self._encode,
@@ -134,6 +150,7 @@ class OnnxEmbedder:
             observer=observer,
             call_overhead=CALL_OVERHEAD,
             parallel=calls or usable_cpus(),
+            on_idle=self.release_memory,
         )
 
     @property
@@ -157,8 +174,26 @@ class OnnxEmbedder:
 
     def _encode(self, texts: list[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(texts)
-        (output,) = self._session.run(None, _feeds(self._inputs, encodings))
+        feeds = _feeds(self._inputs, encodings)
+        (output,) = self._session.run(None, feeds)
+        if feeds["input_ids"].size >= SHRINK_AFTER:
+            self._grown = True  # after the call: see release_memory
         return _normalised(np.asarray(output, dtype=np.float32))
+
+    def release_memory(self) -> None:
+        """Hand the unused part of ONNX Runtime's CPU arena back to the operating system.
+
+        A no-op unless a call of at least SHRINK_AFTER padded word pieces ran since the last
+        release (small calls' few megabytes are reused). The flag is cleared before the tiny
+        call and set after each large one, so a large call running meanwhile is never missed.
+        """
+        if not self._grown:
+            return
+        self._grown = False
+        self._session.run(None, self._tiny_feeds, self._shrink)
+        # The burst's request bodies, texts and token arrays were freed into glibc's per-thread
+        # heaps, which keep their free pages mapped: hand those back too.
+        release_free_memory()
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)

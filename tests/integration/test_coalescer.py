@@ -351,3 +351,39 @@ def test_with_two_model_threads_both_end_when_idle_and_come_back_for_the_next_ca
     assert coalescer._workers == []
     assert np.allclose(coalescer(["two"]), FAKE.embed(["two"]))
     assert len(coalescer._workers) == 2 and not set(coalescer._workers) & set(first)
+
+
+class IdleRecorder:
+    """An on_idle hook that notes how many calls had ended and how many were running."""
+
+    def __init__(self, encoder: OverlapEncoder, fail: bool = False) -> None:
+        self.encoder = encoder
+        self.fail = fail
+        self.seen: list[tuple[int, int]] = []
+        self.ran = threading.Event()
+
+    def __call__(self) -> None:
+        self.seen.append((len(self.encoder.calls), self.encoder.running_now))
+        self.ran.set()
+        if self.fail:
+            raise RuntimeError("on_idle failed")
+
+
+def test_the_idle_hook_runs_once_after_a_large_add_and_never_while_a_call_runs():
+    encoder = OverlapEncoder(delay=0.02)
+    idle = IdleRecorder(encoder)
+    coalescer = Coalescer(encoder, 8, max_texts=4, parallel=2, on_idle=idle)
+    texts = [f"text number {n}" for n in range(16)]
+    assert np.allclose(coalescer(texts), FAKE.embed(texts))
+    assert idle.ran.wait(5)
+    assert idle.seen == [(4, 0)]
+
+
+def test_a_failing_idle_hook_is_logged_and_the_next_caller_is_served(caplog):
+    encoder = OverlapEncoder(delay=0.0)
+    idle = IdleRecorder(encoder, fail=True)
+    coalescer = Coalescer(encoder, 8, on_idle=idle)
+    coalescer(["first"])
+    assert idle.ran.wait(5)
+    assert np.allclose(coalescer(["second"]), FAKE.embed(["second"]))
+    assert "on_idle" in caplog.text
