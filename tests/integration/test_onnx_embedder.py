@@ -1,4 +1,4 @@
-"""The ONNX Runtime adapter gives torch's embeddings, and exports the model only once."""
+"""The ONNX Runtime adapter keeps the Embedder contract, gives torch's embeddings, exports once."""
 
 import os
 import sys
@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters import onnx_embedder
 from adapters.onnx_embedder import OnnxEmbedder
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from contracts import EmbedderContract
 from model_folder import l6_folder
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
@@ -85,11 +86,8 @@ def embedder(cache_dir):
     return OnnxEmbedder(l6_folder(), cache_dir=cache_dir)
 
 
-def test_the_published_reference_embedding_is_reproduced(embedder):
-    (vector,) = embedder.embed(["This is an example sentence"])
-    assert vector.dtype == np.float32 and vector.shape == (384,)
-    assert np.allclose(vector[:3], [0.0676569, 0.0634960, 0.0487131], atol=1e-5)
-    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+class TestOnnxEmbedderContract(EmbedderContract):
+    """Runs on the module's `embedder`: one export for the whole module."""
 
 
 def test_embeddings_agree_with_the_torch_runtime(embedder):
@@ -102,29 +100,6 @@ def test_embeddings_agree_with_the_torch_runtime(embedder):
     # Batching must not change a text's vector: alone, it is the same as in a padded batch.
     (alone,) = embedder.embed([TEXTS[-6]])
     assert float(alone @ onnx_vectors[-6]) >= 0.9999
-
-
-def test_the_window_comes_from_the_loaded_model_not_the_tokenizer_file(embedder):
-    # tokenizer_config.json says 128; sentence_bert_config.json (the model's real limit) says 256.
-    assert embedder.max_seq_length == 256
-    assert embedder.window == 254
-    assert embedder.dimension == 384
-    assert embedder.model_name == l6_folder()
-
-
-def test_token_offsets_map_back_to_the_text(embedder):
-    text = "Naïve café-owners   don't panic."
-    offsets = embedder.token_offsets(text)
-    assert offsets[0] == (0, 5)
-    assert all(0 <= s < e <= len(text) for s, e in offsets)
-    assert text[offsets[-1][0] : offsets[-1][1]] == "."
-
-
-def test_inputs_past_the_window_are_cut_like_torch_cuts_them(embedder):
-    long = "word " * 300
-    longer = long + "completely different ending about penguins " * 20
-    a, b = embedder.embed([long, longer])
-    assert float(a @ b) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_a_cached_export_is_reused_without_exporting_again(embedder, cache_dir, monkeypatch):
