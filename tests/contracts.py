@@ -1,16 +1,21 @@
-"""Contract test classes: every VectorIndex and DocumentRepository (real or fake) must pass them.
+"""Contract test classes: every adapter and fake of a port must pass its port's class.
 
-Subclass one in a test module and provide the `make_index` or `make_repository` fixture.
+Subclass one in a test module and provide its fixture (`make_index`, `make_repository`,
+`make_keywords` or `embedder`).
 """
 
 from __future__ import annotations
 
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pytest
 
+from domain.chunking import chunk_spans
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -327,3 +332,105 @@ class KeywordIndexContract:
     def test_queries_without_words_or_with_quotes_are_harmless(self, keywords):
         assert keywords.search("", 5) == []
         assert keywords.search('"); DROP TABLE words; --', 5) == []
+
+
+PARAGRAPH = (
+    "The committee reviewed the quarterly budget figures in detail, and noted that spending "
+    "on maintenance had risen for the third year running while income from rents had fallen. "
+)
+SAMPLES = [
+    "This is an example sentence",
+    "Penguins huddle together to survive the Antarctic winter.",
+    "The stock market fell sharply on Monday.",
+    "Naïve café-owners   don't panic.",
+    "",
+    PARAGRAPH * 3,
+]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray((a * b).sum(axis=1))
+
+
+class EmbedderContract:
+    """What the `Embedder` port promises; provide an `embedder` fixture (build it once)."""
+
+    def test_rows_are_unit_float32_vectors_of_the_dimension_one_per_text(self, embedder):
+        vectors = embedder.embed(SAMPLES)
+        assert vectors.dtype == np.float32
+        assert vectors.shape == (len(SAMPLES), embedder.dimension)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+    def test_an_empty_list_gives_no_rows(self, embedder):
+        vectors = embedder.embed([])
+        assert vectors.shape == (0, embedder.dimension)
+
+    def test_rows_come_in_the_order_of_the_texts(self, embedder):
+        together = embedder.embed(SAMPLES)
+        alone = np.concatenate([embedder.embed([text]) for text in SAMPLES])
+        assert cosines(together, alone).min() >= 0.9999
+        reversed_rows = embedder.embed(SAMPLES[::-1])[::-1]
+        assert cosines(together, reversed_rows).min() >= 0.9999
+
+    def test_identical_texts_give_identical_vectors_and_different_texts_do_not(self, embedder):
+        first, other, again = embedder.embed([SAMPLES[1], SAMPLES[2], SAMPLES[1]])
+        assert np.allclose(first, again, atol=1e-6)
+        assert np.allclose(embedder.embed([SAMPLES[1]])[0], first, atol=1e-5)
+        assert float(first @ other) < 0.99
+
+    def test_the_model_has_a_name_and_a_window_inside_its_sequence_length(self, embedder):
+        assert isinstance(embedder.model_name, str) and embedder.model_name
+        assert embedder.dimension > 0
+        assert embedder.max_seq_length > 0
+        assert 1 <= embedder.window < embedder.max_seq_length
+
+    def test_token_offsets_are_ordered_spans_inside_the_text_covering_every_word(self, embedder):
+        text = "Naïve café-owners   don't panic. Pi is 3.14, e-mail me!"
+        offsets = embedder.token_offsets(text)
+        assert offsets and offsets[0][0] == 0 and offsets[-1][1] == len(text)
+        assert all(0 <= start < end <= len(text) for start, end in offsets)
+        assert all(a[1] <= b[0] for a, b in pairwise(offsets))
+        covered = {i for start, end in offsets for i in range(start, end)}
+        assert covered == {i for i, char in enumerate(text) if not char.isspace()}
+        assert embedder.token_offsets("") == []
+
+    def test_the_model_sees_exactly_the_window_and_cuts_the_rest(self, embedder):
+        window = embedder.window
+        text = "word " * (window - 1) + "penguins survive the Antarctic winter " * 4
+        offsets = embedder.token_offsets(text)
+        assert len(offsets) > window
+        full, within, short = embedder.embed(
+            [text, text[: offsets[window - 1][1]], text[: offsets[window - 2][1]]]
+        )
+        assert float(full @ within) >= 0.9999  # pieces past the window are cut
+        assert float(within @ short) < 0.9999  # the window's last piece still counts
+
+    def test_chunk_spans_cover_the_text_and_each_fits_the_window(self, embedder):
+        text = PARAGRAPH * 12
+        offsets = embedder.token_offsets(text)
+        window = embedder.window
+        spans, truncated = chunk_spans(offsets, len(text), window, window // 4)
+        assert not truncated and len(spans) > 1
+        assert spans[0].start == 0 and spans[-1].end == len(text)
+        assert all(0 <= s.start < s.end <= len(text) for s in spans)
+        assert all(b.start <= a.end for a, b in pairwise(spans))  # no gap
+        for span in spans:
+            inside = [o for o in offsets if span.start <= o[0] and o[1] <= span.end]
+            assert len(inside) <= window
+
+    def test_threads_embedding_at_once_each_get_their_own_rows(self, embedder):
+        batches = [[f"{word} number {i}" for i in range(3)] for word in ("apple", "river", "tax")]
+        batches += [[PARAGRAPH * 2, "penguins"], SAMPLES]
+        expected = [embedder.embed(batch) for batch in batches]
+        start = threading.Barrier(len(batches))
+
+        def embed(batch: list[str]) -> np.ndarray:
+            start.wait()
+            vectors: np.ndarray = embedder.embed(batch)
+            return vectors
+
+        with ThreadPoolExecutor(len(batches)) as pool:
+            results = list(pool.map(embed, batches * 3))
+        for got, want in zip(results, expected * 3):
+            assert got.shape == want.shape
+            assert cosines(got, want).min() >= 0.9999

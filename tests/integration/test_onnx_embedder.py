@@ -1,4 +1,4 @@
-"""The ONNX Runtime adapter gives torch's embeddings, and exports the model only once."""
+"""The ONNX Runtime adapter keeps the Embedder contract, gives torch's embeddings, exports once."""
 
 import os
 import sys
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters import onnx_embedder
+from adapters import onnx_cache, onnx_export
 from adapters.onnx_embedder import OnnxEmbedder
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from contracts import EmbedderContract
 from model_folder import l6_folder
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
@@ -85,11 +86,8 @@ def embedder(cache_dir):
     return OnnxEmbedder(l6_folder(), cache_dir=cache_dir)
 
 
-def test_the_published_reference_embedding_is_reproduced(embedder):
-    (vector,) = embedder.embed(["This is an example sentence"])
-    assert vector.dtype == np.float32 and vector.shape == (384,)
-    assert np.allclose(vector[:3], [0.0676569, 0.0634960, 0.0487131], atol=1e-5)
-    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+class TestOnnxEmbedderContract(EmbedderContract):
+    """Runs on the module's `embedder`: one export for the whole module."""
 
 
 def test_embeddings_agree_with_the_torch_runtime(embedder):
@@ -104,38 +102,15 @@ def test_embeddings_agree_with_the_torch_runtime(embedder):
     assert float(alone @ onnx_vectors[-6]) >= 0.9999
 
 
-def test_the_window_comes_from_the_loaded_model_not_the_tokenizer_file(embedder):
-    # tokenizer_config.json says 128; sentence_bert_config.json (the model's real limit) says 256.
-    assert embedder.max_seq_length == 256
-    assert embedder.window == 254
-    assert embedder.dimension == 384
-    assert embedder.model_name == l6_folder()
-
-
-def test_token_offsets_map_back_to_the_text(embedder):
-    text = "Naïve café-owners   don't panic."
-    offsets = embedder.token_offsets(text)
-    assert offsets[0] == (0, 5)
-    assert all(0 <= s < e <= len(text) for s, e in offsets)
-    assert text[offsets[-1][0] : offsets[-1][1]] == "."
-
-
-def test_inputs_past_the_window_are_cut_like_torch_cuts_them(embedder):
-    long = "word " * 300
-    longer = long + "completely different ending about penguins " * 20
-    a, b = embedder.embed([long, longer])
-    assert float(a @ b) == pytest.approx(1.0, abs=1e-5)
-
-
 def test_a_cached_export_is_reused_without_exporting_again(embedder, cache_dir, monkeypatch):
-    model_file = embedder.export_dir / onnx_embedder.MODEL_FILE
+    model_file = embedder.export_dir / onnx_cache.MODEL_FILE
     assert model_file.is_file() and Path(cache_dir) in model_file.parents
     before = model_file.stat().st_mtime_ns, (model_file.parent / "export.json").stat().st_mtime_ns
 
     def no_export(*args, **kwargs):
         raise AssertionError("the cached export should have been reused")
 
-    monkeypatch.setattr(onnx_embedder, "_export_to", no_export)
+    monkeypatch.setattr(onnx_export, "_export_to", no_export)
     again = OnnxEmbedder(l6_folder(), cache_dir=cache_dir)
     assert again.export_dir == embedder.export_dir
     after = model_file.stat().st_mtime_ns, (model_file.parent / "export.json").stat().st_mtime_ns
@@ -209,7 +184,7 @@ def test_the_export_sits_beside_a_writable_model_and_follows_its_changes(tmp_pat
     folder = linked_model_folder(tmp_path / "model")
     first = OnnxEmbedder(str(folder))
     assert first.export_dir == folder / "onnx" / "kb-service"
-    exported = (first.export_dir / onnx_embedder.MODEL_FILE).stat().st_mtime_ns
+    exported = (first.export_dir / onnx_cache.MODEL_FILE).stat().st_mtime_ns
 
     # The model's files change: the old export is stale and is replaced.
     readme = folder / "README.md"
@@ -217,7 +192,7 @@ def test_the_export_sits_beside_a_writable_model_and_follows_its_changes(tmp_pat
     readme.unlink()
     readme.write_text(text + "\nEdited.\n", encoding="utf-8")
     second = OnnxEmbedder(str(folder))
-    assert (second.export_dir / onnx_embedder.MODEL_FILE).stat().st_mtime_ns != exported
+    assert (second.export_dir / onnx_cache.MODEL_FILE).stat().st_mtime_ns != exported
     assert np.allclose(second.embed(TEXTS[:3]), first.embed(TEXTS[:3]), atol=1e-6)
     assert not [p for p in second.export_dir.iterdir() if p.name.startswith(".export-")]
 
@@ -226,11 +201,11 @@ def test_a_hub_cache_snapshot_is_exported_into_the_user_cache(tmp_path, monkeypa
     snapshot = tmp_path / "hub" / "models--org--name" / "snapshots" / "0123abcd"
     snapshot.mkdir(parents=True)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    where = onnx_embedder._export_dir(snapshot, None)
+    where = onnx_cache.export_dir_for(snapshot, None)
     assert tmp_path / "xdg" / "kb-service" / "onnx" in where.parents
     assert not (snapshot / "onnx").exists()
     # A chosen cache folder wins over both places.
-    assert onnx_embedder._export_dir(snapshot, tmp_path / "c").parent == tmp_path / "c"
+    assert onnx_cache.export_dir_for(snapshot, tmp_path / "c").parent == tmp_path / "c"
 
 
 def test_a_read_only_model_folder_is_exported_into_the_user_cache(tmp_path, monkeypatch):
@@ -239,11 +214,11 @@ def test_a_read_only_model_folder_is_exported_into_the_user_cache(tmp_path, monk
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     real_access = os.access
     monkeypatch.setattr(
-        onnx_embedder.os,
+        onnx_cache.os,
         "access",
         lambda path, mode: False if Path(path) == folder else real_access(path, mode),
     )
-    where = onnx_embedder._export_dir(folder, None)
+    where = onnx_cache.export_dir_for(folder, None)
     assert tmp_path / "xdg" / "kb-service" / "onnx" in where.parents
 
 

@@ -1,4 +1,4 @@
-"""The real sentence-transformers adapter reproduces the model authors' published numbers."""
+"""The sentence-transformers adapter keeps the Embedder contract and the authors' numbers."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from adapters.faiss_index import FaissVectorIndex
 from adapters.memory_repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from contracts import EmbedderContract
 from domain import KnowledgeBaseService, NewDocument, SearchRequest, by_dimension
 from domain.errors import ModelUnavailableError
 from model_folder import l6_folder
@@ -17,6 +18,10 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def embedder():
     return SentenceTransformerEmbedder(l6_folder())
+
+
+class TestSentenceTransformerEmbedderContract(EmbedderContract):
+    """Runs on the module's `embedder`: the model loads once for the whole module."""
 
 
 def test_the_published_reference_embedding_is_reproduced(embedder):
@@ -30,14 +35,6 @@ def test_the_window_comes_from_the_loaded_model_not_the_tokenizer_file(embedder)
     # tokenizer_config.json says 128; sentence_bert_config.json (the model's real limit) says 256.
     assert embedder.max_seq_length == 256
     assert embedder.window == 254
-
-
-def test_token_offsets_map_back_to_the_text(embedder):
-    text = "Naïve café-owners   don't panic."
-    offsets = embedder.token_offsets(text)
-    assert offsets[0] == (0, 5)
-    assert all(0 <= s < e <= len(text) for s, e in offsets)
-    assert text[offsets[-1][0] : offsets[-1][1]] == "."
 
 
 def test_a_paraphrase_outranks_an_unrelated_sentence(embedder):

@@ -2,8 +2,13 @@
 
 import pytest
 
-from contracts import DocumentRepositoryContract, KeywordIndexContract, VectorIndexContract
-from fakes import FakeDocumentRepository, FakeKeywordIndex, FakeVectorIndex
+from contracts import (
+    DocumentRepositoryContract,
+    EmbedderContract,
+    KeywordIndexContract,
+    VectorIndexContract,
+)
+from fakes import FakeDocumentRepository, FakeEmbedder, FakeKeywordIndex, FakeVectorIndex
 
 
 class TestFakeVectorIndex(VectorIndexContract):
@@ -22,3 +27,9 @@ class TestFakeKeywordIndex(KeywordIndexContract):
     @pytest.fixture
     def make_keywords(self):
         return FakeKeywordIndex
+
+
+class TestFakeEmbedder(EmbedderContract):
+    @pytest.fixture
+    def embedder(self):
+        return FakeEmbedder()
