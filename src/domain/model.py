@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -229,15 +229,27 @@ class Passage:
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked search result; `score` is a cosine similarity in [-1, 1]."""
+    """One ranked search result; `score` is a cosine similarity in [-1, 1].
+
+    `text`, `metadata` and `passage` are None when the search did not ask for them.
+    """
 
     id: str
     score: float
-    text: str
-    metadata: Mapping[str, Any]
-    passage: Passage
+    text: str | None
+    metadata: Mapping[str, Any] | None
+    passage: Passage | None
     chunk: int = field(default=-1, compare=False)
     fusion_score: float | None = None
+
+    def keeping(self, fields: Collection[str]) -> Hit:
+        """This hit with only the named ones of text, metadata and passage."""
+        return replace(
+            self,
+            text=self.text if "text" in fields else None,
+            metadata=self.metadata if "metadata" in fields else None,
+            passage=self.passage if "passage" in fields else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from domain.keywords import reciprocal_rank_fusion
 from domain.model import Document, Hit, KnowledgeBase, Passage
 from domain.ports import DocumentRepository, Embedder, UnitOfWork, Vectors
 from domain.search_request import (
+    HIT_FIELDS,
     MAX_BATCH_QUERIES,
     MAX_KEYWORD_QUERY_CHARS,
     MAX_QUERY_CHUNKS,
@@ -101,6 +102,8 @@ class Ranker:
             hits = self._fuse(kb, slot, vector, request, hits, wanted)
         if request.diversity > 0 and len(hits) > 1:
             hits = self._diversify(slot, vector, hits, request)
+        if len(request.fields) < len(HIT_FIELDS):
+            return [hit.keeping(request.fields) for hit in hits[: request.top_k]]
         return hits[: request.top_k]
 
     def _best_documents(

@@ -19,6 +19,8 @@ DEFAULT_KEYWORD_WEIGHT = 0.5
 MAX_VECTOR_LENGTH = 8192  # numbers in a query vector; no model this service runs has more
 MAX_BATCH_QUERIES = 64
 MODES = ("dense", "hybrid")  # by meaning only, or fused with keyword (BM25) ranking
+# What a hit may carry beside its id and score; a search may ask for fewer (large documents).
+HIT_FIELDS = ("text", "metadata", "passage")
 # The model work one search request may cause. A query longer than a few model windows rarely
 # finds better matches (its chunk vectors are averaged into one); each chunk is a model row.
 MAX_QUERY_CHARS = 100_000  # the most KB_MAX_QUERY_CHARS may allow
@@ -40,6 +42,7 @@ class SearchRequest:
     fusion: (1 - keyword_weight) / (rrf_k + dense rank) + keyword_weight / (rrf_k + bm25 rank).
     `probes` trades recall for speed once a knowledge base is big enough for approximate search;
     `exact=True` scans every vector instead: the true top k at any size, slower on large ones.
+    `fields` names which of HIT_FIELDS the hits carry (all by default); the others are None.
     """
 
     query: str | None = None
@@ -54,6 +57,7 @@ class SearchRequest:
     rrf_k: int = DEFAULT_RRF_K
     probes: int | None = None
     exact: bool = False
+    fields: Sequence[str] = HIT_FIELDS
     where: Filter | None = field(init=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +103,10 @@ class SearchRequest:
             _fail("probes", f"probes must be between 1 and {MAX_PROBES}")
         if self.exact and self.probes is not None:
             _fail("probes", "give 'probes' (approximate search) or 'exact', not both")
+        unknown = [name for name in self.fields if name not in HIT_FIELDS]
+        if unknown:
+            _fail("fields", f"unknown hit field(s) {unknown}: choose from {list(HIT_FIELDS)}")
+        object.__setattr__(self, "fields", tuple(dict.fromkeys(self.fields)))
 
 
 def _fail(name: str, message: str) -> None:

@@ -107,10 +107,12 @@ class HitSchema(ma.Schema):
     )
 
     @ma.post_dump
-    def omit_fusion_score_of_a_dense_search(self, data: dict[str, Any], **kwargs: Any) -> Any:
-        # Only a hybrid search fuses rankings: a dense hit has no fusion score, not a null one.
-        if data.get("fusion_score") is None:
-            data.pop("fusion_score", None)
+    def omit_what_the_hit_does_not_carry(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        # A dense hit has no fusion score, and a search may leave out text, metadata or passage:
+        # absent keys, not nulls.
+        for name in ("fusion_score", "text", "metadata", "passage"):
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
 
 

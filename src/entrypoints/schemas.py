@@ -25,6 +25,7 @@ from domain.search_request import (
     DEFAULT_KEYWORD_WEIGHT,
     DEFAULT_RRF_K,
     DEFAULT_TOP_K,
+    HIT_FIELDS,
     MAX_BATCH_QUERIES,
     MAX_PROBES,
     MAX_RRF_K,
@@ -228,6 +229,15 @@ class SearchSchema(ma.Schema):
             maximum=1.0,
             description="0: by similarity only; up to 1: maximal marginal relevance",
         ),
+    )
+    # Not named `fields`: that name would hide marshmallow's `fields` module in this class body.
+    hit_fields = fields.List(
+        fields.String(metadata=documented(enum=list(HIT_FIELDS))),
+        data_key="fields",
+        attribute="fields",
+        metadata={
+            "description": "which of text, metadata and passage the hits carry (default all)"
+        },
     )
 
 

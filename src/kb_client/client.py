@@ -14,6 +14,7 @@ from kb_client.models import (
     Document,
     Filter,
     Hit,
+    HitField,
     Info,
     KnowledgeBase,
     Metadata,
@@ -203,11 +204,13 @@ class KBClient:
         rrf_k: int | None = None,
         probes: int | None = None,
         exact: bool | None = None,
+        fields: list[HitField] | None = None,
     ) -> list[Hit]:
         """Documents most like a text, an existing document or a vector, best first.
 
         `exact=True` compares with every vector even where the knowledge base is large enough
         to be searched approximately; `probes` tunes that approximate search instead.
+        `fields` chooses which of text, metadata and passage the hits carry (default: all).
         """
         body = _without_none(
             query=query,
@@ -222,6 +225,7 @@ class KBClient:
             rrf_k=rrf_k,
             probes=probes,
             exact=exact,
+            fields=fields,
         )
         path = kb_path(kb) + "/search"
         return cast(list[Hit], self._call("POST", path, json=body, idempotent=True)["hits"])

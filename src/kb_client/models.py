@@ -8,6 +8,7 @@ Metadata = dict[str, Any]
 Filter = dict[str, Any]
 Chunking = Literal["window", "truncate"]
 Mode = Literal["dense", "hybrid"]
+HitField = Literal["text", "metadata", "passage"]
 
 
 class KnowledgeBase(TypedDict):
@@ -58,11 +59,13 @@ class Passage(TypedDict):
 
 
 class Hit(TypedDict):
+    """`text`, `metadata` and `passage` are left out when the search's `fields` omit them."""
+
     id: str
     score: float
-    text: str
-    metadata: Metadata
-    passage: Passage
+    text: NotRequired[str]
+    metadata: NotRequired[Metadata]
+    passage: NotRequired[Passage]
     fusion_score: NotRequired[float]
 
 
@@ -81,6 +84,7 @@ class SearchQuery(TypedDict, total=False):
     diversity: float
     probes: int
     exact: bool
+    fields: list[HitField]
 
 
 class Info(TypedDict):

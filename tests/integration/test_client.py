@@ -208,6 +208,8 @@ def test_search_by_text_document_and_vector_with_every_option(kb_client, notes):
     info = kb_client.info()
     vector = [1.0] + [0.0] * (info["dimension"] - 1)
     assert len(kb_client.search(notes, vector=vector, top_k=1)) == 1
+    (lean,) = kb_client.search(notes, "A man is eating bread.", top_k=1, fields=["passage"])
+    assert lean == {"id": "bread", "score": hits[0]["score"], "passage": passage}
 
 
 def test_batch_search_answers_each_query_in_order(kb_client, notes):

@@ -67,6 +67,24 @@ def test_a_hit_carries_the_document_text_metadata_and_passage(animals, search):
     assert hit["passage"] == {"start": 0, "end": len(hit["text"]), "text": hit["text"]}
 
 
+def test_a_search_may_ask_for_only_some_hit_fields(animals, client, search):
+    query = {"query": "electric eels live in muddy rivers", "top_k": 2}
+    (eel, _) = search(animals, **query, fields=["metadata"])
+    assert eel == {"id": "eel", "score": pytest.approx(1.0), "metadata": {"kind": "wild"}}
+    (eel, _) = search(animals, **query, fields=[])
+    assert set(eel) == {"id", "score"}
+    batch = {"queries": [{**query, "fields": ["passage"]}, query]}
+    response = client.post(f"/v1/knowledge-bases/{animals}/search/batch", json=batch)
+    lean, full = (result["hits"][0] for result in response.get_json()["results"])
+    assert set(lean) == {"id", "score", "passage"} and {"text", "metadata"} <= set(full)
+
+
+def test_an_unknown_hit_field_is_422_naming_the_field(animals, client, expect_error):
+    body = {"query": "eels", "fields": ["text", "vector"]}
+    response = client.post(f"/v1/knowledge-bases/{animals}/search", json=body)
+    assert "vector" in expect_error(response, 422, "fields")["message"]
+
+
 def test_top_k_limits_the_number_of_hits(animals, search):
     assert len(search(animals, query="the cat", top_k=2)) == 2
     assert len(search(animals, query="the cat", top_k=1)) == 1

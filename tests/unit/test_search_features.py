@@ -196,3 +196,20 @@ def test_exact_and_probes_together_are_refused():
     with pytest.raises(InvalidInputError, match="not both"):
         SearchRequest(query="words", exact=True, probes=8)
     assert SearchRequest(query="words", exact=True).exact
+
+
+def test_a_search_returns_only_the_hit_fields_asked_for(service, library):
+    everything = service.search(library, SearchRequest(query="doc 3", top_k=2))
+    lean = service.search(library, SearchRequest(query="doc 3", top_k=2, fields=["passage"]))
+    assert ids(lean) == ids(everything) and [h.score for h in lean] == [h.score for h in everything]
+    assert all(h.text is None and h.metadata is None for h in lean)
+    assert [h.passage for h in lean] == [h.passage for h in everything]
+    bare = service.search(library, SearchRequest(query="doc 3", top_k=2, fields=[]))
+    assert all(h.text is None and h.metadata is None and h.passage is None for h in bare)
+
+
+def test_a_hit_field_that_does_not_exist_is_refused_naming_the_ones_that_do():
+    with pytest.raises(InvalidInputError) as refused:
+        SearchRequest(query="q", fields=["text", "vector"])
+    assert "vector" in refused.value.message and "'metadata'" in refused.value.message
+    assert "fields" in refused.value.errors
