@@ -94,11 +94,13 @@ def required_access(app: Flask) -> str:
         return access_of(app, request.url_rule.endpoint, request.method) or WRITE
     error = request.routing_exception
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
-        # A route's other methods: an open route answers its 405 to anyone.
-        method = next(iter(error.valid_methods))
-        endpoint, _ = app.url_map.bind_to_environ(request.environ).match(method=method)
-        if access_of(app, str(endpoint), method) == OPEN:
-            return OPEN
+        # A route's other methods: an open route answers its 405 to anyone. Every method the
+        # route serves is asked (not whichever a set yields first: OPTIONS has no marker).
+        adapter = app.url_map.bind_to_environ(request.environ)
+        for method in sorted(set(error.valid_methods) - {"OPTIONS"}):
+            endpoint, _ = adapter.match(method=method)
+            if access_of(app, str(endpoint), method) == OPEN:
+                return OPEN
     return WRITE if request.method in WRITE_METHODS else READ
 
 
