@@ -17,6 +17,8 @@ MIN_CAPACITY = 64
 
 
 class ChunkOwners:
+    """Chunk label -> document id for the repositories of `memory` and `sqlite` (no port)."""
+
     def __init__(self) -> None:
         self._labels: NDArray[np.int64] = np.zeros(MIN_CAPACITY, dtype=np.int64)
         self._owners: NDArray[np.object_] = np.full(MIN_CAPACITY, None, dtype=object)

@@ -21,7 +21,9 @@ PROBE_LADDER = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
 
 
 class ExactNeighbours:
-    """The exact top K of `queries` (stored under `own`) over every batch shown to `update`."""
+    """For `rebuild` (no port): the exact top K of `queries` (stored under `own`) over all batches.
+
+    Every batch shown to `update` counts."""
 
     def __init__(self, own: Labels, queries: Vectors) -> None:
         self.own = own

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from adapters import document_records as records
-from adapters.chunk_owners import ChunkOwners
+from adapters.memory import document_records as records
+from adapters.memory.chunk_owners import ChunkOwners
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from adapters import document_records as records
-from adapters import sqlite_rows
 from adapters.heap import release_free_memory
-from adapters.memory_repository import InMemoryDocumentRepository
-from adapters.sqlite_schema import open_database
-from adapters.sqlite_writes import SqliteWrites
+from adapters.memory import document_records as records
+from adapters.memory.repository import InMemoryDocumentRepository
+from adapters.sqlite import rows as sqlite_rows
+from adapters.sqlite.schema import open_database
+from adapters.sqlite.writes import SqliteWrites
 from domain.errors import DocumentExistsError, KnowledgeBaseExistsError, StorageError
 from domain.model import Document, KnowledgeBase
 from domain.ports import Labels, Vectors

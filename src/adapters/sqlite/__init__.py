@@ -1,0 +1,1 @@
+"""SQLite: the durable `DocumentRepository` (with its rows, schema, writes); FTS5 `KeywordIndex`."""
