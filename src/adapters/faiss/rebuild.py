@@ -1,5 +1,7 @@
 """Building a new FAISS index from a live one, a batch at a time, beside the searches it serves.
 
+No port of its own: `FaissVectorIndex`'s background rebuilds.
+
 Every read of the live index happens under `lock` (the writers' mutex), one batch at a time, so
 writers wait at most one batch; training, assignment and filling the new index happen outside
 it. Labels removed from the live index since the snapshot are skipped; the caller replays what
