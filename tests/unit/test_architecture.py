@@ -49,7 +49,7 @@ TECHNOLOGY = {
 CROSS_PACKAGE = {
     # release_free_memory hands freed index and cache memory back to the operating system.
     ("faiss", "index.py"): {"adapters.heap"},
-    # The SQLite repository keeps the in-memory repository's cache in RAM, as packed records.
+    # The SQLite repository composes the in-memory one as its cache and loads packed records.
     ("sqlite", "repository.py"): {
         "adapters.heap",
         "adapters.memory.repository",
@@ -136,3 +136,26 @@ def test_the_client_commands_reach_the_service_only_through_kb_client(name):
     tree = ast.parse((SRC / "entrypoints" / name).read_text())
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(m.split(".")[0] in {"domain", "adapters"} for m in modules)
+
+
+def private_reaches_into(path: Path, field: str) -> set[str]:
+    """Private names read through `self.<field>`: `self._cache._shelves` gives `_shelves`."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        inner = node.value if isinstance(node, ast.Attribute) else None
+        if isinstance(inner, ast.Attribute) and inner.attr == field and node.attr.startswith("_"):
+            found.add(node.attr)
+    return found
+
+
+def test_the_sqlite_repository_composes_the_memory_cache_through_its_public_methods():
+    path = SRC / "adapters" / "sqlite" / "repository.py"
+    classes = [n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)]
+    assert [(c.name, c.bases) for c in classes] == [("SqliteDocumentRepository", [])]
+    assert private_reaches_into(path, "_cache") == set()
+
+
+def test_the_composition_check_would_notice_a_reach_into_a_private_field(tmp_path):
+    leak = tmp_path / "repository.py"
+    leak.write_text("class R:\n    def f(self):\n        return self._cache._shelves\n")
+    assert private_reaches_into(leak, "_cache") == {"_shelves"}

@@ -88,6 +88,11 @@ class InMemoryDocumentRepository:
             raise KnowledgeBaseNotFoundError(name)
         return shelf
 
+    def load_records(self, kb: str, loaded: Sequence[tuple[str, bytes]]) -> None:
+        """Store many new (id, packed record) pairs of `kb` at once: how a journal refills RAM."""
+        with self._lock:
+            self._shelf(kb).load(loaded)
+
     def add_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._lock:
             if kb.name in self._shelves:
