@@ -55,6 +55,8 @@ CROSS_PACKAGE = {
         "adapters.memory.repository",
         "adapters.memory.document_records",
     },
+    # The start-up scan builds those packed records straight from the rows.
+    ("sqlite", "scans.py"): {"adapters.memory.document_records"},
     # Records read back from the database were validated when stored (`trusted`).
     ("postgres", "rows.py"): {"adapters.memory.document_records"},
 }

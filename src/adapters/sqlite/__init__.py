@@ -1,1 +1,1 @@
-"""SQLite: the durable `DocumentRepository` (with its rows, schema, writes); FTS5 `KeywordIndex`."""
+"""SQLite: the durable `DocumentRepository` (+ rows, scans, schema, writes), FTS5 `KeywordIndex`."""

@@ -14,16 +14,12 @@ from typing import Any
 import numpy as np
 
 from adapters.heap import release_free_memory
-from adapters.memory import document_records as records
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite import rows as sqlite_rows
+from adapters.sqlite import scans
 from adapters.sqlite.schema import open_database
 from adapters.sqlite.writes import SqliteWrites
-from domain.errors import (
-    DocumentExistsError,
-    KnowledgeBaseExistsError,
-    StorageError,
-)
+from domain.errors import DocumentExistsError, KnowledgeBaseExistsError, StorageError
 from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
@@ -76,50 +72,11 @@ class SqliteDocumentRepository:
     def _load(self) -> None:
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):
             self._cache.add_knowledge_base(sqlite_rows.kb_from_row(row))
-        for kb, loaded in self._records().items():
+        for kb, loaded in scans.document_records(self._db, self._path, self._names()).items():
             self._cache.load_records(kb, loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
         self._next_id = int(top) + 1
         release_free_memory()  # the rows read: without it their pages stay resident
-
-    def _records(self) -> dict[str, list[tuple[str, bytes]]]:
-        """(id, packed record) of every document, by knowledge base, straight from the rows.
-
-        Two table scans in rowid order, not index walks: those read the rows in random order
-        and took three times as long at a million documents. StorageError if a document's chunk
-        rows are not the ones it was stored with.
-        """
-        names = self._names()
-        chunks: dict[str, dict[str, bytes]] = {kb: {} for kb in names}
-        rows = self._db.execute("SELECT kb, document_id, id, start, stop FROM chunks")
-        rows.row_factory = None  # plain tuples: a million sqlite3.Row objects cost seconds
-        for kb, doc_id, label, start, stop in rows:
-            packed, of_kb = records.CHUNK.pack(label, start, stop), chunks[kb]
-            of_kb[doc_id] = of_kb[doc_id] + packed if doc_id in of_kb else packed
-        loaded: dict[str, list[tuple[str, bytes]]] = {kb: [] for kb in names}
-        rows = self._db.execute(
-            "SELECT kb, id, text, metadata, created_at, updated_at, truncated, chunk_count "
-            "FROM documents"
-        )
-        rows.row_factory = None
-        width = records.CHUNK.size
-        for kb, doc_id, text, metadata, created_at, updated_at, truncated, count in rows:
-            packed = chunks[kb].pop(doc_id, b"")
-            if len(packed) != count * width:
-                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, count)
-            record = records.pack_fields(
-                text,
-                records.pack_metadata(json.loads(metadata) if metadata != "{}" else {}),
-                records.iso_instant(created_at),
-                records.iso_instant(updated_at),
-                packed,
-                bool(truncated),
-            )
-            loaded[kb].append((doc_id, record))
-        for kb, orphans in chunks.items():
-            for doc_id, packed in orphans.items():  # chunk rows of no document
-                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, 0)
-        return loaded
 
     # Reads: the cache answers; it holds every change the file has committed.
 
@@ -237,26 +194,9 @@ class SqliteDocumentRepository:
         with self._lock:
             count = self._cache.stats(kb).chunk_count
             dimension = self._cache.get_knowledge_base(kb).dimension
-            labels = np.empty(count, dtype=np.int64)
-            vectors = np.empty((count, dimension), dtype=np.float32)
-            # reshape(-1): a memoryview of a (0, d) array cannot be cast (an empty KB at start)
-            target = vectors.reshape(-1).data.cast("B")
-            width = dimension * 4
-            # Most of the file: "+kb" keeps SQLite off the (kb, document_id) index, for a scan
-            # in rowid order instead of rows in random order. A small part: the index.
+            # Most of the file: a scan in rowid order beats an index walk (see `scans`).
             total = sum(self._cache.stats(other).chunk_count for other in self._names())
-            column = "+kb" if count * 2 > total else "kb"
-            query = f"SELECT id, vector FROM chunks WHERE {column} = ? ORDER BY id"
-            rows = self._db.execute(query, (kb,))
-            rows.row_factory = None
-            done = 0
-            for done, (label, blob) in enumerate(rows, start=1):
-                if done > count or len(blob) != width:
-                    raise StorageError(f"knowledge base {kb!r}: the stored vectors do not match")
-                labels[done - 1] = label
-                target[(done - 1) * width : done * width] = blob
-            if done != count:
-                raise StorageError(f"knowledge base {kb!r}: the stored vectors do not match")
+            labels, vectors = scans.vectors(self._db, kb, count, dimension, count * 2 > total)
         release_free_memory()
         return labels, vectors
 
