@@ -77,15 +77,15 @@ def repository(backend: str, count: int) -> Iterator[DocumentRepository]:
     kb = KnowledgeBase(name="bench", model="none", dimension=8, created_at=datetime.now(UTC))
     docs = documents(count)
     if backend == "memory":
-        from adapters.memory_repository import InMemoryDocumentRepository
+        from adapters.memory.repository import InMemoryDocumentRepository
 
         memory = InMemoryDocumentRepository()
         memory.add_knowledge_base(kb)
         memory.add_documents("bench", docs, np.zeros((count, 8), np.float32))
         yield memory
         return
-    from adapters.postgres_database import PostgresDatabase
-    from adapters.postgres_repository import PostgresDocumentRepository
+    from adapters.postgres.database import PostgresDatabase
+    from adapters.postgres.repository import PostgresDocumentRepository
 
     with tempfile.TemporaryDirectory() as folder, _database_url(Path(folder)) as url:
         database = PostgresDatabase(url, pool_size=2)

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.sqlite_repository import SqliteDocumentRepository
+from adapters.sqlite.repository import SqliteDocumentRepository
 from domain.model import Chunk, Document, KnowledgeBase, Span
 
 DATABASE_FILE = "kb.sqlite3"  # entrypoints.backends.memory.DATABASE_FILE

@@ -49,8 +49,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from adapters.faiss_index import DEFAULT_ANN_THRESHOLD, FaissVectorIndex
-from adapters.sqlite_repository import SqliteDocumentRepository
+from adapters.faiss.index import DEFAULT_ANN_THRESHOLD, FaissVectorIndex
+from adapters.sqlite.repository import SqliteDocumentRepository
 from bench.corpus import glosses
 from bench.restart import DATABASE_FILE, BenchError, Server, call, default_model, start_server
 from domain.model import Chunk, Document, KnowledgeBase, Span

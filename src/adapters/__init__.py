@@ -1,1 +1,1 @@
-"""Adapters: one module per technology, each implementing a domain port."""
+"""Adapters, one package per technology (faiss, sqlite, postgres, memory), each naming its port."""

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import postgres
-from adapters.postgres_database import PostgresDatabase
+from adapters.postgres.database import PostgresDatabase
 from entrypoints.app import close_app, create_app
 from entrypoints.container import Container
 from entrypoints.settings import Settings

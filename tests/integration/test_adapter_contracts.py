@@ -2,9 +2,9 @@
 
 import pytest
 
-from adapters.faiss_index import FaissVectorIndex
-from adapters.fts_keyword_index import Fts5KeywordIndex
-from adapters.memory_repository import InMemoryDocumentRepository
+from adapters.faiss.index import FaissVectorIndex
+from adapters.memory.repository import InMemoryDocumentRepository
+from adapters.sqlite.fts_keyword_index import Fts5KeywordIndex
 from contracts import DocumentRepositoryContract, KeywordIndexContract, VectorIndexContract
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from adapters import document_records as records
-from adapters.chunk_owners import ChunkOwners
-from adapters.memory_repository import InMemoryDocumentRepository
-from adapters.sqlite_repository import SqliteDocumentRepository
+from adapters.memory import document_records as records
+from adapters.memory.chunk_owners import ChunkOwners
+from adapters.memory.repository import InMemoryDocumentRepository
+from adapters.sqlite.repository import SqliteDocumentRepository
 from contracts import make_kb, unit_rows
 from domain.filters import parse_filter
 from domain.model import Chunk, Document, Span

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from adapters import faiss_ivf
-from adapters.faiss_index import FaissVectorIndex
-from adapters.memory_repository import InMemoryDocumentRepository
+from adapters.faiss import ivf as faiss_ivf
+from adapters.faiss.index import FaissVectorIndex
+from adapters.memory.repository import InMemoryDocumentRepository
 from contracts import VectorIndexContract, unit_rows
 from domain.model import NewDocument
 from domain.ports import by_dimension

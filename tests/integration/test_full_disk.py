@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sqlite_writes import disk_full
+from adapters.sqlite.writes import disk_full
 from domain.errors import StorageError
 from entrypoints.app import close_app, create_app
 from entrypoints.settings import Settings

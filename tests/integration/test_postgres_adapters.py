@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.pgvector_index import PgVectorIndex
-from adapters.postgres_database import PostgresDatabase
-from adapters.postgres_keyword_index import PgKeywordIndex
-from adapters.postgres_repository import PostgresDocumentRepository
+from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.keyword_index import PgKeywordIndex
+from adapters.postgres.pgvector_index import PgVectorIndex
+from adapters.postgres.repository import PostgresDocumentRepository
 from contracts import (
     DocumentRepositoryContract,
     KeywordIndexContract,

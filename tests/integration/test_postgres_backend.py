@@ -16,11 +16,11 @@ import psycopg
 import pytest
 
 import postgres
-from adapters.pgvector_index import PgVectorIndex
-from adapters.postgres_database import PostgresDatabase
-from adapters.postgres_keyword_index import PgKeywordIndex
-from adapters.postgres_repository import PostgresDocumentRepository
-from adapters.postgres_schema import LATEST
+from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.keyword_index import PgKeywordIndex
+from adapters.postgres.pgvector_index import PgVectorIndex
+from adapters.postgres.repository import PostgresDocumentRepository
+from adapters.postgres.schema import LATEST
 from contracts import make_kb
 from domain.errors import StorageError, StorageUnavailableError
 from domain.filters import matches, parse_filter

@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 import postgres
-from adapters.postgres_database import PostgresDatabase
+from adapters.postgres.database import PostgresDatabase
 from domain.errors import StorageUnavailableError
 
 # A bound on a hang, not a speed figure: the pool used to wait 30 s; here it waits TIMEOUT.

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from adapters.faiss_index import FaissVectorIndex
-from adapters.memory_repository import InMemoryDocumentRepository
+from adapters.faiss.index import FaissVectorIndex
+from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.model_loader import resolve_model
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from contracts import EmbedderContract

@@ -6,8 +6,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from adapters.sqlite_repository import SqliteDocumentRepository
-from adapters.sqlite_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from adapters.sqlite.repository import SqliteDocumentRepository
+from adapters.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from contracts import DocumentRepositoryContract, make_doc, make_kb, unit_rows
 from domain.errors import StorageError
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from dependency_injector import containers, providers
 
-from adapters.faiss_index import FaissVectorIndex
-from adapters.fts_keyword_index import Fts5KeywordIndex
-from adapters.memory_repository import InMemoryDocumentRepository
-from adapters.sqlite_repository import SqliteDocumentRepository
+from adapters.faiss.index import FaissVectorIndex
+from adapters.memory.repository import InMemoryDocumentRepository
+from adapters.sqlite.fts_keyword_index import Fts5KeywordIndex
+from adapters.sqlite.repository import SqliteDocumentRepository
 from domain.model import KnowledgeBase
 from domain.ports import DocumentRepository, by_dimension
 from entrypoints.settings import Settings

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 from dependency_injector import containers, providers
 
-from adapters.pgvector_index import PgVectorIndex
-from adapters.postgres_database import PostgresDatabase
-from adapters.postgres_keyword_index import PgKeywordIndex
-from adapters.postgres_repository import PostgresDocumentRepository
+from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.keyword_index import PgKeywordIndex
+from adapters.postgres.pgvector_index import PgVectorIndex
+from adapters.postgres.repository import PostgresDocumentRepository
 from domain.ports import KeywordIndexFactory, VectorIndexFactory
 from entrypoints.settings import Settings
 

@@ -1,4 +1,7 @@
-"""The rows of kb-service's SQLite file: knowledge bases and documents to and from columns."""
+"""The rows of kb-service's SQLite file: knowledge bases and documents to and from columns.
+
+No port of its own: `SqliteDocumentRepository` reads and writes its file through it.
+"""
 
 from __future__ import annotations
 

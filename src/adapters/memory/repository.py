@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from adapters import document_records as records
-from adapters.chunk_owners import ChunkOwners
+from adapters.memory import document_records as records
+from adapters.memory.chunk_owners import ChunkOwners
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -87,6 +87,11 @@ class InMemoryDocumentRepository:
         if shelf is None:
             raise KnowledgeBaseNotFoundError(name)
         return shelf
+
+    def load_records(self, kb: str, loaded: Sequence[tuple[str, bytes]]) -> None:
+        """Store many new (id, packed record) pairs of `kb` at once: how a journal refills RAM."""
+        with self._lock:
+            self._shelf(kb).load(loaded)
 
     def add_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._lock:

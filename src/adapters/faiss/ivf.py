@@ -1,5 +1,7 @@
 """FAISS inverted-file (IVFFlat) indexes: the exact one-list layout and the trained approximate one.
 
+No port of its own: the layouts behind `FaissVectorIndex` and its `rebuild`.
+
 Both layouts are `IndexIVFFlat` over inner product with a hashtable direct map, so both store
 the raw float32 vectors (scores are true inner products), hand them back by our int64 labels,
 and remove a label in O(1). With one list and one probe the scan covers every vector: exact.

@@ -1,4 +1,7 @@
-"""Opening kb-service's SQLite file: identity checks, versioned schema, migrations, one owner."""
+"""Opening kb-service's SQLite file: identity checks, versioned schema, migrations, one owner.
+
+No port of its own: `SqliteDocumentRepository` opens its file with it.
+"""
 
 from __future__ import annotations
 

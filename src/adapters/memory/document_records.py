@@ -1,5 +1,7 @@
 """Documents packed into one bytes record each: a fifth of the RAM of a `Document` object.
 
+No port of its own: the record format of the in-memory and SQLite repositories' cache.
+
 A `Document` with its chunks, spans, datetimes and metadata dict costs about 1.1 KB of Python
 objects; its record is about 60 bytes plus the text and metadata. Documents are built from
 records on demand, in a few microseconds.

@@ -33,7 +33,9 @@ def free_bytes(folder: Path) -> int:
 
 
 class SqliteWrites:
-    """Commits writes on one connection; remembers a full disk for /readyz until space returns.
+    """For `SqliteDocumentRepository` (no port): commits writes on one connection.
+
+    It remembers a full disk for /readyz until space returns.
 
     Callers hold the repository's lock, and change RAM only after `commit` returned: a write
     that did not reach the file is neither acknowledged nor visible.

@@ -26,8 +26,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from adapters.postgres_database import PostgresDatabase
-from adapters.postgres_schema import build_hnsw_index, drop_hnsw_index, hnsw_index_name, hnsw_state
+from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.schema import build_hnsw_index, drop_hnsw_index, hnsw_index_name, hnsw_state
 from domain.ports import IndexInfo, Labels, Vectors
 
 DEFAULT_EF_SEARCH = 100  # recall@10 >= 0.98 on MiniLM embeddings (tests/integration/test_postgres)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
+import threading
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,27 +13,31 @@ from typing import Any
 
 import numpy as np
 
-from adapters import document_records as records
-from adapters import sqlite_rows
 from adapters.heap import release_free_memory
-from adapters.memory_repository import InMemoryDocumentRepository
-from adapters.sqlite_schema import open_database
-from adapters.sqlite_writes import SqliteWrites
+from adapters.memory.repository import InMemoryDocumentRepository
+from adapters.sqlite import rows as sqlite_rows
+from adapters.sqlite import scans
+from adapters.sqlite.schema import open_database
+from adapters.sqlite.writes import SqliteWrites
 from domain.errors import DocumentExistsError, KnowledgeBaseExistsError, StorageError
-from domain.model import Document, KnowledgeBase
+from domain.filters import Filter
+from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
 
 
-class SqliteDocumentRepository(InMemoryDocumentRepository):
+class SqliteDocumentRepository:
     """A durable `DocumentRepository`: each write commits to SQLite before RAM changes.
 
-    Reads are served from the in-memory parent, which is rebuilt from the file at start.
+    It composes an in-memory repository (the cache every read is served from, rebuilt from the
+    file at start) with the SQLite file as its journal: a write commits to the file, then to the
+    cache, under this repository's lock, so writers see one order and readers never wait on disk.
     Vectors are kept only in the file (float32 blobs) and handed to the index by
     `load_vectors`, so nothing is embedded twice. One process owns the file.
     """
 
     def __init__(self, path: Path | str) -> None:
-        super().__init__()
+        self._cache = InMemoryDocumentRepository()
+        self._lock = threading.RLock()  # one writer at a time: the file, then the cache
         self._path = Path(path)
         self._db, self._owner = open_database(self._path)
         self._writes = SqliteWrites(self._db, self._path.parent)
@@ -65,50 +71,45 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
 
     def _load(self) -> None:
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):
-            super().add_knowledge_base(sqlite_rows.kb_from_row(row))
-        for kb, loaded in self._records().items():
-            self._shelf(kb).load(loaded)
+            self._cache.add_knowledge_base(sqlite_rows.kb_from_row(row))
+        for kb, loaded in scans.document_records(self._db, self._path, self._names()).items():
+            self._cache.load_records(kb, loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
         self._next_id = int(top) + 1
         release_free_memory()  # the rows read: without it their pages stay resident
 
-    def _records(self) -> dict[str, list[tuple[str, bytes]]]:
-        """(id, packed record) of every document, by knowledge base, straight from the rows.
+    # Reads: the cache answers; it holds every change the file has committed.
 
-        Two table scans in rowid order, not index walks: those read the rows in random order
-        and took three times as long at a million documents. StorageError if a document's chunk
-        rows are not the ones it was stored with.
-        """
-        chunks: dict[str, dict[str, bytes]] = {kb: {} for kb in self._shelves}
-        rows = self._db.execute("SELECT kb, document_id, id, start, stop FROM chunks")
-        rows.row_factory = None  # plain tuples: a million sqlite3.Row objects cost seconds
-        for kb, doc_id, label, start, stop in rows:
-            packed, of_kb = records.CHUNK.pack(label, start, stop), chunks[kb]
-            of_kb[doc_id] = of_kb[doc_id] + packed if doc_id in of_kb else packed
-        loaded: dict[str, list[tuple[str, bytes]]] = {kb: [] for kb in self._shelves}
-        rows = self._db.execute(
-            "SELECT kb, id, text, metadata, created_at, updated_at, truncated, chunk_count "
-            "FROM documents"
-        )
-        rows.row_factory = None
-        width = records.CHUNK.size
-        for kb, doc_id, text, metadata, created_at, updated_at, truncated, count in rows:
-            packed = chunks[kb].pop(doc_id, b"")
-            if len(packed) != count * width:
-                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, count)
-            record = records.pack_fields(
-                text,
-                records.pack_metadata(json.loads(metadata) if metadata != "{}" else {}),
-                records.iso_instant(created_at),
-                records.iso_instant(updated_at),
-                packed,
-                bool(truncated),
-            )
-            loaded[kb].append((doc_id, record))
-        for kb, orphans in chunks.items():
-            for doc_id, packed in orphans.items():  # chunk rows of no document
-                raise sqlite_rows.disagreement(self._path, kb, doc_id, len(packed) // width, 0)
-        return loaded
+    def get_knowledge_base(self, name: str) -> KnowledgeBase:
+        return self._cache.get_knowledge_base(name)
+
+    def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
+        return self._cache.list_knowledge_bases(limit, after)
+
+    def stats(self, name: str) -> KnowledgeBaseStats:
+        return self._cache.stats(name)
+
+    def get_document(self, kb: str, document_id: str) -> Document:
+        return self._cache.get_document(kb, document_id)
+
+    def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
+        return self._cache.existing_ids(kb, document_ids)
+
+    def list_documents(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[Document]:
+        return self._cache.list_documents(kb, limit, after, where)
+
+    def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
+        return self._cache.chunk_ids_matching(kb, where)
+
+    def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
+        return self._cache.documents_for_chunks(kb, chunk_ids)
+
+    def _names(self) -> list[str]:
+        return [kb.name for kb in self._cache.list_knowledge_bases(sys.maxsize)]
+
+    # Writes: the file first, then the cache.
 
     def allocate_chunk_ids(self, count: int) -> list[int]:
         with self._lock:
@@ -117,7 +118,7 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
 
     def add_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._lock:
-            if kb.name in self._shelves:
+            if kb.name in self._names():
                 raise KnowledgeBaseExistsError(kb.name)
             self._writes.commit(
                 lambda: self._db.execute(
@@ -125,22 +126,22 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
                     sqlite_rows.kb_row(kb),
                 )
             )
-            super().add_knowledge_base(kb)
+            self._cache.add_knowledge_base(kb)
 
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._lock:
-            self._shelf(kb.name)
+            self._cache.get_knowledge_base(kb.name)
             self._writes.commit(
                 lambda: self._db.execute(
                     "UPDATE knowledge_bases SET description = ?, metadata = ? WHERE name = ?",
                     (kb.description, json.dumps(dict(kb.metadata)), kb.name),
                 )
             )
-            super().update_knowledge_base(kb)
+            self._cache.update_knowledge_base(kb)
 
     def remove_knowledge_base(self, name: str) -> None:
         with self._lock:
-            self._shelf(name)
+            self._cache.get_knowledge_base(name)
 
             def drop() -> None:
                 self._db.execute("DELETE FROM chunks WHERE kb = ?", (name,))
@@ -148,71 +149,54 @@ class SqliteDocumentRepository(InMemoryDocumentRepository):
                 self._db.execute("DELETE FROM knowledge_bases WHERE name = ?", (name,))
 
             self._writes.commit(drop)
-            super().remove_knowledge_base(name)
+            self._cache.remove_knowledge_base(name)
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         with self._lock:
-            taken = self.existing_ids(kb, [doc.id for doc in documents])
+            taken = self._cache.existing_ids(kb, [doc.id for doc in documents])
             if taken:
                 raise DocumentExistsError(kb, taken)
             self._writes.commit(lambda: self._insert(kb, documents, vectors))
-            super().add_documents(kb, documents, vectors)
+            self._cache.add_documents(kb, documents, vectors)
 
     def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
         with self._lock:
-            self._shelf(kb)
+            self._cache.get_knowledge_base(kb)
 
             def replace() -> None:
                 self._delete(kb, [document.id])
                 self._insert(kb, [document], vectors)
 
             self._writes.commit(replace)
-            return super().replace_document(kb, document, vectors)
+            return self._cache.replace_document(kb, document, vectors)
 
     def update_metadata(
         self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
     ) -> Document:
         with self._lock:
-            self.get_document(kb, document_id)
+            self._cache.get_document(kb, document_id)
             self._writes.commit(
                 lambda: self._db.execute(
                     "UPDATE documents SET metadata = ?, updated_at = ? WHERE kb = ? AND id = ?",
                     (json.dumps(metadata), updated_at.isoformat(), kb, document_id),
                 )
             )
-            return super().update_metadata(kb, document_id, metadata, updated_at)
+            return self._cache.update_metadata(kb, document_id, metadata, updated_at)
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:
-            present = self.existing_ids(kb, list(dict.fromkeys(document_ids)))
+            present = self._cache.existing_ids(kb, list(dict.fromkeys(document_ids)))
             self._writes.commit(lambda: self._delete(kb, present))
-            return super().remove_documents(kb, present)
+            return self._cache.remove_documents(kb, present)
 
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
         """Every kept vector of `kb`, read row by row into one array sized up front."""
         with self._lock:
-            shelf = self._shelf(kb)
-            count, dimension = shelf.chunk_count, shelf.kb.dimension
-            labels = np.empty(count, dtype=np.int64)
-            vectors = np.empty((count, dimension), dtype=np.float32)
-            # reshape(-1): a memoryview of a (0, d) array cannot be cast (an empty KB at start)
-            target = vectors.reshape(-1).data.cast("B")
-            width = dimension * 4
-            # Most of the file: "+kb" keeps SQLite off the (kb, document_id) index, for a scan
-            # in rowid order instead of rows in random order. A small part: the index.
-            total = sum(other.chunk_count for other in self._shelves.values())
-            column = "+kb" if count * 2 > total else "kb"
-            query = f"SELECT id, vector FROM chunks WHERE {column} = ? ORDER BY id"
-            rows = self._db.execute(query, (kb,))
-            rows.row_factory = None
-            done = 0
-            for done, (label, blob) in enumerate(rows, start=1):
-                if done > count or len(blob) != width:
-                    raise StorageError(f"knowledge base {kb!r}: the stored vectors do not match")
-                labels[done - 1] = label
-                target[(done - 1) * width : done * width] = blob
-            if done != count:
-                raise StorageError(f"knowledge base {kb!r}: the stored vectors do not match")
+            count = self._cache.stats(kb).chunk_count
+            dimension = self._cache.get_knowledge_base(kb).dimension
+            # Most of the file: a scan in rowid order beats an index walk (see `scans`).
+            total = sum(self._cache.stats(other).chunk_count for other in self._names())
+            labels, vectors = scans.vectors(self._db, kb, count, dimension, count * 2 > total)
         release_free_memory()
         return labels, vectors
 

@@ -12,15 +12,24 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import Json
 
-from adapters.document_records import trusted
-from adapters.postgres_database import PostgresDatabase
-from adapters.postgres_filters import where_sql
-from adapters.postgres_schema import DROP_WAIT, drop_hnsw_index
+from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.filters import where_sql
+from adapters.postgres.rows import (
+    DOC_COLUMNS,
+    KB_COLUMNS,
+    add_counts,
+    document_from_row,
+    insert_documents,
+    kb_from_row,
+    lock_kb,
+    require_kb,
+    taken_ids,
+)
+from adapters.postgres.schema import DROP_WAIT, drop_hnsw_index
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -29,15 +38,11 @@ from domain.errors import (
     StorageError,
 )
 from domain.filters import Filter
-from domain.model import Chunk, Chunking, Document, KnowledgeBase, KnowledgeBaseStats, Span
+from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
 
 log = logging.getLogger(__name__)
 
-KB_COLUMNS = "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap"
-DOC_COLUMNS = (
-    "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, chunk_ends"
-)
 MAX_LIMIT = 2**62  # LIMIT takes a bigint; "no limit" (sys.maxsize) is capped to this
 
 
@@ -84,7 +89,7 @@ class PostgresDocumentRepository:
             ).fetchone()
         if row is None:
             raise KnowledgeBaseNotFoundError(name)
-        return _knowledge_base(row)
+        return kb_from_row(row)
 
     def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
         with self._db.connection() as conn:
@@ -93,7 +98,7 @@ class PostgresDocumentRepository:
                 "WHERE %s::text IS NULL OR name > %s ORDER BY name LIMIT %s",
                 (after, after, min(limit, MAX_LIMIT)),
             ).fetchall()
-        return [_knowledge_base(row) for row in rows]
+        return [kb_from_row(row) for row in rows]
 
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._db.connection() as conn:
@@ -141,35 +146,35 @@ class PostgresDocumentRepository:
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         with self._db.transaction(), self._db.connection() as conn:
-            self._lock_kb(conn, kb)
-            taken = self._existing(conn, kb, [doc.id for doc in documents])
+            lock_kb(conn, kb)
+            taken = taken_ids(conn, kb, [doc.id for doc in documents])
             if taken:
                 raise DocumentExistsError(kb, taken)
             try:
                 with conn.transaction():
-                    self._insert(conn, kb, documents)
+                    insert_documents(conn, kb, documents)
             except pg_errors.UniqueViolation:
                 # Another process stored one of these ids since the check above.
                 raise DocumentExistsError(
-                    kb, self._existing(conn, kb, [doc.id for doc in documents])
+                    kb, taken_ids(conn, kb, [doc.id for doc in documents])
                 ) from None
-            self._count(conn, kb, len(documents), sum(len(d.chunks) for d in documents))
+            add_counts(conn, kb, len(documents), sum(len(d.chunks) for d in documents))
 
     def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
         with self._db.transaction(), self._db.connection() as conn:
-            self._lock_kb(conn, kb)
+            lock_kb(conn, kb)
             row = conn.execute(
                 f"SELECT {DOC_COLUMNS} FROM kb_documents WHERE kb = %s AND id = %s FOR UPDATE",
                 (kb, document.id),
             ).fetchone()
-            previous = None if row is None else _document(row)
+            previous = None if row is None else document_from_row(row)
             if previous is not None:
                 conn.execute(
                     "DELETE FROM kb_documents WHERE kb = %s AND id = %s", (kb, document.id)
                 )
-            self._insert(conn, kb, [document])
+            insert_documents(conn, kb, [document])
             chunks = len(document.chunks) - (len(previous.chunks) if previous else 0)
-            self._count(conn, kb, 0 if previous else 1, chunks)
+            add_counts(conn, kb, 0 if previous else 1, chunks)
             return previous
 
     def update_metadata(
@@ -182,9 +187,9 @@ class PostgresDocumentRepository:
                 (Json(metadata), updated_at, kb, document_id),
             ).fetchone()
             if row is None:
-                self._require_kb(conn, kb)
+                require_kb(conn, kb)
                 raise DocumentNotFoundError(kb, document_id)
-        return _document(row)
+        return document_from_row(row)
 
     def get_document(self, kb: str, document_id: str) -> Document:
         with self._db.connection() as conn:
@@ -193,14 +198,14 @@ class PostgresDocumentRepository:
                 (kb, document_id),
             ).fetchone()
             if row is None:
-                self._require_kb(conn, kb)
+                require_kb(conn, kb)
                 raise DocumentNotFoundError(kb, document_id)
-        return _document(row)
+        return document_from_row(row)
 
     def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
         with self._db.connection() as conn:
-            self._require_kb(conn, kb)
-            return self._existing(conn, kb, list(document_ids))
+            require_kb(conn, kb)
+            return taken_ids(conn, kb, list(document_ids))
 
     def list_documents(
         self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
@@ -211,9 +216,9 @@ class PostgresDocumentRepository:
             "AND {where} ORDER BY id LIMIT %s"
         ).format(columns=sql.SQL(DOC_COLUMNS), where=condition)
         with self._db.connection() as conn:
-            self._require_kb(conn, kb)
+            require_kb(conn, kb)
             rows = conn.execute(query, [kb, after, after, *params, min(limit, MAX_LIMIT)])
-            return [_document(row) for row in rows.fetchall()]
+            return [document_from_row(row) for row in rows.fetchall()]
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         condition, params = where_sql(where)
@@ -221,20 +226,20 @@ class PostgresDocumentRepository:
             "SELECT unnest(chunk_labels) FROM kb_documents WHERE kb = %s AND {where}"
         ).format(where=condition)
         with self._db.connection() as conn:
-            self._require_kb(conn, kb)
+            require_kb(conn, kb)
             return [int(row[0]) for row in conn.execute(query, [kb, *params])]
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         wanted = list(dict.fromkeys(document_ids))
         with self._db.transaction(), self._db.connection() as conn:
-            self._lock_kb(conn, kb)
+            lock_kb(conn, kb)
             rows = conn.execute(
                 f"DELETE FROM kb_documents WHERE kb = %s AND id = ANY(%s) RETURNING {DOC_COLUMNS}",
                 (kb, wanted),
             ).fetchall()
-            removed = {doc.id: doc for doc in map(_document, rows)}
+            removed = {doc.id: doc for doc in map(document_from_row, rows)}
             chunks = sum(len(doc.chunks) for doc in removed.values())
-            self._count(conn, kb, -len(removed), -chunks)
+            add_counts(conn, kb, -len(removed), -chunks)
         return [removed[i] for i in wanted if i in removed]
 
     def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
@@ -251,104 +256,16 @@ class PostgresDocumentRepository:
         documents: dict[str, Document] = {}
         found: dict[int, Document] = {}
         for row in rows:
-            document = documents.get(row[1]) or documents.setdefault(row[1], _document(row[1:]))
+            document = documents.get(row[1]) or documents.setdefault(
+                row[1], document_from_row(row[1:])
+            )
             found[int(row[0])] = document
         return found
 
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors] | None:
         with self._db.connection() as conn:
-            self._require_kb(conn, kb)
+            require_kb(conn, kb)
         return None  # the vectors are the index's own table: nothing to load
 
     def ping(self) -> None:
         self._db.ping()
-
-    # Helpers
-
-    def _insert(
-        self, conn: psycopg.Connection[Any], kb: str, documents: Sequence[Document]
-    ) -> None:
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO kb_documents (kb, {DOC_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        kb,
-                        doc.id,
-                        doc.text,
-                        Json(dict(doc.metadata)),
-                        doc.created_at,
-                        doc.updated_at,
-                        doc.truncated,
-                        [c.id for c in doc.chunks],
-                        [c.span.start for c in doc.chunks],
-                        [c.span.end for c in doc.chunks],
-                    )
-                    for doc in documents
-                ],
-            )
-            with cursor.copy("COPY kb_chunks (label, kb, document_id) FROM STDIN") as copy:
-                for doc in documents:
-                    for chunk in doc.chunks:
-                        copy.write_row((chunk.id, kb, doc.id))
-
-    def _lock_kb(self, conn: psycopg.Connection[Any], kb: str) -> None:
-        """Writers to one knowledge base queue here (its counts row), across processes."""
-        row = conn.execute(
-            "SELECT 1 FROM kb_knowledge_bases WHERE name = %s FOR UPDATE", (kb,)
-        ).fetchone()
-        if row is None:
-            raise KnowledgeBaseNotFoundError(kb)
-
-    def _require_kb(self, conn: psycopg.Connection[Any], kb: str) -> None:
-        if conn.execute("SELECT 1 FROM kb_knowledge_bases WHERE name = %s", (kb,)).fetchone():
-            return
-        raise KnowledgeBaseNotFoundError(kb)
-
-    def _existing(self, conn: psycopg.Connection[Any], kb: str, ids: list[str]) -> list[str]:
-        if not ids:
-            return []
-        rows = conn.execute(
-            "SELECT id FROM kb_documents WHERE kb = %s AND id = ANY(%s)", (kb, ids)
-        ).fetchall()
-        present = {row[0] for row in rows}
-        return [doc_id for doc_id in ids if doc_id in present]
-
-    def _count(self, conn: psycopg.Connection[Any], kb: str, documents: int, chunks: int) -> None:
-        conn.execute(
-            "UPDATE kb_knowledge_bases SET document_count = document_count + %s, "
-            "chunk_count = chunk_count + %s WHERE name = %s",
-            (documents, chunks, kb),
-        )
-
-
-def _knowledge_base(row: Sequence[Any]) -> KnowledgeBase:
-    name, model, dimension, created_at, description, metadata, chunking, overlap = row
-    return KnowledgeBase(
-        name=name,
-        model=model,
-        dimension=dimension,
-        created_at=created_at,
-        description=description,
-        metadata=metadata,
-        chunking=Chunking(chunking),
-        chunk_overlap=overlap,
-    )
-
-
-def _document(row: Sequence[Any]) -> Document:
-    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends = row
-    chunks = tuple(
-        Chunk(int(label), Span(start, end)) for label, start, end in zip(labels, starts, ends)
-    )
-    fields = {
-        "id": doc_id,
-        "text": text,
-        "metadata": metadata,
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "chunks": chunks,
-        "truncated": truncated,
-    }
-    return trusted(Document, fields)  # validated when stored, as the memory backend's records

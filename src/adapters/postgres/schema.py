@@ -1,5 +1,8 @@
 """The `postgres` backend's tables, created or migrated at start by whichever worker comes first.
 
+No port of its own: `PostgresDatabase` migrates with it; the pgvector index and the
+repository build and drop HNSW indexes with it.
+
 Every migration runs in one transaction under an advisory lock, so workers and replicas that start
 together apply each step once; the version lives in `kb_schema`. A database whose version is
 newer than this code knows is refused untouched. Every table is prefixed `kb_` so the service can

@@ -1,5 +1,7 @@
 """ChunkOwners: chunk label -> document id in two sorted numpy columns, 16 bytes a chunk.
 
+No port of its own: the in-memory repository's (and so SQLite's) label -> id map.
+
 A dict of int to str costs about 100 bytes a chunk. Labels come from a counter, so new ones
 are nearly always above every label held and append at the end; the rare smaller label is
 merged in by a sort. Removal leaves a hole (owner None), and the holes are squeezed out once
@@ -17,6 +19,8 @@ MIN_CAPACITY = 64
 
 
 class ChunkOwners:
+    """Chunk label -> document id for the repositories of `memory` and `sqlite` (no port)."""
+
     def __init__(self) -> None:
         self._labels: NDArray[np.int64] = np.zeros(MIN_CAPACITY, dtype=np.int64)
         self._owners: NDArray[np.object_] = np.full(MIN_CAPACITY, None, dtype=object)

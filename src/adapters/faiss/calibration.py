@@ -1,5 +1,7 @@
 """Recall calibration: the fewest IVF probes that reach a recall@10 target on the index's own data.
 
+No port of its own: `rebuild` uses it to choose a rebuilt IVF index's probes.
+
 While a rebuild copies vectors batch by batch, `ExactNeighbours` keeps the exact top 10 of a
 few stored vectors (each leaving itself out); once the index is full, `fewest_probes` tries a
 ladder of nprobe values and keeps the first whose recall@10 against them meets the target.
@@ -21,7 +23,9 @@ PROBE_LADDER = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
 
 
 class ExactNeighbours:
-    """The exact top K of `queries` (stored under `own`) over every batch shown to `update`."""
+    """For `rebuild` (no port): the exact top K of `queries` (stored under `own`) over all batches.
+
+    Every batch shown to `update` counts."""
 
     def __init__(self, own: Labels, queries: Vectors) -> None:
         self.own = own

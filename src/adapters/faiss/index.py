@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-from adapters import faiss_ivf, faiss_rebuild
+from adapters.faiss import ivf, rebuild
 from adapters.heap import release_free_memory
 from domain.ports import IndexInfo, Labels, Vectors
 
@@ -31,14 +31,14 @@ _Change = tuple[Labels, Vectors | None]  # (labels, vectors) added, or (labels, 
 
 
 class FaissVectorIndex:
-    """Inner-product search over int64-labelled unit vectors, exact up to `ann_threshold`.
+    """A `VectorIndex` over FAISS: inner-product search over int64-labelled unit vectors.
 
-    Past `ann_threshold` vectors a background thread trains an IVF index and swaps it in;
-    below half of it, it swaps back to exact search (the gap stops flapping). Searches read
-    `self._current` once and never take a lock, so a rebuild never blocks them. Writers (the
-    domain calls add/remove under its per-knowledge-base write lock) take `self._mutex`,
-    which the builder also holds while it copies vectors out of the live index; changes made
-    while a build runs are recorded and replayed onto the new index before the swap.
+    Exact up to `ann_threshold` vectors; past it a background thread trains an IVF index and
+    swaps it in; below half of it, it swaps back to exact search (the gap stops flapping).
+    Searches read `self._current` once and never take a lock, so a rebuild never blocks them.
+    Writers (the domain calls add/remove under its per-knowledge-base write lock) take
+    `self._mutex`, which the builder also holds while it copies vectors out of the live index;
+    changes made while a build runs are recorded and replayed onto the new index before the swap.
     """
 
     def __init__(self, dimension: int, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> None:
@@ -46,7 +46,7 @@ class FaissVectorIndex:
             raise ValueError("ann_threshold must be at least 1")
         self._dimension = dimension
         self._threshold = ann_threshold
-        self._current = faiss_ivf.new_exact(dimension)
+        self._current = ivf.new_exact(dimension)
         self._trained_for = 0
         self._highest = -1  # labels above every label ever added cannot be in the index
         self._mutex = threading.Lock()
@@ -60,7 +60,7 @@ class FaissVectorIndex:
 
     @property
     def approximate(self) -> bool:
-        return not faiss_ivf.is_exact(self._current)
+        return not ivf.is_exact(self._current)
 
     @property
     def lists(self) -> int:
@@ -93,10 +93,10 @@ class FaissVectorIndex:
         with self._mutex:
             index = self._current
             if labels.min() <= self._highest and any(
-                faiss_ivf.contains(index, label) for label in labels
+                ivf.contains(index, label) for label in labels
             ):
                 raise ValueError("labels must not be in the index yet")
-            faiss_ivf.add(index, labels, vectors)
+            ivf.add(index, labels, vectors)
             self._highest = max(self._highest, int(labels.max()))
             if self._changes is not None:
                 self._changes.append((labels.copy(), vectors.copy()))
@@ -105,19 +105,19 @@ class FaissVectorIndex:
     def remove(self, labels: Collection[int]) -> int:
         keys = np.fromiter(labels, dtype=np.int64, count=len(labels))
         with self._mutex:
-            removed = faiss_ivf.remove(self._current, keys)
+            removed = ivf.remove(self._current, keys)
             if removed and self._changes is not None:
                 self._changes.append((keys, None))
             self._maybe_rebuild()
         return removed
 
     def get(self, labels: Sequence[int]) -> Vectors:
-        return faiss_ivf.get(self._current, labels)
+        return ivf.get(self._current, labels)
 
     def describe(self) -> IndexInfo:
         index = self._current
-        kind = "flat" if faiss_ivf.is_exact(index) else "ivf"
-        return IndexInfo(kind, faiss_ivf.memory_bytes(index))
+        kind = "flat" if ivf.is_exact(index) else "ivf"
+        return IndexInfo(kind, ivf.memory_bytes(index))
 
     def search(
         self,
@@ -132,7 +132,7 @@ class FaissVectorIndex:
         if k <= 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self._dimension)
-        return faiss_ivf.search(index, query, k, allowed, None if exact else probes, exact)
+        return ivf.search(index, query, k, allowed, None if exact else probes, exact)
 
     def wait_for_rebuild(self, timeout: float | None = None) -> bool:
         """Wait for a running rebuild to finish; whether none runs any more (for tests, bench)."""
@@ -148,11 +148,11 @@ class FaissVectorIndex:
         """The nlist a rebuild should have now, or None when the current index fits."""
         count = len(self)
         if not self.approximate:
-            return faiss_ivf.lists_for(count) if count > self._threshold else None
+            return ivf.lists_for(count) if count > self._threshold else None
         if count < self._threshold // 2:
-            return faiss_ivf.EXACT_LISTS
+            return ivf.EXACT_LISTS
         if not self._trained_for / RETRAIN_GROWTH <= count <= self._trained_for * RETRAIN_GROWTH:
-            return faiss_ivf.lists_for(count)
+            return ivf.lists_for(count)
         return None
 
     def _maybe_rebuild(self) -> None:
@@ -198,9 +198,9 @@ class FaissVectorIndex:
                 return None
             # The snapshot and the start of the recording are atomic: every change is either
             # in the snapshot or in the record, never both.
-            labels = faiss_ivf.all_labels(source)
+            labels = ivf.all_labels(source)
             self._changes = []
-        return faiss_rebuild.rebuilt(source, labels, wanted, self._mutex)
+        return rebuild.rebuilt(source, labels, wanted, self._mutex)
 
     def _swap(self, target: faiss.IndexIVFFlat) -> None:
         """Replay the recorded changes onto `target`, the last few under the mutex, and swap."""
@@ -221,7 +221,7 @@ class FaissVectorIndex:
         log.info(
             "vector index now %s over %d vectors",
             "exact"
-            if faiss_ivf.is_exact(target)
+            if ivf.is_exact(target)
             else f"IVF ({target.nlist} lists, {target.nprobe} probes)",
             target.ntotal,
         )
@@ -230,6 +230,6 @@ class FaissVectorIndex:
 def _replay(target: faiss.IndexIVFFlat, changes: Sequence[_Change]) -> None:
     for labels, vectors in changes:
         if vectors is not None:
-            faiss_ivf.add(target, labels, vectors)
+            ivf.add(target, labels, vectors)
         else:
-            faiss_ivf.remove(target, labels)
+            ivf.remove(target, labels)

@@ -1,5 +1,7 @@
 """Metadata filters as SQL: each condition becomes a SQL/JSON path test over `metadata_jsonb`.
 
+No port of its own: `PostgresDocumentRepository`'s filtered listing and chunk ids.
+
 The path language gives the `memory` backend's semantics without hand-written type juggling:
 in lax mode a path over an array tests each element (a list matches if any element does), and
 comparing values of different types (a number with a string, a boolean with a number) is

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 
 from psycopg import sql
 
-from adapters.postgres_database import PostgresDatabase
+from adapters.postgres.database import PostgresDatabase
 
 LANGUAGE = "english"
 LENGTH_NORMALISATION = 1  # ts_rank's flag: divide by 1 + log(document length)

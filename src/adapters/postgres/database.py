@@ -21,7 +21,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from adapters.postgres_schema import migrate
+from adapters.postgres.schema import migrate
 from domain.errors import InvalidInputError, StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,9 @@ QUICK_WAIT_SECONDS = 0.25
 
 
 class PostgresDatabase:
-    """A psycopg 3 pool to one database, with the schema migrated to the current version.
+    """The `UnitOfWork` (`transaction`) and read snapshot over a psycopg 3 pool to one database.
+
+    The schema is migrated to the current version when it opens.
 
     `timeout` (seconds) bounds how long a call waits to connect or for a pooled connection:
     when the database goes down a request fails with StorageUnavailableError that soon, and

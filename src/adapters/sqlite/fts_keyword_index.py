@@ -11,7 +11,7 @@ WORD = re.compile(r"\w+", re.UNICODE)
 
 
 class Fts5KeywordIndex:
-    """An in-memory FTS5 table: Porter-stemmed, accent-folded words ranked by SQLite's bm25().
+    """A `KeywordIndex` over in-memory FTS5: Porter-stemmed, accent-folded words ranked by bm25().
 
     SQLite's FTS5 is a maintained BM25 implementation that updates in place, so the keyword
     index follows every add, replace and delete. It lives in RAM and is rebuilt from the

@@ -1,0 +1,1 @@
+"""In memory: the volatile `DocumentRepository`, with its packed records and chunk owners."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: `DocumentRepository`, `VectorIndex` (pgvector), `KeywordIndex` and `UnitOfWork`."""

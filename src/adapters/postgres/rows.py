@@ -1,0 +1,112 @@
+"""The `postgres` backend's rows: columns, rows to domain objects, the statements writers share.
+
+For `PostgresDocumentRepository` (no port of its own), which composes them in its transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Json
+
+from adapters.memory.document_records import trusted
+from domain.errors import KnowledgeBaseNotFoundError
+from domain.model import Chunk, Chunking, Document, KnowledgeBase, Span
+
+KB_COLUMNS = "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap"
+DOC_COLUMNS = (
+    "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, chunk_ends"
+)
+
+
+def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence[Document]) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO kb_documents (kb, {DOC_COLUMNS}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    kb,
+                    doc.id,
+                    doc.text,
+                    Json(dict(doc.metadata)),
+                    doc.created_at,
+                    doc.updated_at,
+                    doc.truncated,
+                    [c.id for c in doc.chunks],
+                    [c.span.start for c in doc.chunks],
+                    [c.span.end for c in doc.chunks],
+                )
+                for doc in documents
+            ],
+        )
+        with cursor.copy("COPY kb_chunks (label, kb, document_id) FROM STDIN") as copy:
+            for doc in documents:
+                for chunk in doc.chunks:
+                    copy.write_row((chunk.id, kb, doc.id))
+
+
+def lock_kb(conn: psycopg.Connection[Any], kb: str) -> None:
+    """Writers to one knowledge base queue here (its counts row), across processes."""
+    row = conn.execute(
+        "SELECT 1 FROM kb_knowledge_bases WHERE name = %s FOR UPDATE", (kb,)
+    ).fetchone()
+    if row is None:
+        raise KnowledgeBaseNotFoundError(kb)
+
+
+def require_kb(conn: psycopg.Connection[Any], kb: str) -> None:
+    if conn.execute("SELECT 1 FROM kb_knowledge_bases WHERE name = %s", (kb,)).fetchone():
+        return
+    raise KnowledgeBaseNotFoundError(kb)
+
+
+def taken_ids(conn: psycopg.Connection[Any], kb: str, ids: list[str]) -> list[str]:
+    if not ids:
+        return []
+    rows = conn.execute(
+        "SELECT id FROM kb_documents WHERE kb = %s AND id = ANY(%s)", (kb, ids)
+    ).fetchall()
+    present = {row[0] for row in rows}
+    return [doc_id for doc_id in ids if doc_id in present]
+
+
+def add_counts(conn: psycopg.Connection[Any], kb: str, documents: int, chunks: int) -> None:
+    conn.execute(
+        "UPDATE kb_knowledge_bases SET document_count = document_count + %s, "
+        "chunk_count = chunk_count + %s WHERE name = %s",
+        (documents, chunks, kb),
+    )
+
+
+def kb_from_row(row: Sequence[Any]) -> KnowledgeBase:
+    name, model, dimension, created_at, description, metadata, chunking, overlap = row
+    return KnowledgeBase(
+        name=name,
+        model=model,
+        dimension=dimension,
+        created_at=created_at,
+        description=description,
+        metadata=metadata,
+        chunking=Chunking(chunking),
+        chunk_overlap=overlap,
+    )
+
+
+def document_from_row(row: Sequence[Any]) -> Document:
+    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends = row
+    chunks = tuple(
+        Chunk(int(label), Span(start, end)) for label, start, end in zip(labels, starts, ends)
+    )
+    fields = {
+        "id": doc_id,
+        "text": text,
+        "metadata": metadata,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "chunks": chunks,
+        "truncated": truncated,
+    }
+    return trusted(Document, fields)  # validated when stored, as the memory backend's records

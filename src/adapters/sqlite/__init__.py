@@ -1,0 +1,1 @@
+"""SQLite: the durable `DocumentRepository` (+ rows, scans, schema, writes), FTS5 `KeywordIndex`."""
