@@ -53,7 +53,7 @@ class Coalescer:
     Callers queue their texts and sleep; each of the `parallel` model threads runs one call at
     a time. Always the same threads: torch's OpenMP pool belongs to the thread that calls it,
     and handing the model from one request thread to the next cost a third of its throughput
-    (82 against 133 texts/s for the same batches), so torch gets one model thread; a runtime
+    (docs/performance.md), so torch gets one model thread; a runtime
     that can run calls side by side (ONNX Runtime) gets one per core. A caller alone wakes a
     model thread, which runs its texts at once: its wait budget is two thread wake-ups. Texts
     that arrive while every model thread is busy wait for the first call to end. Each call is

@@ -31,10 +31,8 @@ ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"  # an ONNX Runtime run 
 # in the arena to give back afterwards; smaller ones leave a few megabytes.
 SHRINK_AFTER = 1024
 
-# What one ONNX Runtime call costs beyond its texts, in padded word pieces. On two ORT threads
-# one short text took 4.8 ms and each word piece ~0.22 ms (MiniLM-L6), so small calls are nearly
-# free; with one single-threaded call per core, 24 did no better (same batch adds; single adds
-# from 16 clients 0.79-0.80x the raw model against 0.81-0.87x with 6).
+# What one ONNX Runtime call costs beyond its texts, in padded word pieces: small calls are
+# nearly free (measured for MiniLM, and 24 did no better: docs/performance.md).
 CALL_OVERHEAD = 6
 
 
@@ -56,9 +54,8 @@ class OnnxEmbedder:
 
         Several single-threaded calls side by side beat one call spread over every core: no
         thread waits for another inside an operator, and a call is never slowed by a request
-        thread taking one of its cores. On 2 cores, single adds from 16 clients went from
-        0.65-0.75x to 0.79-0.87x the raw model and short batch adds from 1.14-1.28x to
-        1.53-1.62x (bench.ingest, same runs). One lone call uses one core.
+        thread taking one of its cores (the figures are in docs/performance.md). One lone call
+        uses one core.
         """
         ort = _onnxruntime(model)
         self._name = model

@@ -14,9 +14,9 @@ from adapters.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
 
-# What one forward pass costs beyond its texts, in padded word pieces: a call of one short text
-# took 13.8 ms and each further word piece ~0.21 ms (MiniLM-L6, 2 cores). The coalescer splits
-# pending texts into calls when that is cheaper than padding short texts to a long one.
+# What one forward pass costs beyond its texts, in padded word pieces, as measured for MiniLM
+# (docs/performance.md). The coalescer splits pending texts into calls when that is cheaper than
+# padding short texts to a long one.
 CALL_OVERHEAD = 48
 
 
