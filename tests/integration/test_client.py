@@ -351,7 +351,7 @@ def test_a_dropped_connection_is_retried_for_reads_but_not_for_adds(dropping_ser
 
 def test_the_readme_client_example_runs_and_finds_the_cat(url, capsys):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = re.search(r"### Python client.*?```python\n(.*?)```", readme, re.S).group(1)
+    example = re.search(r"## Python client.*?```python\n(.*?)```", readme, re.S).group(1)
     runnable = example.replace('"http://127.0.0.1:8000"', repr(url))
     assert runnable != example and len([line for line in example.splitlines() if line]) <= 6
     exec(compile(runnable, "README.md", "exec"), {})
