@@ -163,6 +163,16 @@ class Answer:
         return self.data.decode(errors="replace") if as_text else self.data
 
 
+def wait_until_healthy(port: int, seconds: float = 120) -> None:
+    """Poll /healthz until it answers 200; TimeoutError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if healthz(port) == 200:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"/healthz on port {port} did not answer again within {seconds} s")
+
+
 def send_raw(port: int, head: bytes, body: bytes = b"") -> Answer:
     """Send bytes as they are (no client library tidies them up) and read one answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:

@@ -19,7 +19,7 @@ import argparse
 import json
 import time
 
-from bench.proxy import NGINX, OPENINGS, Nginx, SlowClients, healthz
+from bench.proxy import NGINX, OPENINGS, Nginx, SlowClients, healthz, wait_until_healthy
 from bench.service import BenchError, add_service_arguments, service_from_args
 
 
@@ -34,15 +34,6 @@ def under_attack(port: int, clients: int, part: str, wait: float) -> float | Non
     with SlowClients(port, clients, seconds=wait + 10, part=part):
         time.sleep(1)  # every slow client has sent its first bytes
         return timed_healthz(port, wait)
-
-
-def recover(port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if healthz(port) == 200:
-            return
-        time.sleep(0.5)
-    raise BenchError(f"/healthz on port {port} did not answer again within {seconds} s")
 
 
 def shown(seconds: float | None, wait: float) -> str:
@@ -64,7 +55,7 @@ def main() -> None:
         try:
             nginx.start()
             direct = under_attack(port, args.clients, args.part, args.wait)
-            recover(port)
+            wait_until_healthy(port)
             proxied = under_attack(nginx.port, args.clients, args.part, args.wait)
         finally:
             nginx.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from bench.proxy import NGINX, Nginx, SlowClients, healthz, send_raw
+from bench.proxy import NGINX, Nginx, SlowClients, healthz, send_raw, wait_until_healthy
 
 from entrypoints.settings import Settings
 from model_folder import l6_folder
@@ -42,15 +42,6 @@ def proxy(server):
         yield nginx
     finally:
         nginx.stop()
-
-
-def wait_until_healthy(port: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if healthz(port) == 200:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"/healthz on port {port} did not answer again")
 
 
 def request_line(length: int) -> bytes:
