@@ -6,12 +6,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from domain.errors import ConflictError, ModelMismatchError, StorageError
 from domain.locking import ReadWriteLock
 from domain.model import KnowledgeBase, validate_name
 from domain.ports import (
-    DocumentRepository,
+    CatalogStore,
+    Clock,
     Embedder,
     KeywordIndex,
     KeywordIndexFactory,
@@ -36,18 +38,19 @@ class Catalog:
     """Maps knowledge base names to slots; creation and removal are serialised here.
 
     `embedder` is only asked which model it runs: a knowledge base of another model is
-    refused, never mixed.
+    refused, never mixed. A knowledge base's slot is rebuilt from what `store` kept when it
+    is first used in this process (nothing, for a store whose indexes are its own).
     """
 
     def __init__(
         self,
-        repository: DocumentRepository,
+        store: CatalogStore,
         index_factory: VectorIndexFactory,
         keyword_factory: KeywordIndexFactory,
         transaction: UnitOfWork,
         embedder: Embedder,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._embedder = embedder
         self._transaction = transaction
         self._index_factory = index_factory
@@ -56,9 +59,9 @@ class Catalog:
         self._lock = threading.Lock()
 
     def load(self, kb: KnowledgeBase) -> Slot:
-        """Build a slot from the vectors the repository kept, unless one is already live."""
+        """Build a slot from the vectors the store kept, unless one is already live."""
         slot = self._new_slot(kb)
-        kept = self._repository.load_vectors(kb.name)
+        kept = self._store.load_vectors(kb.name)
         if kept is not None:  # else the indexes are the store's own, already complete
             self._fill(kb, slot, *kept)
         with self._lock:
@@ -67,14 +70,14 @@ class Catalog:
     def _fill(self, kb: KnowledgeBase, slot: Slot, labels: Labels, vectors: Vectors) -> None:
         if len(labels):
             slot.index.add(labels, vectors)
-        chunks = self._repository.stats(kb.name).chunk_count
+        chunks = self._store.stats(kb.name).chunk_count
         if len(slot.index) != chunks:
             raise StorageError(
                 f"knowledge base {kb.name!r}: {chunks} chunks are stored but {len(slot.index)} "
                 "vectors were kept; the index cannot be rebuilt without re-embedding"
             )
         after: str | None = None
-        while page := self._repository.list_documents(kb.name, 1000, after):
+        while page := self._store.list_documents(kb.name, 1000, after):
             slot.keywords.add([(doc.id, doc.text) for doc in page])
             after = page[-1].id
 
@@ -83,17 +86,21 @@ class Catalog:
 
     def create(self, kb: KnowledgeBase) -> None:
         with self._lock, self._transaction():
-            self._repository.add_knowledge_base(kb)
+            self._store.add_knowledge_base(kb)
             self._slots[kb.name] = self._new_slot(kb)
 
     def slot(self, name: str) -> Slot:
         with self._lock:
             slot = self._slots.get(name)
         if slot is None:
-            # Raises KnowledgeBaseNotFoundError when the repository does not know it either;
+            # Raises KnowledgeBaseNotFoundError when the store does not know it either;
             # a name no knowledge base can have is refused by the rule first, on every backend.
-            slot = self.load(self._repository.get_knowledge_base(validate_name(name)))
+            slot = self.load(self._store.get_knowledge_base(validate_name(name)))
         return slot
+
+    def stored(self, name: str) -> KnowledgeBase:
+        """The knowledge base as the store holds it now; KnowledgeBaseNotFoundError if gone."""
+        return self._store.get_knowledge_base(name)
 
     def is_live(self, name: str, slot: Slot) -> bool:
         """Whether `slot` is still the index of knowledge base `name`."""
@@ -104,7 +111,7 @@ class Catalog:
         slot = self.slot(name)
         # Exclusive on the slot so no write or search is half-way through the index.
         with slot.lock.writing(), self._transaction():
-            self._repository.remove_knowledge_base(name)
+            self._store.remove_knowledge_base(name)
             with self._lock:
                 if self._slots.get(name) is slot:
                     del self._slots[name]
@@ -112,7 +119,7 @@ class Catalog:
     def usable(self, name: str) -> tuple[KnowledgeBase, Slot]:
         """The knowledge base and its slot; ModelMismatchError if another model built it."""
         slot = self.slot(name)
-        kb = self._repository.get_knowledge_base(name)
+        kb = self._store.get_knowledge_base(name)
         loaded = self._embedder
         if kb.model != loaded.model_name or kb.dimension != loaded.dimension:
             raise ModelMismatchError(
@@ -129,7 +136,7 @@ class Catalog:
         """
         with slot.lock.writing():
             if not self.is_live(name, slot):
-                self._repository.get_knowledge_base(name)  # KnowledgeBaseNotFoundError
+                self._store.get_knowledge_base(name)  # KnowledgeBaseNotFoundError
                 raise ConflictError(
                     f"knowledge base {name!r} was deleted and re-created while this request "
                     "ran; nothing was written. Send the request again.",
@@ -137,3 +144,14 @@ class Catalog:
                 )
             with self._transaction():
                 yield
+
+
+class WriteContext(NamedTuple):
+    """What the knowledge base and document writers share: the catalog, the model, the time.
+
+    A tuple, so each part unpacks it in one line and keeps only its store as its own port.
+    """
+
+    catalog: Catalog
+    embedder: Embedder
+    clock: Clock

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from domain.catalog import Catalog, Slot
+from domain.catalog import Slot, WriteContext
 from domain.cursor import decode_cursor, encode_cursor
 from domain.encoding import EncodedText, encode_texts
 from domain.errors import DocumentExistsError, DocumentNotFoundError, InvalidInputError
@@ -25,7 +25,7 @@ from domain.model import (
     validate_metadata,
     validate_name,
 )
-from domain.ports import Clock, DocumentRepository, Embedder, Labels, Vectors
+from domain.ports import DocumentLookup, DocumentStore, Labels, Vectors
 
 
 def new_document_id() -> str:
@@ -35,13 +35,9 @@ def new_document_id() -> str:
 class DocumentWriter:
     """Adds, replaces and removes documents: embeds outside any lock, writes under the catalog's."""
 
-    def __init__(
-        self, catalog: Catalog, repository: DocumentRepository, embedder: Embedder, clock: Clock
-    ) -> None:
-        self._catalog = catalog
-        self._repository = repository
-        self._embedder = embedder
-        self._clock = clock
+    def __init__(self, context: WriteContext, documents: DocumentStore) -> None:
+        self._catalog, self._embedder, self._clock = context
+        self._documents = documents
 
     def add(self, kb_name: str, documents: Sequence[NewDocument]) -> list[Document]:
         """Embed outside the lock, then store all or none; DocumentExistsError if an id is taken."""
@@ -54,7 +50,7 @@ class DocumentWriter:
         )
         now = self._clock()
         with self._catalog.writing(kb_name, slot):
-            labels = self._repository.allocate_chunk_ids(sum(len(e.spans) for e in encoded))
+            labels = self._documents.allocate_chunk_ids(sum(len(e.spans) for e in encoded))
             stored: list[Document] = []
             for doc_id, doc, enc in zip(ids, documents, encoded):
                 chunk_labels, labels = labels[: len(enc.spans)], labels[len(enc.spans) :]
@@ -62,7 +58,7 @@ class DocumentWriter:
                     _document(doc_id, doc.text, doc.metadata, now, now, enc, chunk_labels)
                 )
             vectors = _stack([e.vectors for e in encoded], kb.dimension)
-            self._repository.add_documents(kb_name, stored, vectors)
+            self._documents.add_documents(kb_name, stored, vectors)
             slot.index.add(_labels(stored), vectors)
             slot.keywords.add([(doc.id, doc.text) for doc in stored])
         return stored
@@ -79,7 +75,7 @@ class DocumentWriter:
             if current is not None and current.text == new.text:
                 with self._catalog.writing(kb_name, slot):
                     if self._find(kb_name, document_id) == current:
-                        return self._repository.update_metadata(
+                        return self._documents.update_metadata(
                             kb_name, document_id, dict(new.metadata), self._clock()
                         ), False
                 continue
@@ -94,7 +90,7 @@ class DocumentWriter:
         validate_document_id(document_id)
         _, slot = self._catalog.usable(kb_name)
         with self._catalog.writing(kb_name, slot):
-            return self._repository.update_metadata(
+            return self._documents.update_metadata(
                 kb_name, document_id, validate_metadata(metadata), self._clock()
             )
 
@@ -122,7 +118,7 @@ class DocumentWriter:
             doomed = self._doomed(kb_name, document_ids, where)
             if dry_run:
                 return doomed
-            removed = self._repository.remove_documents(kb_name, doomed)
+            removed = self._documents.remove_documents(kb_name, doomed)
             slot.index.remove(_labels(removed))
             slot.keywords.remove([doc.id for doc in removed])
         return [doc.id for doc in removed]
@@ -132,19 +128,19 @@ class DocumentWriter:
     ) -> list[str]:
         if where is None:
             assert document_ids is not None
-            return self._repository.existing_ids(kb_name, list(dict.fromkeys(document_ids)))
-        matching = self._repository.list_documents(kb_name, sys.maxsize, None, where)
+            return self._documents.existing_ids(kb_name, list(dict.fromkeys(document_ids)))
+        matching = self._documents.list_documents(kb_name, sys.maxsize, None, where)
         listed = None if document_ids is None else set(document_ids)
         return [doc.id for doc in matching if listed is None or doc.id in listed]
 
     def _find(self, kb_name: str, document_id: str) -> Document | None:
         try:
-            return self._repository.get_document(kb_name, document_id)
+            return self._documents.get_document(kb_name, document_id)
         except DocumentNotFoundError:
             return None
 
     def _reject_existing(self, kb_name: str, ids: Sequence[str]) -> None:
-        taken = self._repository.existing_ids(kb_name, ids)
+        taken = self._documents.existing_ids(kb_name, ids)
         if taken:
             raise DocumentExistsError(kb_name, taken)
 
@@ -155,11 +151,11 @@ class DocumentWriter:
         previous = self._find(kb_name, new.id)
         now = self._clock()
         created_at = previous.created_at if previous else now
-        labels = self._repository.allocate_chunk_ids(len(encoded.spans))
+        labels = self._documents.allocate_chunk_ids(len(encoded.spans))
         document = _document(new.id, new.text, new.metadata, created_at, now, encoded, labels)
         # What the repository replaced, read under its lock: another process sharing the store
         # may have written this id since `previous` was read.
-        replaced = self._repository.replace_document(kb_name, document, encoded.vectors)
+        replaced = self._documents.replace_document(kb_name, document, encoded.vectors)
         if replaced is not None:
             slot.index.remove(_labels([replaced]))
             slot.keywords.remove([replaced.id])
@@ -169,21 +165,21 @@ class DocumentWriter:
 
 
 class DocumentReader:
-    """Reads documents straight from the repository: no index, no lock."""
+    """Reads documents straight from the store: no index, no lock."""
 
-    def __init__(self, repository: DocumentRepository) -> None:
-        self._repository = repository
+    def __init__(self, documents: DocumentLookup) -> None:
+        self._documents = documents
 
     def get(self, kb_name: str, document_id: str) -> Document:
         validate_name(kb_name)
-        return self._repository.get_document(kb_name, validate_document_id(document_id))
+        return self._documents.get_document(kb_name, validate_document_id(document_id))
 
     def page(
         self, kb_name: str, limit: int, cursor: str | None, filter: Mapping[str, Any] | None
     ) -> Page:
         where = parse_filter(filter) if filter is not None else None
         validate_name(kb_name)
-        found = self._repository.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)
+        found = self._documents.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)
         more = len(found) > limit
         return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from domain.catalog import Catalog
+from domain.catalog import WriteContext
 from domain.cursor import decode_cursor, encode_cursor
 from domain.errors import InvalidInputError
 from domain.model import (
@@ -19,7 +19,7 @@ from domain.model import (
     validate_metadata,
     validate_name,
 )
-from domain.ports import Clock, DocumentRepository, Embedder, IndexInfo
+from domain.ports import IndexInfo, KnowledgeBaseStore
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,15 @@ class KnowledgeBaseInfo:
 class KnowledgeBaseUseCases:
     """Knowledge bases bound to the loaded model; `embedder` only names it and sizes its window."""
 
-    def __init__(
-        self, catalog: Catalog, repository: DocumentRepository, embedder: Embedder, clock: Clock
-    ) -> None:
-        self._catalog = catalog
-        self._repository = repository
-        self._embedder = embedder
-        self._clock = clock
+    def __init__(self, context: WriteContext, knowledge_bases: KnowledgeBaseStore) -> None:
+        self._catalog, self._embedder, self._clock = context
+        self._knowledge_bases = knowledge_bases
 
     def load(self) -> int:
-        """Build every knowledge base's index from the repository; return how many."""
+        """Build every knowledge base's index from the store; return how many."""
         count = 0
         after: str | None = None
-        while batch := self._repository.list_knowledge_bases(500, after):
+        while batch := self._knowledge_bases.list_knowledge_bases(500, after):
             for kb in batch:
                 self._catalog.load(kb)
                 if kb.model != self._embedder.model_name:
@@ -95,17 +91,17 @@ class KnowledgeBaseUseCases:
         return kb
 
     def get(self, name: str) -> KnowledgeBaseInfo:
-        return self._info(self._repository.get_knowledge_base(validate_name(name)))
+        return self._info(self._knowledge_bases.get_knowledge_base(validate_name(name)))
 
     def page(self, limit: int, cursor: str | None) -> Page:
-        found = self._repository.list_knowledge_bases(limit + 1, decode_cursor(cursor))
+        found = self._knowledge_bases.list_knowledge_bases(limit + 1, decode_cursor(cursor))
         items = [self._info(kb) for kb in found[:limit]]
         more = len(found) > limit
         return Page(items, encode_cursor(found[limit - 1].name) if more else None)
 
     def count(self) -> int:
         count, after = 0, None
-        while batch := self._repository.list_knowledge_bases(1000, after):
+        while batch := self._knowledge_bases.list_knowledge_bases(1000, after):
             count, after = count + len(batch), batch[-1].name
         return count
 
@@ -114,14 +110,14 @@ class KnowledgeBaseUseCases:
     ) -> KnowledgeBaseInfo:
         slot = self._catalog.slot(name)
         with self._catalog.writing(name, slot):
-            kb = self._repository.get_knowledge_base(name)
+            kb = self._knowledge_bases.get_knowledge_base(name)
             changes: dict[str, Any] = {}
             if description is not None:
                 changes["description"] = validate_description(description)
             if metadata is not None:
                 changes["metadata"] = validate_metadata(metadata)
             kb = replace(kb, **changes)
-            self._repository.update_knowledge_base(kb)
+            self._knowledge_bases.update_knowledge_base(kb)
             return self._info(kb)
 
     def delete(self, name: str) -> None:
@@ -129,4 +125,4 @@ class KnowledgeBaseUseCases:
 
     def _info(self, kb: KnowledgeBase) -> KnowledgeBaseInfo:
         index = self._catalog.slot(kb.name).index.describe()
-        return KnowledgeBaseInfo(kb, self._repository.stats(kb.name), index)
+        return KnowledgeBaseInfo(kb, self._knowledge_bases.stats(kb.name), index)

@@ -1,4 +1,4 @@
-"""The three ports the core depends on; adapters implement them, tests fake them."""
+"""The ports the core depends on, the repository split by role; adapters implement, tests fake."""
 
 from __future__ import annotations
 
@@ -134,10 +134,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class DocumentRepository(Protocol):
-    """Knowledge bases, their documents and chunks. Every call is all-or-nothing.
+class KnowledgeBaseStore(Protocol):
+    """Knowledge bases and their counts: the knowledge base use cases' role.
 
-    Raises KnowledgeBaseNotFoundError for an unknown knowledge base name throughout.
+    Every call of every repository role is all-or-nothing, and raises
+    KnowledgeBaseNotFoundError for an unknown knowledge base name.
     """
 
     def add_knowledge_base(self, kb: KnowledgeBase) -> None:
@@ -155,23 +156,9 @@ class DocumentRepository(Protocol):
 
     def stats(self, name: str) -> KnowledgeBaseStats: ...
 
-    def allocate_chunk_ids(self, count: int) -> list[int]:
-        """Return `count` chunk labels never handed out before (unique across all KBs)."""
 
-    def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
-        """Store new documents; `vectors` has one row per chunk, in document then chunk order.
-
-        Raises DocumentExistsError (and stores nothing) if any id is taken.
-        Durable repositories keep the vectors; volatile ones may drop them.
-        """
-
-    def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
-        """Store `document` under its id, replacing any previous one; return the previous."""
-
-    def update_metadata(
-        self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
-    ) -> Document:
-        """Replace a document's metadata and updated_at only (text and chunks unchanged)."""
+class DocumentLookup(Protocol):
+    """Reads documents by id, by page and by metadata filter: what every document role builds on."""
 
     def get_document(self, kb: str, document_id: str) -> Document:
         """DocumentNotFoundError if absent."""
@@ -184,14 +171,56 @@ class DocumentRepository(Protocol):
     ) -> list[Document]:
         """Up to `limit` documents ordered by id, ids strictly after `after`, matching `where`."""
 
-    def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
-        """Labels of every chunk whose document's metadata matches `where`."""
+
+class DocumentStore(DocumentLookup, Protocol):
+    """The document writer's role: documents and their chunk labels, read and written."""
+
+    def allocate_chunk_ids(self, count: int) -> list[int]:
+        """Return `count` chunk labels never handed out before (unique across all KBs)."""
+
+    def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
+        """Store new documents; `vectors` has one row per chunk, in document then chunk order.
+
+        Raises DocumentExistsError (and stores nothing) if any id is taken. Whether the
+        vectors are kept differs per backend: see `CatalogStore`.
+        """
+
+    def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
+        """Store `document` under its id, replacing any previous one; return the previous."""
+
+    def update_metadata(
+        self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
+    ) -> Document:
+        """Replace a document's metadata and updated_at only (text and chunks unchanged)."""
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         """Remove the documents that exist among `document_ids`; return them."""
 
+
+class ChunkLookup(DocumentLookup, Protocol):
+    """The ranker's role: documents, and which chunks a filter allows and whose they are."""
+
+    def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
+        """Labels of every chunk whose document's metadata matches `where`."""
+
     def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
         """Map each known chunk label to its document; unknown labels are left out."""
+
+
+class CatalogStore(KnowledgeBaseStore, DocumentLookup, Protocol):
+    """The catalog's role: knowledge bases, and what a process rebuilds their indexes from.
+
+    The one role whose answers differ per backend, by what the store keeps:
+
+    - Durable and in-process (SQLite, the test fake): keeps every vector `add_documents` and
+      `replace_document` are given, and `load_vectors` returns them all.
+    - Volatile (in memory): keeps none, since the index holds them; `load_vectors` returns
+      empty arrays, right for a store that starts empty.
+    - Shared with other processes (PostgreSQL): the vector and keyword indexes are tables of
+      the store itself; `load_vectors` returns None and nothing is loaded into this process.
+
+    Keyword indexes are rebuilt from the documents' text (`list_documents`) unless it is None.
+    """
 
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors] | None:
         """All kept chunk labels and vectors of a knowledge base (empty if none are kept).
@@ -199,3 +228,12 @@ class DocumentRepository(Protocol):
         None when the indexes live in the repository's own store and are shared (PostgreSQL):
         there is nothing to load into this process.
         """
+
+
+class DocumentRepository(CatalogStore, DocumentStore, ChunkLookup, Protocol):
+    """Knowledge bases, their documents and chunks: every role above, which adapters implement.
+
+    Every call is all-or-nothing; KnowledgeBaseNotFoundError for an unknown knowledge base.
+    Each part of the service takes only the role it uses (the facade hands it this one
+    object as that role); the contract tests hold every adapter and fake to the whole of it.
+    """

@@ -13,7 +13,7 @@ from domain.encoding import encode_texts, mean_direction, vector_query
 from domain.errors import InvalidInputError
 from domain.keywords import reciprocal_rank_fusion
 from domain.model import Document, Hit, KnowledgeBase, Passage
-from domain.ports import DocumentRepository, Embedder, UnitOfWork, Vectors
+from domain.ports import ChunkLookup, Embedder, UnitOfWork, Vectors
 from domain.search_request import (
     HIT_FIELDS,
     MAX_BATCH_QUERIES,
@@ -35,12 +35,12 @@ class Ranker:
     def __init__(
         self,
         catalog: Catalog,
-        repository: DocumentRepository,
+        documents: ChunkLookup,
         embedder: Embedder,
         snapshot: UnitOfWork,
     ) -> None:
         self._catalog = catalog
-        self._repository = repository
+        self._documents = documents
         self._embedder = embedder
         self._snapshot = snapshot
 
@@ -57,7 +57,7 @@ class Ranker:
         with slot.lock.reading(), self._snapshot():
             # Every read below sees one state of the store; it must still hold the knowledge
             # base (another process may have deleted it while the queries were embedded).
-            self._repository.get_knowledge_base(kb.name)
+            self._catalog.stored(kb.name)
             results = []
             for request, vector in zip(requests, vectors):
                 if request.document_id is not None:
@@ -86,14 +86,14 @@ class Ranker:
         return vectors
 
     def _document_vector(self, kb: KnowledgeBase, slot: Slot, document_id: str) -> Vectors:
-        document = self._repository.get_document(kb.name, document_id)
+        document = self._documents.get_document(kb.name, document_id)
         vectors = slot.index.get([chunk.id for chunk in document.chunks])
         return vectors[0] if len(vectors) == 1 else mean_direction(vectors)
 
     def _rank(self, kb: str, slot: Slot, vector: Vectors, request: SearchRequest) -> list[Hit]:
         allowed = None
         if request.where is not None:
-            allowed = set(self._repository.chunk_ids_matching(kb, request.where))
+            allowed = set(self._documents.chunk_ids_matching(kb, request.where))
         hybrid = request.mode == "hybrid"
         pooled = request.diversity > 0 or hybrid
         wanted = max(request.top_k * 2, MMR_POOL) if pooled else request.top_k
@@ -119,7 +119,7 @@ class Ranker:
         k = min(total, wanted + (1 if request.document_id else 0))
         while k > 0:
             pairs = self._nearest(slot, vector, k, allowed, request)
-            owners = self._repository.documents_for_chunks(kb, [label for label, _ in pairs])
+            owners = self._documents.documents_for_chunks(kb, [label for label, _ in pairs])
             best: dict[str, Hit] = {}
             for label, score in pairs:
                 if request.min_score is not None and score < request.min_score:
@@ -148,10 +148,10 @@ class Ranker:
         """Reciprocal rank fusion of the dense hits with BM25 hits on the query's words."""
         text = request.query
         if text is None and request.document_id is not None:
-            text = self._repository.get_document(kb, request.document_id).text
+            text = self._documents.get_document(kb, request.document_id).text
         allowed_ids = None
         if request.where is not None:
-            matching = self._repository.list_documents(kb, sys.maxsize, None, request.where)
+            matching = self._documents.list_documents(kb, sys.maxsize, None, request.where)
             allowed_ids = {doc.id for doc in matching}
         looked_up = (text or "")[:MAX_KEYWORD_QUERY_CHARS]
         keyword = [
@@ -171,7 +171,7 @@ class Ranker:
 
     def _scored(self, kb: str, slot: Slot, vector: Vectors, document_id: str) -> Hit:
         """A keyword-only hit: its cosine score is its best chunk's, as for dense hits."""
-        document = self._repository.get_document(kb, document_id)
+        document = self._documents.get_document(kb, document_id)
         labels = [chunk.id for chunk in document.chunks]
         scores = slot.index.get(labels) @ vector
         best = int(np.argmax(scores))

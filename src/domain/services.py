@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from domain.catalog import Catalog
+from domain.catalog import Catalog, WriteContext
 from domain.documents import DocumentReader, DocumentWriter, new_document_id
 from domain.keywords import NoKeywordIndex
 from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBaseUseCases
@@ -56,9 +56,11 @@ class KnowledgeBaseService:
     ) -> None:
         self.embedder = embedder
         keywords = keyword_factory or _no_keywords
+        # Each part is handed the repository as the one role it uses (see domain.ports).
         catalog = Catalog(repository, index_factory, keywords, transaction, embedder)
-        self._knowledge_bases = KnowledgeBaseUseCases(catalog, repository, embedder, clock)
-        self._writer = DocumentWriter(catalog, repository, embedder, clock)
+        context = WriteContext(catalog, embedder, clock)
+        self._knowledge_bases = KnowledgeBaseUseCases(context, repository)
+        self._writer = DocumentWriter(context, repository)
         self._reader = DocumentReader(repository)
         self._ranker = Ranker(catalog, repository, embedder, snapshot)
 

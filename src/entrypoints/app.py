@@ -13,7 +13,7 @@ from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.wrappers import Response
 
-from domain.ports import DocumentRepository, Embedder
+from domain.ports import Embedder, KnowledgeBaseStore
 from domain.services import KnowledgeBaseService
 from entrypoints import metrics
 from entrypoints.auth import install_auth
@@ -50,7 +50,7 @@ def create_app(
     API answers 503 meanwhile. Otherwise loading happens here and a failure raises.
     """
     container = _configured(container or Container(), settings, embedder)
-    settings = container.settings()  # the one Settings object; KB_SETTINGS is the same one
+    settings = container.settings()  # the one Settings object every part is built from
     readiness = Readiness()
     app = Flask("kb-service", static_folder=None)
     install_paths(app)
@@ -59,7 +59,7 @@ def create_app(
     app.extensions["kb_readiness"] = readiness
     container.wire()
 
-    def repository() -> DocumentRepository | None:
+    def repository() -> KnowledgeBaseStore | None:
         return container.repository() if readiness.ready.is_set() else None
 
     observed = metrics.install_metrics(app, repository)
@@ -70,7 +70,7 @@ def create_app(
     install_cors(app, settings)
     install_auth(app, settings)
     _refuse_until_ready(app, readiness)
-    install_limits(app, settings, lambda: container.service().count_knowledge_bases())
+    install_limits(app, container.limits(), lambda: container.service().count_knowledge_bases())
     loader = functools.partial(load, container, freeze=background)
     if background:
         readiness.start(loader, on_load_failure)
@@ -141,7 +141,6 @@ def _refuse_until_ready(app: Flask, readiness: Readiness) -> None:
 
 def _flask_config(settings: Settings) -> dict[str, Any]:
     return {
-        "KB_SETTINGS": settings,
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
         "API_TITLE": "kb-service",
         "API_VERSION": VERSION,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from operator import attrgetter
 
 from dependency_injector import containers, providers
 
@@ -61,6 +62,9 @@ class Container(containers.DeclarativeContainer):
     )
 
     settings = providers.Singleton(Settings.from_env)
+    # The KB_MAX_* bounds (built and checked once, with the settings); views inject them. A
+    # provider of its own, not `settings.provided.limits`: wiring would not see its overrides.
+    limits = providers.Callable(attrgetter("limits"), settings)
     # Told the size and duration of every model batch; the app overrides it to feed /metrics.
     batch_observer: providers.Object[Callable[[int, float], None] | None] = providers.Object(None)
 

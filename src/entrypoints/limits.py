@@ -12,7 +12,6 @@ from flask import Flask, request
 
 from domain.limits import Limits
 from entrypoints.json_body import request_json
-from entrypoints.settings import Settings
 
 KNOWLEDGE_BASES = "/v1/knowledge-bases"
 
@@ -37,11 +36,8 @@ def check_body(body: dict[str, Any], limits: Limits) -> None:
             limits.check_metadata(document.get("metadata"), ("documents", i, "metadata"))
 
 
-def install_limits(
-    app: Flask, settings: Settings, count_knowledge_bases: Callable[[], int]
-) -> None:
+def install_limits(app: Flask, limits: Limits, count_knowledge_bases: Callable[[], int]) -> None:
     """Check bodies before any view runs, and cap how many knowledge bases may exist."""
-    limits = settings.limits
 
     @app.before_request
     def check_limits() -> None:

@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from domain.errors import DomainError
-from domain.ports import DocumentRepository
+from domain.ports import KnowledgeBaseStore
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -58,7 +58,7 @@ class Metrics:
 class KnowledgeBaseCollector(Collector):
     """Documents and chunks per knowledge base, read from the repository at scrape time."""
 
-    def __init__(self, repository: Callable[[], DocumentRepository | None]) -> None:
+    def __init__(self, repository: Callable[[], KnowledgeBaseStore | None]) -> None:
         self._repository = repository
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -94,7 +94,7 @@ def scrape_registry(metrics: Metrics, collector: Collector) -> CollectorRegistry
     return registry
 
 
-def install_metrics(app: Flask, repository: Callable[[], DocumentRepository | None]) -> Metrics:
+def install_metrics(app: Flask, repository: Callable[[], KnowledgeBaseStore | None]) -> Metrics:
     """Create the app's metrics and its KB collector; /metrics is registered with the API."""
     metrics = Metrics()
     collector = KnowledgeBaseCollector(repository)

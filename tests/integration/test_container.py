@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 from flask import Flask
 
+from domain.limits import Limit
 from domain.model import KnowledgeBase
 from entrypoints.container import Container
 from entrypoints.settings import BACKENDS
@@ -71,6 +74,31 @@ def test_the_container_selects_the_store_of_the_backend_in_its_settings(
         )
     finally:
         container.shutdown_resources()
+
+
+def test_the_documents_views_and_the_body_check_enforce_the_limits_the_container_provides(
+    make_container: Callable[..., Container], make_app: Callable[..., Flask]
+):
+    container = make_container()
+    limits = replace(
+        container.settings().limits,
+        text_chars=Limit(10, "TEXT_LIMIT"),
+        metadata_keys=Limit(1, "KEYS_LIMIT"),
+    )
+    container.limits.override(providers.Object(limits))
+    client = make_app(container=container).test_client()
+    assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+    documents = "/v1/knowledge-bases/kb/documents"
+
+    added = client.post(documents, json={"text": "x" * 11})
+    replaced = client.put(f"{documents}/d", json={"text": "x" * 11})
+    tagged = client.post(documents, json={"text": "x", "metadata": {"a": 1, "b": 2}})
+
+    assert [r.status_code for r in (added, replaced, tagged)] == [422, 422, 422]
+    assert "TEXT_LIMIT is 10" in added.get_json()["message"]
+    assert "TEXT_LIMIT is 10" in replaced.get_json()["message"]
+    assert "KEYS_LIMIT is 1" in tagged.get_json()["message"]
+    assert client.post(documents, json={"text": "x" * 10}).status_code == 201
 
 
 def test_every_backend_the_settings_accept_has_a_bundle_and_no_other():

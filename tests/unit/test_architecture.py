@@ -110,6 +110,13 @@ def test_the_package_check_would_notice_a_new_cross_package_import(tmp_path, mon
     }
 
 
+@pytest.mark.parametrize("name", ["catalog.py", "knowledge_bases.py", "documents.py", "ranking.py"])
+def test_a_part_of_the_service_takes_repository_roles_not_the_whole_repository(name):
+    # Only the facade (services.py) holds the whole DocumentRepository; it hands each part
+    # the roles (KnowledgeBaseStore, DocumentStore, ...) that part uses.
+    assert "domain.ports.DocumentRepository" not in imported_names(SRC / "domain" / name)
+
+
 @pytest.mark.parametrize("path", sorted((SRC / "entrypoints").rglob("*.py")), ids=lambda p: p.name)
 def test_only_the_container_and_its_backends_name_concrete_adapters(path):
     allowed = path.name == "container.py" or path.parent.name == "backends"

@@ -4,12 +4,13 @@ from contextlib import nullcontext
 
 import pytest
 
+from contracts import make_doc, make_kb, unit_rows
 from domain.catalog import Catalog
 from domain.errors import ConflictError, KnowledgeBaseNotFoundError, ModelMismatchError
 from domain.keywords import NoKeywordIndex
 from domain.model import KnowledgeBase
 from domain.ports import by_dimension, utc_now
-from fakes import FakeDocumentRepository, FakeEmbedder, FakeVectorIndex
+from fakes import FakeDocumentRepository, FakeEmbedder, FakeKeywordIndex, FakeVectorIndex
 
 
 @pytest.fixture
@@ -60,3 +61,33 @@ def test_only_a_knowledge_base_of_the_loaded_model_is_usable(catalog):
         catalog.usable("theirs")
     assert refused.value.model == "other-model"
     assert "fake-model" in refused.value.message
+
+
+class SharedStore(FakeDocumentRepository):
+    """A store whose indexes are its own (as PostgreSQL's): a process has nothing to load."""
+
+    def load_vectors(self, kb):
+        return None
+
+
+def with_one_document(repository):
+    repository.add_knowledge_base(make_kb("kb", dimension=8))
+    repository.add_documents("kb", [make_doc("d", [1, 2], "the cat sat")], unit_rows(2, dim=8))
+    return Catalog(
+        repository,
+        by_dimension(FakeVectorIndex),
+        lambda kb: FakeKeywordIndex(),
+        nullcontext,
+        FakeEmbedder(dimension=8),
+    )
+
+
+def test_a_knowledge_base_first_used_here_is_rebuilt_from_what_its_store_kept():
+    slot = with_one_document(FakeDocumentRepository()).slot("kb")
+    assert len(slot.index) == 2
+    assert [doc_id for doc_id, _ in slot.keywords.search("cat", 5)] == ["d"]
+
+
+def test_a_store_that_keeps_its_own_indexes_gives_the_catalog_nothing_to_load():
+    slot = with_one_document(SharedStore()).slot("kb")
+    assert (len(slot.index), len(slot.keywords)) == (0, 0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from dependency_injector.wiring import Provide, inject
-from flask import current_app
 from flask.views import MethodView
 
 from domain.limits import Limits
@@ -36,10 +35,6 @@ blp = Blueprint(
 )
 
 
-def limits() -> Limits:
-    return current_app.config["KB_SETTINGS"].limits  # type: ignore[no-any-return]
-
-
 @blp.route("")
 class Documents(MethodView):
     @writes
@@ -55,9 +50,10 @@ class Documents(MethodView):
         body: dict[str, Any],
         kb: str,
         service: KnowledgeBaseService = Provide[Container.service],
+        limits: Limits = Provide[Container.limits],
     ) -> dict[str, Any]:
         """Add one document or a batch (all or nothing)"""
-        limits().check_documents([doc["text"] for doc in body["documents"]])
+        limits.check_documents([doc["text"] for doc in body["documents"]])
         documents = [NewDocument(**doc) for doc in body["documents"]]
         return {"items": service.add_documents(kb, documents)}
 
@@ -100,9 +96,10 @@ class DocumentById(MethodView):
         kb: str,
         document_id: str,
         service: KnowledgeBaseService = Provide[Container.service],
+        limits: Limits = Provide[Container.limits],
     ) -> tuple[Document, int]:
         """Create or replace a document (re-embedded only if its text changed)"""
-        limits().check_documents([body["text"]])
+        limits.check_documents([body["text"]])
         document, created = service.upsert_document(kb, document_id, body["text"], body["metadata"])
         return document, 201 if created else 200
 
