@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adapters.model_loader import resolve_model
+from adapters.embedding.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 
 EXPORT_FORMAT = 2

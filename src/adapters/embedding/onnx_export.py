@@ -1,8 +1,8 @@
 """The ONNX export of a sentence-transformers model: made once, checked against torch.
 
 The export records the whole pipeline (transformer, pooling, normalisation) with `torch.onnx`
-and is refused unless it agrees with torch on a few texts; `adapters.onnx_cache` says where it
-is kept and whether it is current. A current export is reused without importing torch.
+and is refused unless it agrees with torch on a few texts; `onnx_cache` says where it is kept
+and whether it is current. A current export is reused without importing torch.
 Exporting needs `torch`, `sentence-transformers`, `onnx` and `onnxruntime`.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from adapters.onnx_cache import (
+from adapters.embedding.onnx_cache import (
     EXPORT_FORMAT,
     META_FILE,
     MODEL_FILE,
