@@ -8,7 +8,6 @@ import pytest
 
 from adapters.embedding.batching import CoalescingEmbedder
 from adapters.embedding.coalescer import Coalescer
-from contracts import EmbedderContract
 from fakes import FakeEmbedder, FakeEncoder
 
 FAKE = FakeEmbedder(dimension=8)
@@ -389,14 +388,6 @@ def test_a_failing_idle_hook_is_logged_and_the_next_caller_is_served(caplog):
     assert idle.ran.wait(5)
     assert np.allclose(coalescer(["second"]), FAKE.embed(["second"]))
     assert "on_idle" in caplog.text
-
-
-class TestCoalescingEmbedderContract(EmbedderContract):
-    """The batching wrapper keeps the port's promises over any encoder (here the fake one)."""
-
-    @pytest.fixture
-    def embedder(self):
-        return CoalescingEmbedder(FakeEncoder(), batch_size=4)
 
 
 def test_the_wrapper_keeps_calls_within_the_batch_size_and_lets_the_encoder_release_memory():
