@@ -3,7 +3,8 @@
 The export records the whole pipeline (transformer, pooling, normalisation) with `torch.onnx`
 and is refused unless it agrees with torch on a few texts; `onnx_cache` says where it is kept
 and whether it is current. A current export is reused without importing torch.
-Exporting needs `torch`, `sentence-transformers`, `onnx` and `onnxruntime`.
+Exporting needs `torch`, `sentence-transformers`, `onnx` and `onnxruntime`. No port of its
+own: `OnnxEncoder` (the `Encoder` port) runs what it exports.
 """
 
 from __future__ import annotations
