@@ -1,6 +1,6 @@
 """Loading a sentence-transformers model from a folder, the local cache or the hub, failing fast.
 
-No port of its own: both encoders, and the server master before any worker starts, find models here.
+No port of its own: both encoders, and the server master at start-up, find models here.
 """
 
 from __future__ import annotations
