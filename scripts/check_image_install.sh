@@ -32,9 +32,9 @@ import os
 
 from entrypoints.app import create_app
 app = create_app()
-embedder = app.extensions["kb_container"].embedder()
-assert type(embedder).__name__ == "OnnxEmbedder", f"the default runtime is {type(embedder)}"
-assert str(embedder.export_dir).startswith(os.environ["XDG_CACHE_HOME"]), embedder.export_dir
+encoder = app.extensions["kb_container"].embedder().encoder
+assert type(encoder).__name__ == "OnnxEncoder", f"the default runtime is {type(encoder)}"
+assert str(encoder.export_dir).startswith(os.environ["XDG_CACHE_HOME"]), encoder.export_dir
 client = app.test_client()
 assert client.get("/healthz").status_code == 200
 assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200

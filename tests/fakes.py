@@ -76,6 +76,26 @@ class FakeEmbedder:
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
+class FakeEncoder(FakeEmbedder):
+    """The embedding package's `Encoder` port over the same bag of words: `encode` is one call.
+
+    `releases` counts `release_memory` calls (the wrapper's idle hook).
+    """
+
+    call_overhead = 6
+
+    def __init__(self, *args: Any, concurrent_calls: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.concurrent_calls = concurrent_calls
+        self.releases = 0
+
+    def encode(self, texts: list[str]) -> Vectors:
+        return self.embed(texts)
+
+    def release_memory(self) -> None:
+        self.releases += 1
+
+
 class FakeVectorIndex:
     """Brute-force `VectorIndex` over a dict: the reference the FAISS adapter must match."""
 

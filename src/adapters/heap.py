@@ -1,4 +1,7 @@
-"""Handing freed heap pages back to the operating system after a burst of large allocations."""
+"""Handing freed heap pages back to the operating system after a burst of large allocations.
+
+No port of its own: the FAISS index, the SQLite repository and the ONNX encoder call it.
+"""
 
 from __future__ import annotations
 

@@ -8,9 +8,11 @@ from operator import attrgetter
 
 from dependency_injector import containers, providers
 
-from adapters.model_loader import resolve_model
-from adapters.onnx_embedder import OnnxEmbedder
-from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from adapters.embedding.batching import CoalescingEmbedder
+from adapters.embedding.encoder import Encoder
+from adapters.embedding.model_loader import resolve_model
+from adapters.embedding.onnx_encoder import OnnxEncoder
+from adapters.embedding.sentence_transformer_encoder import SentenceTransformerEncoder
 from domain.errors import ModelUnavailableError
 from domain.ports import Embedder
 from domain.services import KnowledgeBaseService
@@ -34,19 +36,22 @@ def make_embedder(
     `auto` is ONNX Runtime where it can run the model: on the CPU, with an export of the model
     (made and checked against torch at the first start, then cached). A model the exporter
     cannot handle, or a missing package, falls back to torch with a warning that says why; so
-    does any device but the CPU. Both batch their callers through a coalescer that tells
-    `observer` about every model call.
+    does any device but the CPU. Either encoder batches its callers through a
+    `CoalescingEmbedder` that tells `observer` about every model call.
     """
+    return CoalescingEmbedder(make_encoder(runtime, model, device), batch_size, observer)
+
+
+def make_encoder(runtime: str, model: str, device: str) -> Encoder:
+    """The model run by ONNX Runtime where `runtime` and `device` allow it, else by torch."""
     if runtime == "onnx" or (runtime == "auto" and device == "cpu"):
         try:
-            return OnnxEmbedder(model, batch_size, observer=observer)
+            return OnnxEncoder(model)
         except ModelUnavailableError as error:
             if runtime == "onnx":
                 raise
             log.warning("ONNX Runtime cannot run %s, so torch will: %s", model, error.message)
-    return SentenceTransformerEmbedder(
-        model, device=device, batch_size=batch_size, observer=observer
-    )
+    return SentenceTransformerEncoder(model, device=device)
 
 
 class Container(containers.DeclarativeContainer):

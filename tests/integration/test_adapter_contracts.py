@@ -2,10 +2,17 @@
 
 import pytest
 
+from adapters.embedding.batching import CoalescingEmbedder
 from adapters.faiss.index import FaissVectorIndex
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite.fts_keyword_index import Fts5KeywordIndex
-from contracts import DocumentRepositoryContract, KeywordIndexContract, VectorIndexContract
+from contracts import (
+    DocumentRepositoryContract,
+    EmbedderContract,
+    KeywordIndexContract,
+    VectorIndexContract,
+)
+from fakes import FakeEncoder
 
 
 class TestFaissVectorIndex(VectorIndexContract):
@@ -24,3 +31,12 @@ class TestFts5KeywordIndex(KeywordIndexContract):
     @pytest.fixture
     def make_keywords(self):
         return Fts5KeywordIndex
+
+
+class TestCoalescingEmbedder(EmbedderContract):
+    """The batching wrapper over a fake encoder; test_onnx_embedder and test_real_model bind it
+    over the two real encoders (the model loads once per module there)."""
+
+    @pytest.fixture
+    def embedder(self):
+        return CoalescingEmbedder(FakeEncoder(), batch_size=4)

@@ -6,8 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from adapters.coalescer import Coalescer
-from fakes import FakeEmbedder
+from adapters.embedding.batching import CoalescingEmbedder
+from adapters.embedding.coalescer import Coalescer
+from fakes import FakeEmbedder, FakeEncoder
 
 FAKE = FakeEmbedder(dimension=8)
 
@@ -387,3 +388,13 @@ def test_a_failing_idle_hook_is_logged_and_the_next_caller_is_served(caplog):
     assert idle.ran.wait(5)
     assert np.allclose(coalescer(["second"]), FAKE.embed(["second"]))
     assert "on_idle" in caplog.text
+
+
+def test_the_wrapper_keeps_calls_within_the_batch_size_and_lets_the_encoder_release_memory():
+    encoder = FakeEncoder(dimension=8, concurrent_calls=2)
+    embedder = CoalescingEmbedder(encoder, batch_size=4)
+    texts = [f"text number {n}" for n in range(16)]
+    assert np.allclose(embedder.embed(texts), FAKE.embed(texts))
+    assert max(map(len, encoder.calls)) <= 4 and sum(map(len, encoder.calls)) == 16
+    wait_until(lambda: encoder.releases == 1)
+    assert embedder.encoder is encoder and embedder.window == encoder.window

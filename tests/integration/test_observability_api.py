@@ -172,7 +172,7 @@ def test_cors_allows_only_the_configured_origins_even_before_a_key_is_checked(ma
 def test_the_coalescer_tells_its_observer_the_size_and_time_of_each_model_call():
     import numpy as np
 
-    from adapters.coalescer import Coalescer
+    from adapters.embedding.coalescer import Coalescer
 
     seen: list[tuple[int, float]] = []
     coalescer = Coalescer(

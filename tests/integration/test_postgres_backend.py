@@ -237,10 +237,11 @@ def test_a_filtered_search_through_hnsw_still_fills_top_k(database):
 def test_hnsw_finds_at_least_098_of_the_exact_top_10_on_real_embeddings(database):
     from bench import corpus
 
-    from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+    from adapters.embedding.batching import CoalescingEmbedder
+    from adapters.embedding.sentence_transformer_encoder import SentenceTransformerEncoder
 
     texts = corpus.short_texts(2150)  # WordNet glosses: a few thousand real embeddings
-    vectors = SentenceTransformerEmbedder(l6_folder()).embed(texts)
+    vectors = CoalescingEmbedder(SentenceTransformerEncoder(l6_folder())).embed(texts)
     documents, queries = vectors[:2000], vectors[2000:]
     PostgresDocumentRepository(database).add_knowledge_base(make_kb("kb", 384))
     approximate = PgVectorIndex(database, "kb", 384, exact_limit=0, background=False)

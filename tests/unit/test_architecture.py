@@ -45,6 +45,7 @@ TECHNOLOGY = {
     "sqlite": set(),  # sqlite3 is in the standard library
     "postgres": {"psycopg", "psycopg_pool", "pgvector"},
     "memory": set(),
+    "embedding": {"tokenizers", "onnxruntime", "sentence_transformers", "torch", "huggingface_hub"},
 }
 CROSS_PACKAGE = {
     # release_free_memory hands freed index and cache memory back to the operating system.
@@ -59,6 +60,8 @@ CROSS_PACKAGE = {
     ("sqlite", "scans.py"): {"adapters.memory.document_records"},
     # Records read back from the database were validated when stored (`trusted`).
     ("postgres", "rows.py"): {"adapters.memory.document_records"},
+    # The ONNX encoder maps large allocations apart and hands its burst's memory back.
+    ("embedding", "onnx_encoder.py"): {"adapters.heap"},
 }
 
 
@@ -115,6 +118,31 @@ def test_a_part_of_the_service_takes_repository_roles_not_the_whole_repository(n
     # Only the facade (services.py) holds the whole DocumentRepository; it hands each part
     # the roles (KnowledgeBaseStore, DocumentStore, ...) that part uses.
     assert "domain.ports.DocumentRepository" not in imported_names(SRC / "domain" / name)
+
+
+BATCHING = ("batching", "coalescer", "batch_plan")
+
+
+def batching_imports(path: Path) -> set[str]:
+    """What `path` imports of the embedding package's batching modules."""
+    modules = [f"adapters.embedding.{name}" for name in BATCHING]
+    return {n for n in imported_names(path) for m in modules if n == m or n.startswith(f"{m}.")}
+
+
+@pytest.mark.parametrize("name", ["onnx_encoder.py", "sentence_transformer_encoder.py"])
+def test_an_encoder_knows_nothing_of_the_batching_that_wraps_it(name):
+    assert batching_imports(SRC / "adapters" / "embedding" / name) == set()
+
+
+def test_the_encoder_check_would_notice_an_import_of_the_coalescer(tmp_path):
+    leak = tmp_path / "onnx_encoder.py"
+    leak.write_text(
+        "import adapters.embedding.batch_plan\nfrom adapters.embedding.coalescer import C\n"
+    )
+    assert batching_imports(leak) == {
+        "adapters.embedding.batch_plan",
+        "adapters.embedding.coalescer.C",
+    }
 
 
 @pytest.mark.parametrize("path", sorted((SRC / "entrypoints").rglob("*.py")), ids=lambda p: p.name)

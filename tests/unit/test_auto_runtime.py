@@ -3,68 +3,83 @@
 import logging
 import os
 
+import numpy as np
 import pytest
 
+from adapters.embedding.batching import CoalescingEmbedder
 from domain.errors import ModelUnavailableError
 from entrypoints import container
+from fakes import FakeEncoder
 
 
 class Recorder:
-    """Stands in for an embedder class: records how it was built, or refuses like the real one."""
+    """Stands in for an encoder class: records how it was built, or refuses like the real one."""
 
     def __init__(self, refuse: str | None = None) -> None:
         self.calls: list[tuple] = []
         self.refuse = refuse
+        self.encoder = FakeEncoder(dimension=8)
 
     def __call__(self, *args, **kwargs):
         self.calls.append((args, kwargs))
         if self.refuse is not None:
             raise ModelUnavailableError(self.refuse)
-        return self
+        return self.encoder
 
 
 @pytest.fixture
 def runtimes(monkeypatch):
     onnx, torch = Recorder(), Recorder()
-    monkeypatch.setattr(container, "OnnxEmbedder", onnx)
-    monkeypatch.setattr(container, "SentenceTransformerEmbedder", torch)
+    monkeypatch.setattr(container, "OnnxEncoder", onnx)
+    monkeypatch.setattr(container, "SentenceTransformerEncoder", torch)
     return onnx, torch
 
 
 def test_on_the_cpu_onnx_runtime_runs_the_model(runtimes):
     onnx, torch = runtimes
-    assert container.make_embedder("auto", "some/model", "cpu", 32, None) is onnx
-    assert onnx.calls == [(("some/model", 32), {"observer": None})] and torch.calls == []
+    assert container.make_encoder("auto", "some/model", "cpu") is onnx.encoder
+    assert onnx.calls == [(("some/model",), {})] and torch.calls == []
 
 
 def test_a_model_onnx_cannot_run_falls_back_to_torch_saying_why(runtimes, caplog):
     onnx, torch = runtimes
     onnx.refuse = "cannot export KB_EMBEDDING_MODEL='odd/model' to ONNX: unsupported operator"
     with caplog.at_level(logging.WARNING, logger="entrypoints.container"):
-        assert container.make_embedder("auto", "odd/model", "cpu", 16, None) is torch
-    assert torch.calls == [(("odd/model",), {"device": "cpu", "batch_size": 16, "observer": None})]
+        assert container.make_encoder("auto", "odd/model", "cpu") is torch.encoder
+    assert torch.calls == [(("odd/model",), {"device": "cpu"})]
     assert "unsupported operator" in caplog.text and "torch" in caplog.text
 
 
 def test_another_device_goes_to_torch_without_trying_onnx(runtimes):
     onnx, torch = runtimes
-    assert container.make_embedder("auto", "some/model", "cuda", 32, None) is torch
+    assert container.make_encoder("auto", "some/model", "cuda") is torch.encoder
     assert onnx.calls == [] and torch.calls[0][1]["device"] == "cuda"
 
 
 def test_an_explicit_runtime_is_used_as_asked_and_its_failure_is_not_hidden(runtimes):
     onnx, torch = runtimes
-    assert container.make_embedder("torch", "some/model", "cpu", 32, None) is torch
+    assert container.make_encoder("torch", "some/model", "cpu") is torch.encoder
     assert onnx.calls == []
-    assert container.make_embedder("onnx", "some/model", "cpu", 32, None) is onnx
+    assert container.make_encoder("onnx", "some/model", "cpu") is onnx.encoder
     onnx.refuse = "no export"
     with pytest.raises(ModelUnavailableError, match="no export"):
         container.make_embedder("onnx", "some/model", "cpu", 32, None)
     assert len(torch.calls) == 1
 
 
+def test_the_chosen_encoder_is_batched_in_calls_of_the_batch_size_told_to_the_observer(runtimes):
+    onnx, _ = runtimes
+    seen: list[int] = []
+    embedder = container.make_embedder("onnx", "some/model", "cpu", 3, lambda n, _: seen.append(n))
+    assert isinstance(embedder, CoalescingEmbedder) and embedder.encoder is onnx.encoder
+    texts = [f"text {n}" for n in range(7)]
+    assert np.array_equal(embedder.embed(texts), FakeEncoder(dimension=8).embed(texts))
+    assert seen == [len(call) for call in onnx.encoder.calls]
+    assert sum(seen) == 7 and max(seen) == 3
+
+
 def test_model_calls_at_once_follow_the_cpus_and_a_cgroup_quota(tmp_path):
-    from adapters.onnx_embedder import usable_cpus
+    from adapters.embedding.onnx_encoder import usable_cpus
 
     affinity = len(os.sched_getaffinity(0))
     cpu_max = tmp_path / "cpu.max"

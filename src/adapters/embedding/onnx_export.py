@@ -1,9 +1,10 @@
 """The ONNX export of a sentence-transformers model: made once, checked against torch.
 
 The export records the whole pipeline (transformer, pooling, normalisation) with `torch.onnx`
-and is refused unless it agrees with torch on a few texts; `adapters.onnx_cache` says where it
-is kept and whether it is current. A current export is reused without importing torch.
-Exporting needs `torch`, `sentence-transformers`, `onnx` and `onnxruntime`.
+and is refused unless it agrees with torch on a few texts; `onnx_cache` says where it is kept
+and whether it is current. A current export is reused without importing torch.
+Exporting needs `torch`, `sentence-transformers`, `onnx` and `onnxruntime`. No port of its
+own: `OnnxEncoder` (the `Encoder` port) runs what it exports.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from adapters.onnx_cache import (
+from adapters.embedding.onnx_cache import (
     EXPORT_FORMAT,
     META_FILE,
     MODEL_FILE,

@@ -3,6 +3,7 @@
 Beside the model, in `<model folder>/onnx/kb-service/`, when that folder is writable and is not
 a Hugging Face hub cache snapshot; else in `$XDG_CACHE_HOME/kb-service/onnx/<hash of the folder
 path>/` (default `~/.cache`). A cached export is current while the model's files are unchanged.
+No port of its own: `onnx_export` writes there and `OnnxEncoder` reads from there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adapters.model_loader import resolve_model
+from adapters.embedding.model_loader import resolve_model
 from domain.errors import ModelUnavailableError
 
 EXPORT_FORMAT = 2

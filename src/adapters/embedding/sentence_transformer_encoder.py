@@ -1,35 +1,32 @@
-"""SentenceTransformerEmbedder: the real model behind the `Embedder` port."""
+"""SentenceTransformerEncoder, the `Encoder` port: the model run by sentence-transformers."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from adapters.coalescer import BatchObserver, Coalescer
-from adapters.model_loader import resolve_model
+from adapters.embedding.model_loader import resolve_model
+from adapters.embedding.tokens import offsets_tokenizer, token_offsets
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
 
 # What one forward pass costs beyond its texts, in padded word pieces, as measured for MiniLM
-# (docs/performance.md). The coalescer splits pending texts into calls when that is cheaper than
+# (docs/performance.md). Batching splits pending texts into calls when that is cheaper than
 # padding short texts to a long one.
 CALL_OVERHEAD = 48
 
 
-class SentenceTransformerEmbedder:
-    """Embeds with sentence-transformers on the CPU; vectors are L2-normalised float32."""
+class SentenceTransformerEncoder:
+    """Encodes with sentence-transformers on the CPU; vectors are L2-normalised float32."""
 
-    def __init__(
-        self,
-        model: str,
-        device: str = "cpu",
-        batch_size: int = 32,
-        observer: BatchObserver | None = None,
-    ) -> None:
+    call_overhead = CALL_OVERHEAD
+    # One forward pass at a time: torch's OpenMP pool belongs to the thread that calls it.
+    concurrent_calls = 1
+
+    def __init__(self, model: str, device: str = "cpu") -> None:
         _idle_threads_sleep()
         from sentence_transformers import SentenceTransformer
 
@@ -42,7 +39,6 @@ class SentenceTransformerEmbedder:
             ) from error
         self._model.eval()
         self._name = model
-        self._batch_size = batch_size
         dimension, max_seq_length = (
             self._model.get_embedding_dimension(),
             self._model.max_seq_length,
@@ -57,18 +53,8 @@ class SentenceTransformerEmbedder:
         self._window = self._max_seq_length - int(tokenizer.num_special_tokens_to_add(pair=False))
         # A private copy without truncation or padding: the model's own tokenizer changes
         # those settings on every encode call, which is not safe to share between threads.
-        self._offsets_tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        self._offsets_tokenizer.no_truncation()
-        self._offsets_tokenizer.no_padding()
-        # One forward pass at a time; concurrent callers' texts are batched together.
-        self._coalescer = Coalescer(
-            self._encode,
-            self._dimension,
-            max_texts=batch_size,
-            token_budget=batch_size * self._max_seq_length,
-            max_tokens=self._max_seq_length,
-            observer=observer,
-            call_overhead=CALL_OVERHEAD,
+        self._offsets_tokenizer = offsets_tokenizer(
+            Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         )
 
     @property
@@ -87,11 +73,8 @@ class SentenceTransformerEmbedder:
     def window(self) -> int:
         return self._window
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        return self._coalescer(texts)
-
-    def _encode(self, texts: list[str]) -> Vectors:
-        # Only the coalescer calls this, one batch at a time: the model's tokenizer changes its
+    def encode(self, texts: list[str]) -> Vectors:
+        # One call at a time (`concurrent_calls`): the model's tokenizer changes its
         # truncation/padding state on every call and must not be shared between threads.
         vectors = self._model.encode(
             texts,
@@ -103,8 +86,10 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)
-        return [(int(start), int(end)) for start, end in encoding.offsets]
+        return token_offsets(self._offsets_tokenizer, text)
+
+    def release_memory(self) -> None:
+        """Nothing to do: torch's working memory is left to its own allocator, as it always was."""
 
 
 def _idle_threads_sleep() -> None:

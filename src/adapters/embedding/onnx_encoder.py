@@ -1,28 +1,27 @@
-"""OnnxEmbedder: the same model as SentenceTransformerEmbedder, run by ONNX Runtime.
+"""OnnxEncoder, the `Encoder` port: the model of SentenceTransformerEncoder run by ONNX Runtime.
 
-The model is exported once by `adapters.onnx_export` (which needs torch); later constructions
-load the cached export and never import torch. Running needs only `onnxruntime`.
+The model is exported once by `onnx_export` (which needs torch); later constructions load the
+cached export and never import torch. Running needs only `onnxruntime`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from adapters.coalescer import BatchObserver, Coalescer
-from adapters.heap import map_large_allocations, release_free_memory
-from adapters.onnx_cache import MODEL_FILE, TOKENIZER_FILE
-from adapters.onnx_export import (
+from adapters.embedding.onnx_cache import MODEL_FILE, TOKENIZER_FILE
+from adapters.embedding.onnx_export import (
     batch_tokenizer,
     exported,
     feeds,
     normalised,
 )
+from adapters.embedding.tokens import offsets_tokenizer, token_offsets
+from adapters.heap import map_large_allocations, release_free_memory
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
 
@@ -36,18 +35,18 @@ SHRINK_AFTER = 1024
 CALL_OVERHEAD = 6
 
 
-class OnnxEmbedder:
-    """Embeds with an ONNX export of a sentence-transformers model; rows are L2-normalised."""
+class OnnxEncoder:
+    """Encodes with an ONNX export of a sentence-transformers model; rows are L2-normalised."""
+
+    call_overhead = CALL_OVERHEAD
 
     def __init__(
         self,
         model: str,
-        batch_size: int = 32,
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int = 1,
         calls: int | None = None,
-        observer: BatchObserver | None = None,
     ) -> None:
         """`calls` model calls run at once (default: `usable_cpus()`), each on
         `threads` ONNX Runtime threads.
@@ -59,35 +58,25 @@ class OnnxEmbedder:
         """
         ort = _onnxruntime(model)
         self._name = model
-        self._batch_size = batch_size
         self.export_dir, meta = exported(model, cache_dir)
         self._dimension = int(meta["dimension"])
         self._max_seq_length = int(meta["max_seq_length"])
         self._window = int(meta["window"])
         self._tokenizer = batch_tokenizer(self.export_dir / TOKENIZER_FILE, meta)
-        self._offsets_tokenizer = _offsets_tokenizer(self.export_dir / TOKENIZER_FILE)
+        self._offsets_tokenizer = offsets_tokenizer(
+            Tokenizer.from_file(str(self.export_dir / TOKENIZER_FILE))
+        )
         self._session = _session(ort, model, self.export_dir / MODEL_FILE, threads)
         self._inputs = [node.name for node in self._session.get_inputs()]
         self._prepare_release(ort)
-        # Concurrent callers' texts are batched together; `calls` forward passes run at once.
-        self._coalescer = Coalescer(
-            self._encode,
-            self._dimension,
-            max_texts=batch_size,
-            token_budget=batch_size * self._max_seq_length,
-            max_tokens=self._max_seq_length,
-            observer=observer,
-            call_overhead=CALL_OVERHEAD,
-            parallel=calls or usable_cpus(),
-            on_idle=self.release_memory,
-        )
+        self._calls = calls or usable_cpus()
 
     def _prepare_release(self, ort: Any) -> None:
         # ONNX Runtime's CPU arena keeps the largest calls' working memory for ever (two calls
         # of 32 texts of 256 word pieces at once: ~0.7 GB, mostly attention scores), and its
         # power-of-two growth adds more with each new mix of batch shapes. Shrinking it at the
         # end of every call cost ~6 % CPU (page faults to map it again), so it is shrunk only
-        # when the coalescer runs out of work: a tiny call with the shrinkage run option. The
+        # when the callers run out of work: a tiny call with the shrinkage run option. The
         # regions it frees must not then be reused from glibc's heap (see map_large_allocations).
         map_large_allocations()
         self._shrink = ort.RunOptions()
@@ -111,10 +100,11 @@ class OnnxEmbedder:
     def window(self) -> int:
         return self._window
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        return self._coalescer(texts)
+    @property
+    def concurrent_calls(self) -> int:
+        return self._calls
 
-    def _encode(self, texts: list[str]) -> Vectors:
+    def encode(self, texts: list[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(texts)
         inputs = feeds(self._inputs, encodings)
         (output,) = self._session.run(None, inputs)
@@ -138,8 +128,7 @@ class OnnxEmbedder:
         release_free_memory()
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)
-        return [(int(start), int(end)) for start, end in encoding.offsets]
+        return token_offsets(self._offsets_tokenizer, text)
 
 
 def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -163,14 +152,6 @@ def _onnxruntime(model: str) -> Any:
             f"package (pip install onnxruntime): {error}"
         ) from error
     return ort
-
-
-def _offsets_tokenizer(path: Path) -> Tokenizer:
-    """A private copy without truncation or padding, for the chunker's character offsets."""
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
 
 
 def _session(ort: Any, model: str, path: Path, threads: int) -> Any:

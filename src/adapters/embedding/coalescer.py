@@ -1,17 +1,20 @@
-"""Coalescer: texts from concurrent callers share length-sorted, token-budgeted model batches."""
+"""Coalescer: texts from concurrent callers share length-sorted, token-budgeted model batches.
+
+The engine of `CoalescingEmbedder` (no port of its own): model threads, waiting and hand-back
+here; which texts go in each call in `batch_plan`.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from adapters.embedding.batch_plan import Budget, Entry, Job, estimated_tokens, take
 from domain.ports import Vectors
 
 log = logging.getLogger(__name__)
@@ -19,32 +22,8 @@ log = logging.getLogger(__name__)
 Encode = Callable[[list[str]], Vectors]
 # Told after each model call: how many texts it encoded and how long it took, in seconds.
 BatchObserver = Callable[[int, float], None]
-# A job left out of this many model calls in a row anchors the next one: no caller starves.
-MAX_PASSED_OVER = 4
 # With a known call overhead, pending texts of at least this many times it run without waiting.
 WORTH_A_CALL = 4
-
-
-def estimated_tokens(text: str) -> int:
-    """About four characters per word piece, plus [CLS] and [SEP]; only used to sort and budget."""
-    return len(text) // 4 + 2
-
-
-@dataclass(eq=False)
-class _Job:
-    texts: list[str]
-    sizes: list[int]
-    result: Vectors
-    arrival: int
-    queue: list[int] = field(default_factory=list)  # untaken rows, shortest first
-    remaining: int = 0
-    passed_over: int = 0
-    error: BaseException | None = None
-    finished: threading.Event = field(default_factory=threading.Event)  # wakes only its caller
-
-
-# (size, arrival, row, job): a text of the pool; arrival and row make the key unique.
-_Entry = tuple[int, int, int, _Job]
 
 
 class Coalescer:
@@ -57,7 +36,7 @@ class Coalescer:
     that can run calls side by side (ONNX Runtime) gets one per core. A caller alone wakes a
     model thread, which runs its texts at once: its wait budget is two thread wake-ups. Texts
     that arrive while every model thread is busy wait for the first call to end. Each call is
-    planned over ALL untaken texts sorted by length: it is anchored
+    planned (`batch_plan.take`) over ALL untaken texts sorted by length: it is anchored
     on the job with the fewest texts left (a search goes in the very next call, even behind a
     large add; a job passed over `MAX_PASSED_OVER` times goes first), and filled with that
     text's length neighbours up to `max_texts` texts and `token_budget` padded word pieces
@@ -93,20 +72,17 @@ class Coalescer:
         self._running = 0  # model calls under way
         self._observer = observer
         self._dimension = dimension
-        self._max_texts = max_texts
-        self._token_budget = token_budget
+        self._budget = Budget(max_texts, token_budget, window, call_overhead)
         self._max_tokens = max_tokens
         self._size = size
-        self._window = window  # planning looks at each job's shortest `window` untaken texts
         self._max_wait = max_wait
         self._idle_exit = idle_exit
-        self._call_overhead = call_overhead
         self._parallel = max(1, parallel)
         self._workers: list[threading.Thread] = []
         self._expected = 1  # callers known when the last call ended: who will be back soon
         self._gather_until = 0.0
         self._arrivals = itertools.count()
-        self._pending: list[_Job] = []
+        self._pending: list[Job] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # texts arrived for the model thread
         self.batches_run = 0
@@ -116,7 +92,7 @@ class Coalescer:
         if not texts:
             return result
         sizes = [min(self._size(text), self._max_tokens) for text in texts]
-        job = _Job(list(texts), sizes, result, next(self._arrivals))
+        job = Job(list(texts), sizes, result, next(self._arrivals))
         job.queue = sorted(range(len(texts)), key=sizes.__getitem__)
         job.remaining = len(texts)
         with self._lock:
@@ -210,87 +186,20 @@ class Coalescer:
         waiting = self._untaken()
         if self._expected <= len(waiting):
             return 0.0
-        if sum(len(job.queue) for job in waiting) >= self._max_texts:
+        if sum(len(job.queue) for job in waiting) >= self._budget.max_texts:
             return 0.0
-        if self._call_overhead is not None:
+        if self._budget.call_overhead is not None:
             tokens = sum(job.sizes[row] for job in waiting for row in job.queue)
-            if tokens >= WORTH_A_CALL * self._call_overhead:
+            if tokens >= WORTH_A_CALL * self._budget.call_overhead:
                 return 0.0
         return self._gather_until - time.monotonic()
 
-    def _untaken(self) -> list[_Job]:
+    def _untaken(self) -> list[Job]:
         """Jobs with texts no model thread has taken yet."""
         return [job for job in self._pending if job.queue]
 
-    def _take(self) -> list[_Entry]:
-        jobs = self._untaken()
-        anchor = min(jobs, key=_priority)
-        pool: list[_Entry] = sorted(
-            (job.sizes[row], job.arrival, row, job)
-            for job in jobs
-            for row in job.queue[: self._window]
-        )
-        first = anchor.queue[0]
-        start = pool.index((anchor.sizes[first], anchor.arrival, first, anchor))
-        if self._call_overhead is None:
-            low, high = self._neighbours(pool, start)
-        else:
-            low, high = self._cheapest_group(pool, start, self._call_overhead)
-        group = pool[low:high]
-        taken = {(entry[3].arrival, entry[2]) for entry in group}
-        for job in jobs:
-            head = job.queue[: self._window]
-            kept = [row for row in head if (job.arrival, row) not in taken]
-            job.passed_over = 0 if len(kept) < len(head) else job.passed_over + 1
-            job.queue = kept + job.queue[self._window :]
-        return group
-
-    def _neighbours(self, pool: list[_Entry], start: int) -> tuple[int, int]:
-        """Grow pool[start] into the slice of like-sized texts that pads the least."""
-        low, high, longest = start, start + 1, pool[start][0]
-        while high - low < self._max_texts:
-            # A shorter text adds its own padding; a longer one pads every text taken so far.
-            below = longest - pool[low - 1][0] if low > 0 else None
-            above = (pool[high][0] - longest) * (high - low) if high < len(pool) else None
-            if below is not None and (above is None or below <= above):
-                if (high - low + 1) * longest > self._token_budget:
-                    break
-                low -= 1
-            elif above is not None:
-                if (high - low + 1) * pool[high][0] > self._token_budget:
-                    break
-                longest = pool[high][0]
-                high += 1
-            else:
-                break
-        return low, high
-
-    def _cheapest_group(self, pool: list[_Entry], start: int, overhead: int) -> tuple[int, int]:
-        """The group holding pool[start] in the cheapest split of its neighbourhood into calls.
-
-        A call costs `overhead` plus texts x longest word pieces. Splitting the length-sorted
-        texts around pool[start] into contiguous groups (dynamic programming) keeps a few long
-        texts from padding many short ones when a second call is cheaper than that padding,
-        and still fills whole batches where lengths are alike, as in a large add.
-        """
-        low = max(0, start - 2 * self._max_texts)
-        sizes = [entry[0] for entry in pool[low : start + 2 * self._max_texts + 1]]
-        count = len(sizes)
-        best = [0] + [sys.maxsize] * count  # best[j]: cheapest split of sizes[:j]
-        cut = [0] * (count + 1)  # where the last group of that split begins
-        for end in range(1, count + 1):
-            longest = sizes[end - 1]  # sorted: the group's last text is its longest
-            for begin in range(end - 1, max(-1, end - 1 - self._max_texts), -1):
-                texts = end - begin
-                if texts > 1 and texts * longest > self._token_budget:
-                    break
-                cost = best[begin] + overhead + texts * longest
-                if cost < best[end]:
-                    best[end], cut[end] = cost, begin
-        end, target = count, start - low
-        while not cut[end] <= target < end:
-            end = cut[end]
-        return low + cut[end], low + end
+    def _take(self) -> list[Entry]:
+        return take(self._untaken(), self._budget)
 
     def _run(self, texts: list[str]) -> Vectors:
         started = time.perf_counter()
@@ -298,8 +207,3 @@ class Coalescer:
         if self._observer is not None:
             self._observer(len(texts), time.perf_counter() - started)
         return vectors
-
-
-def _priority(job: _Job) -> tuple[int, int]:
-    """Fewest untaken texts first, then the oldest; a job passed over too often jumps ahead."""
-    return (0 if job.passed_over >= MAX_PASSED_OVER else len(job.queue), job.arrival)

@@ -1,4 +1,7 @@
-"""Loading a sentence-transformers model from a folder, the local cache or the hub, failing fast."""
+"""Loading a sentence-transformers model from a folder, the local cache or the hub, failing fast.
+
+No port of its own: both encoders, and the server master at start-up, find models here.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,43 @@
+"""The `Encoder` port: one model turning a batch of texts into vectors, knowing of no callers.
+
+`OnnxEncoder` and `SentenceTransformerEncoder` implement it; `CoalescingEmbedder` turns any
+encoder into the domain's `Embedder` by batching concurrent callers' texts into its calls.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from domain.ports import Vectors
+
+
+class Encoder(Protocol):
+    """A loaded model: the `Embedder` port's description of it, one call at a time per thread."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_seq_length(self) -> int: ...
+
+    @property
+    def window(self) -> int: ...
+
+    @property
+    def call_overhead(self) -> int:
+        """What one call costs beyond its texts, in padded word pieces (texts x longest)."""
+
+    @property
+    def concurrent_calls(self) -> int:
+        """How many `encode` calls may run side by side, each on a thread of its own."""
+
+    def encode(self, texts: list[str]) -> Vectors:
+        """One model call: a (len(texts), dimension) float32 matrix of L2-normalised rows."""
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
+
+    def release_memory(self) -> None:
+        """Give back the working memory of the calls just run; called while none runs."""
