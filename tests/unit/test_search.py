@@ -139,6 +139,11 @@ def test_a_long_text_counts_once_with_its_best_chunk(service, kb):
     )
     hits = service.search(kb, SearchRequest(query="word1 word2 word50", top_k=1000))
     assert sorted(ids(hits)) == ["long", "x"]
+    text = numbered_words(0, 60)
+    chunks = [text[c.span.start : c.span.end] for c in service.get_document(kb, "long").chunks]
+    best = max(zip(cosines("word1 word2 word50", chunks), chunks))
+    long = next(hit for hit in hits if hit.id == "long")
+    assert (long.score, long.passage.text) == (pytest.approx(best[0], abs=1e-5), best[1])
 
 
 def test_a_passage_always_lies_inside_its_document(service, kb):
