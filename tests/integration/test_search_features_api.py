@@ -109,12 +109,6 @@ def test_hybrid_search_over_http_reports_fusion_scores_and_finds_the_keyword(cli
     assert all("fusion_score" not in hit for hit in dense)
 
 
-def test_exact_search_on_a_small_knowledge_base_ranks_like_the_default(client, shop):
-    plain = search(client, shop, query="sturdy product number 7", top_k=40)
-    exact = search(client, shop, query="sturdy product number 7", top_k=40, exact=True)
-    assert [(hit["id"], hit["score"]) for hit in exact] == [(h["id"], h["score"]) for h in plain]
-
-
 @pytest.mark.parametrize(
     "extra", [{"exact": True, "probes": 4}, {"exact": "maybe"}, {"exact": [True]}]
 )

@@ -136,13 +136,6 @@ def test_truncate_mode_embeds_the_first_window_and_flags_it(service):
     assert doc.chunks[0].span.start == 0 and doc.chunks[0].span.end < len(LONG)
 
 
-def test_a_long_query_is_the_normalised_mean_of_its_chunks(service, kb, embedder):
-    add(service, kb)
-    hits = service.search(kb, SearchRequest(query=LONG, top_k=1))
-    assert len(hits) == 1
-    assert -1.0 <= hits[0].score <= 1.0
-
-
 def test_upsert_creates_then_replaces_and_reembeds_only_changed_text(service, kb, embedder):
     doc, created = service.upsert_document(kb, "x", "the cat sat on the mat", {"v": 1})
     assert created
