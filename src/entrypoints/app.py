@@ -102,6 +102,7 @@ def load(container: Container, freeze: bool) -> int:
         gc.collect()
         gc.freeze()
     loaded = service.load()
+    container.jobs()  # finds the jobs a stopped process left unfinished, and fails them
     if freeze:
         gc.freeze()
     return loaded
@@ -165,4 +166,5 @@ def close_app(app: Flask) -> None:
     """Unwire the container and close the store (tests, and gunicorn's worker exit)."""
     container: Container = app.extensions["kb_container"]
     container.unwire()
+    container.jobs.shutdown()  # first: a job's last writes need the store open
     container.shutdown_resources()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from dependency_injector import containers, providers
 
@@ -11,6 +11,8 @@ from adapters.model_loader import resolve_model
 from adapters.onnx_embedder import OnnxEmbedder
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from domain.errors import ModelUnavailableError
+from domain.job_runner import Jobs
+from domain.jobs import JobStore
 from domain.ports import Embedder
 from domain.services import KnowledgeBaseService
 from entrypoints.backends import MemoryBackend, PostgresBackend
@@ -46,6 +48,15 @@ def make_embedder(
     return SentenceTransformerEmbedder(
         model, device=device, batch_size=batch_size, observer=observer
     )
+
+
+def run_jobs(store: JobStore, workers: int, exclusive: bool) -> Iterator[Jobs]:
+    """The one job runner of the process (a singleton that stops its jobs on shutdown)."""
+    jobs = Jobs(store, workers=workers, exclusive=exclusive)
+    try:
+        yield jobs
+    finally:
+        jobs.close()
 
 
 class Container(containers.DeclarativeContainer):
@@ -87,6 +98,13 @@ class Container(containers.DeclarativeContainer):
     # Called, not injected: each opens or asks the store anew ("reachable" or "in-process").
     check_storage = backend.provided.check_storage.call()
     storage_state = backend.provided.storage_state.call()
+    job_store = backend.provided.job_store.call()
+    jobs = providers.Resource(
+        run_jobs,
+        store=job_store,
+        workers=settings.provided.job_workers,
+        exclusive=backend.provided.jobs_exclusive.call(),
+    )
 
     service = providers.Singleton(
         KnowledgeBaseService,
