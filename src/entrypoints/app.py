@@ -17,7 +17,7 @@ from domain.ports import DocumentRepository, Embedder
 from domain.services import KnowledgeBaseService
 from entrypoints import metrics
 from entrypoints.auth import install_auth
-from entrypoints.blueprints import documents, knowledge_bases, search, system, web
+from entrypoints.blueprints import documents, jobs, knowledge_bases, search, system, web
 from entrypoints.blueprints import metrics as metrics_page
 from entrypoints.container import Container
 from entrypoints.cors import install_cors
@@ -117,6 +117,7 @@ def _register_api(app: Flask, settings: Settings) -> None:
         documents.blp,
         documents.bulk,
         search.blp,
+        jobs.blp,
         system.blp,
         metrics_page.blp,
     ):

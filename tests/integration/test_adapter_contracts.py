@@ -3,9 +3,17 @@
 import pytest
 
 from adapters.faiss.index import FaissVectorIndex
+from adapters.memory.job_store import InMemoryJobStore
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite.fts_keyword_index import Fts5KeywordIndex
-from contracts import DocumentRepositoryContract, KeywordIndexContract, VectorIndexContract
+from adapters.sqlite.job_store import SqliteJobStore
+from adapters.sqlite.repository import SqliteDocumentRepository
+from contracts import (
+    DocumentRepositoryContract,
+    JobStoreContract,
+    KeywordIndexContract,
+    VectorIndexContract,
+)
 
 
 class TestFaissVectorIndex(VectorIndexContract):
@@ -24,3 +32,28 @@ class TestFts5KeywordIndex(KeywordIndexContract):
     @pytest.fixture
     def make_keywords(self):
         return Fts5KeywordIndex
+
+
+class TestInMemoryJobStore(JobStoreContract):
+    @pytest.fixture
+    def make_job_store(self):
+        return InMemoryJobStore
+
+
+class TestSqliteJobStore(JobStoreContract):
+    """On the memory backend's file, opened (and migrated) by its repository first."""
+
+    @pytest.fixture
+    def make_job_store(self, tmp_path):
+        path = tmp_path / "kb.sqlite3"
+        repository = SqliteDocumentRepository(path)
+        stores = []
+
+        def make():
+            stores.append(SqliteJobStore(path))
+            return stores[-1]
+
+        yield make
+        for store in stores:
+            store.close()
+        repository.close()
