@@ -184,11 +184,16 @@ class Jobs:
             run.stopping = True
             run.stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        running = []
         for run in runs:
-            if run.future is not None and run.future.cancelled():
-                self._end(run, JobStatus.FAILED, RESTART_REASON)
-        running = [run.future for run in runs if run.future is not None]
-        wait_for(running, timeout=self._stop_timeout)
+            if run.future is None or not run.future.cancelled():
+                running.append(run.future)
+                continue
+            # Never started, and never will (a cancelled future is not "done" to wait()).
+            self._end(run, JobStatus.FAILED, RESTART_REASON)
+            with self._lock:
+                self._active.pop(run.job.id, None)
+        wait_for([future for future in running if future is not None], self._stop_timeout)
         if self._beating is not None:
             self._beating.join(timeout=self._heartbeat + 1)
 
