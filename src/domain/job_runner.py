@@ -146,11 +146,16 @@ class Jobs:
         return job
 
     def get(self, job_id: str) -> Job:
-        """The job as stored; JobNotFoundError if unknown."""
+        """The job as stored, with the latest progress if this process runs it;
+        JobNotFoundError if unknown."""
         job = self._store.get(job_id)
         if self._lost(job):
             self._fail_lost()
             job = self._store.get(job_id)
+        with self._lock:
+            run = self._active.get(job_id)
+        if run is not None and not job.finished:  # ours: its progress not yet written is news
+            job = replace(job, done=run.job.done, total=run.job.total)
         return job
 
     def list(self, limit: int = 100) -> list[Job]:
