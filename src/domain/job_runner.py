@@ -100,11 +100,9 @@ class Jobs:
     ) -> None:
         self._store, self._clock = store, clock
         self._stale = timedelta(seconds=stale_after)
-        self._heartbeat, self._interval, self._stop_timeout = (
-            heartbeat,
-            progress_interval,
-            stop_timeout,
-        )
+        self._heartbeat = heartbeat
+        self._interval = progress_interval
+        self._stop_timeout = stop_timeout
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="kb-job")
         self._active: dict[str, _Run] = {}
         self._lock = threading.Lock()

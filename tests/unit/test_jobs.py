@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -37,10 +38,10 @@ def store() -> FakeJobStore:
 def make_jobs(store: FakeJobStore) -> Iterator[Callable[..., Jobs]]:
     made: list[Jobs] = []
 
-    def make(**options: object) -> Jobs:
+    def make(**options: Any) -> Jobs:
         options.setdefault("heartbeat", 0.02)
         options.setdefault("progress_interval", 0.0)
-        made.append(Jobs(options.pop("store", store), **options))  # type: ignore[arg-type]
+        made.append(Jobs(store, **options))
         return made[-1]
 
     yield make
