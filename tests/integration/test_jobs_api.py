@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.views import MethodView
+from flask_smorest import Api
 
 from domain.errors import InvalidInputError
 from domain.jobs import RESTART_REASON, Job, JobHandle, JobStatus
 from entrypoints.app import close_app
-from entrypoints.job_response import accepted
+from entrypoints.job_response import LOCATION, JobSchema, accepted
+from entrypoints.json_body import Blueprint
 from kb_client import Conflict, Forbidden, JobTimeout, KBClient, NotFound
 from live_server import serving
 
@@ -129,9 +132,24 @@ def test_a_read_only_key_reads_jobs_but_cannot_cancel_them(make_app, expect_erro
 
 def test_the_accepted_helper_answers_202_with_the_job_and_where_to_follow_it(app, client):
     job = start(app, lambda handle: None)
-    body, status, headers = accepted(job)
-    assert (body, status, headers) == (job, 202, {"Location": f"/v1/jobs/{job.id}"})
-    assert client.get(headers["Location"]).get_json()["id"] == job.id
+    other = Flask("starts-jobs")
+    other.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3")
+    api = Api(other)
+    starter = Blueprint("starter", __name__)
+
+    @starter.route("/start")
+    class Start(MethodView):
+        @starter.response(202, JobSchema, headers=LOCATION)
+        def post(self) -> Any:
+            return accepted(job)
+
+    api.register_blueprint(starter)
+    response = other.test_client().post("/start")
+    assert (response.status_code, response.headers["Location"]) == (202, f"/v1/jobs/{job.id}")
+    assert response.get_json()["id"] == job.id
+    assert client.get(response.headers["Location"]).get_json()["id"] == job.id
+    answer = api.spec.to_dict()["paths"]["/start"]["post"]["responses"]["202"]
+    assert "Location" in answer["headers"]
 
 
 def test_the_openapi_document_describes_reading_and_cancelling_jobs(client):

@@ -261,11 +261,11 @@ def test_a_cancel_asked_of_another_worker_reaches_the_one_running_the_job(store,
 
 
 def test_running_jobs_beat_so_other_workers_do_not_take_them_for_lost(store, make_jobs):
-    jobs = make_jobs(exclusive=False, heartbeat=0.01, stale_after=0.2)
+    jobs = make_jobs(exclusive=False, heartbeat=0.02, stale_after=0.5)
     release = threading.Event()
     job = jobs.start("restore", "kb", lambda handle: release.wait(5))
-    time.sleep(0.5)
-    reader = make_jobs(exclusive=False, stale_after=0.2)
+    time.sleep(1.0)  # twice stale_after: alive only if it kept beating
+    reader = make_jobs(exclusive=False, stale_after=0.5)
     assert reader.get(job.id).status is JobStatus.RUNNING
     release.set()
     assert ended(reader, job.id).status is JobStatus.SUCCEEDED
