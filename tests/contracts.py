@@ -1,7 +1,7 @@
 """Contract test classes: every adapter and fake of a port must pass its port's class.
 
 Subclass one in a test module and provide its fixture (`make_index`, `make_repository`,
-`make_keywords` or `embedder`).
+`make_keywords`, `make_job_store` or `embedder`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -19,10 +20,12 @@ from domain.chunking import chunk_spans
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
+    JobNotFoundError,
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
 )
 from domain.filters import parse_filter
+from domain.jobs import Job, JobStatus
 from domain.model import Chunk, Document, KnowledgeBase, Span
 
 DIM = 8
@@ -434,3 +437,97 @@ class EmbedderContract:
         for got, want in zip(results, expected * 3):
             assert got.shape == want.shape
             assert cosines(got, want).min() >= 0.9999
+
+
+def make_job(job_id: str = "job-1", status: str = "queued", minutes: int = 0, **fields) -> Job:
+    at = T0 + timedelta(minutes=minutes)
+    fields.setdefault("knowledge_base", "kb")
+    return Job(job_id, "restore", status=JobStatus(status), created_at=at, updated_at=at, **fields)
+
+
+class JobStoreContract:
+    @pytest.fixture
+    def store(self, make_job_store):
+        return make_job_store()
+
+    def test_a_job_round_trips_with_every_field(self, store):
+        job = make_job(done=3, total=10, error=None)
+        store.add(job)
+        assert store.get(job.id) == job
+        nameless = make_job("job-2", knowledge_base=None)
+        store.add(nameless)
+        assert store.get("job-2").knowledge_base is None
+
+    def test_an_unknown_job_is_not_found(self, store):
+        with pytest.raises(JobNotFoundError):
+            store.get("nope")
+        with pytest.raises(JobNotFoundError):
+            store.request_cancel("nope", T0)
+
+    def test_update_records_progress_and_status_until_the_job_ends(self, store):
+        store.add(make_job())
+        later = T0 + timedelta(seconds=5)
+        running = replace(make_job(), status=JobStatus.RUNNING, done=4, total=9, updated_at=later)
+        assert store.update(running) == running
+        failed = replace(running, status=JobStatus.FAILED, error="broken archive")
+        assert store.update(failed) == failed
+        assert store.update(replace(running, done=9)) == failed  # an ended job stays as it ended
+        assert store.get("job-1") == failed
+
+    def test_cancelling_a_queued_job_ends_it_and_a_running_one_is_flagged(self, store):
+        store.add(make_job("queued"))
+        store.add(make_job("running", "running"))
+        later = T0 + timedelta(seconds=1)
+        cancelled = store.request_cancel("queued", later)
+        assert (cancelled.status, cancelled.updated_at) == (JobStatus.CANCELLED, later)
+        flagged = store.request_cancel("running", later)
+        assert (flagged.status, flagged.cancel_requested) == (JobStatus.RUNNING, True)
+        # The runner's next write keeps the flag it did not know of, and the runner sees it.
+        progressed = store.update(replace(make_job("running", "running"), done=2))
+        assert progressed.cancel_requested and progressed.done == 2
+
+    def test_cancelling_a_finished_job_leaves_it_as_it_is(self, store):
+        store.add(make_job("done", "succeeded", done=5, total=5))
+        assert store.request_cancel("done", T0 + timedelta(seconds=1)) == store.get("done")
+        assert store.get("done") == make_job("done", "succeeded", done=5, total=5)
+
+    def test_unfinished_jobs_last_updated_before_a_moment_fail_with_the_reason(self, store):
+        store.add(make_job("old-queued", "queued", minutes=0))
+        store.add(make_job("old-running", "running", minutes=1))
+        store.add(make_job("fresh-running", "running", minutes=10))
+        store.add(make_job("old-succeeded", "succeeded", minutes=0))
+        now = T0 + timedelta(minutes=11)
+        assert store.fail_unfinished("stopped", T0 + timedelta(minutes=5), now) == 2
+        for job_id in ("old-queued", "old-running"):
+            job = store.get(job_id)
+            assert (job.status, job.error, job.updated_at) == (JobStatus.FAILED, "stopped", now)
+        assert store.get("fresh-running").status is JobStatus.RUNNING
+        assert store.get("old-succeeded").status is JobStatus.SUCCEEDED
+
+    def test_old_finished_jobs_are_removed_and_unfinished_ones_kept(self, store):
+        store.add(make_job("old-failed", "failed", minutes=0, error="x"))
+        store.add(make_job("old-running", "running", minutes=0))
+        store.add(make_job("new-failed", "failed", minutes=10, error="x"))
+        assert store.remove_finished(T0 + timedelta(minutes=5)) == 1
+        with pytest.raises(JobNotFoundError):
+            store.get("old-failed")
+        assert {job.id for job in store.list(10)} == {"old-running", "new-failed"}
+
+    def test_jobs_list_newest_first_up_to_the_limit(self, store):
+        for minute in (3, 1, 2):
+            store.add(make_job(f"job-{minute}", minutes=minute))
+        assert [job.id for job in store.list(2)] == ["job-3", "job-2"]
+
+    def test_concurrent_writers_never_undo_an_end(self, store):
+        store.add(make_job("job", "running"))
+        ended = replace(make_job("job", "running"), status=JobStatus.CANCELLED)
+
+        def write(step: int) -> None:
+            if step == 50:
+                store.update(ended)
+            else:
+                store.update(replace(make_job("job", "running"), done=step))
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(100)))
+        assert store.get("job").status is JobStatus.CANCELLED

@@ -15,10 +15,12 @@ import numpy as np
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
+    JobNotFoundError,
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
 )
 from domain.filters import Filter, matches
+from domain.jobs import Job, JobStatus
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import IndexInfo, Vectors
 
@@ -286,3 +288,60 @@ class FakeKeywordIndex:
         ]
         scored.sort(key=lambda pair: (-pair[1], pair[0]))
         return scored[:k]
+
+
+class FakeJobStore:
+    """`JobStore` over a dict; `writes` counts the calls that change a job."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def add(self, job: Job) -> None:
+        with self._lock:
+            self.jobs[job.id] = job
+
+    def get(self, job_id: str) -> Job:
+        if job_id not in self.jobs:
+            raise JobNotFoundError(job_id)
+        return self.jobs[job_id]
+
+    def list(self, limit: int) -> list[Job]:
+        return sorted(self.jobs.values(), key=lambda job: job.created_at, reverse=True)[:limit]
+
+    def update(self, job: Job) -> Job:
+        with self._lock:
+            self.writes += 1
+            stored = self.get(job.id)
+            if not stored.finished:
+                self.jobs[job.id] = replace(job, cancel_requested=stored.cancel_requested)
+            return self.jobs[job.id]
+
+    def request_cancel(self, job_id: str, at: datetime) -> Job:
+        with self._lock:
+            job = self.get(job_id)
+            if job.status is JobStatus.QUEUED:
+                job = replace(job, status=JobStatus.CANCELLED, cancel_requested=True, updated_at=at)
+            elif job.status is JobStatus.RUNNING:
+                job = replace(job, cancel_requested=True)
+            self.jobs[job_id] = job
+            return job
+
+    def fail_unfinished(self, reason: str, updated_before: datetime, at: datetime) -> int:
+        with self._lock:
+            lost = [
+                j for j in self.jobs.values() if not j.finished and j.updated_at < updated_before
+            ]
+            for job in lost:
+                self.jobs[job.id] = replace(
+                    job, status=JobStatus.FAILED, error=reason, updated_at=at
+                )
+            return len(lost)
+
+    def remove_finished(self, updated_before: datetime) -> int:
+        with self._lock:
+            old = [i for i, j in self.jobs.items() if j.finished and j.updated_at < updated_before]
+            for job_id in old:
+                del self.jobs[job_id]
+            return len(old)

@@ -53,3 +53,5 @@ def clean(url: str) -> None:
         for (name,) in names:
             conn.execute(f'DROP INDEX IF EXISTS "{name}"')
         conn.execute("TRUNCATE kb_knowledge_bases CASCADE")
+        if conn.execute("SELECT to_regclass('kb_jobs')").fetchone() != (None,):
+            conn.execute("TRUNCATE kb_jobs")

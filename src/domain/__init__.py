@@ -6,6 +6,8 @@ from domain.errors import (
     DocumentNotFoundError,
     DomainError,
     InvalidInputError,
+    JobFinishedError,
+    JobNotFoundError,
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
     ModelMismatchError,
@@ -15,6 +17,8 @@ from domain.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
+from domain.job_runner import Jobs
+from domain.jobs import Job, JobCancelledError, JobHandle, JobStatus, JobStore
 from domain.model import (
     Chunk,
     Chunking,
@@ -50,6 +54,14 @@ __all__ = [
     "Embedder",
     "Hit",
     "InvalidInputError",
+    "Job",
+    "JobCancelledError",
+    "JobFinishedError",
+    "JobHandle",
+    "JobNotFoundError",
+    "JobStatus",
+    "JobStore",
+    "Jobs",
     "KeywordIndex",
     "KnowledgeBase",
     "KnowledgeBaseExistsError",

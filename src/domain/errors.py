@@ -28,6 +28,11 @@ class DocumentNotFoundError(NotFoundError):
         super().__init__(f"document {document_id!r} does not exist in knowledge base {kb!r}")
 
 
+class JobNotFoundError(NotFoundError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} does not exist")
+
+
 class ConflictError(DomainError):
     """The request contradicts the current state (a name or id already taken, a model mismatch)."""
 
@@ -65,6 +70,16 @@ class ModelMismatchError(ConflictError):
             errors={"model": [f"built with {model!r}"]},
         )
         self.model = model
+
+
+class JobFinishedError(ConflictError):
+    """A job that already succeeded or failed cannot be cancelled any more."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(
+            f"job {job_id!r} already {status}: there is nothing left to cancel",
+            errors={"status": [status]},
+        )
 
 
 class InvalidInputError(DomainError):

@@ -17,7 +17,7 @@ from domain.ports import Embedder, KnowledgeBaseStore
 from domain.services import KnowledgeBaseService
 from entrypoints import metrics
 from entrypoints.auth import install_auth
-from entrypoints.blueprints import documents, knowledge_bases, search, system, web
+from entrypoints.blueprints import documents, jobs, knowledge_bases, search, system, web
 from entrypoints.blueprints import metrics as metrics_page
 from entrypoints.container import Container
 from entrypoints.cors import install_cors
@@ -102,6 +102,7 @@ def load(container: Container, freeze: bool) -> int:
         gc.collect()
         gc.freeze()
     loaded = service.load()
+    container.jobs()  # finds the jobs a stopped process left unfinished, and fails them
     if freeze:
         gc.freeze()
     return loaded
@@ -116,6 +117,7 @@ def _register_api(app: Flask, settings: Settings) -> None:
         documents.blp,
         documents.bulk,
         search.blp,
+        jobs.blp,
         system.blp,
         metrics_page.blp,
     ):
@@ -164,4 +166,5 @@ def close_app(app: Flask) -> None:
     """Unwire the container and close the store (tests, and gunicorn's worker exit)."""
     container: Container = app.extensions["kb_container"]
     container.unwire()
+    container.jobs.shutdown()  # first: a job's last writes need the store open
     container.shutdown_resources()

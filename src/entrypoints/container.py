@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+<<<<<<< HEAD
 from collections.abc import Callable
 from operator import attrgetter
+=======
+from collections.abc import Callable, Iterator
+>>>>>>> jobs
 
 from dependency_injector import containers, providers
 
@@ -14,6 +18,8 @@ from adapters.embedding.model_loader import resolve_model
 from adapters.embedding.onnx_encoder import OnnxEncoder
 from adapters.embedding.sentence_transformer_encoder import SentenceTransformerEncoder
 from domain.errors import ModelUnavailableError
+from domain.job_runner import Jobs
+from domain.jobs import JobStore
 from domain.ports import Embedder
 from domain.services import KnowledgeBaseService
 from entrypoints.backends import MemoryBackend, PostgresBackend
@@ -52,6 +58,15 @@ def make_encoder(runtime: str, model: str, device: str) -> Encoder:
                 raise
             log.warning("ONNX Runtime cannot run %s, so torch will: %s", model, error.message)
     return SentenceTransformerEncoder(model, device=device)
+
+
+def run_jobs(store: JobStore, workers: int, exclusive: bool) -> Iterator[Jobs]:
+    """The one job runner of the process (a singleton that stops its jobs on shutdown)."""
+    jobs = Jobs(store, workers=workers, exclusive=exclusive)
+    try:
+        yield jobs
+    finally:
+        jobs.close()
 
 
 class Container(containers.DeclarativeContainer):
@@ -96,6 +111,13 @@ class Container(containers.DeclarativeContainer):
     # Called, not injected: each opens or asks the store anew ("reachable" or "in-process").
     check_storage = backend.provided.check_storage.call()
     storage_state = backend.provided.storage_state.call()
+    job_store = backend.provided.job_store.call()
+    jobs = providers.Resource(
+        run_jobs,
+        store=job_store,
+        workers=settings.provided.job_workers,
+        exclusive=backend.provided.jobs_exclusive.call(),
+    )
 
     service = providers.Singleton(
         KnowledgeBaseService,

@@ -48,6 +48,8 @@ class Settings:
     # answering 503 with Retry-After, so an outage fails requests fast instead of hanging them.
     database_timeout: int = 5
     exact_search_limit: int = 20_000
+    # Jobs (restores, ingestions) each process runs at once; more wait, queued.
+    job_workers: int = 2
     # Keys never appear in repr(), so logging the settings cannot leak them.
     api_keys: str = field(default="", repr=False)
     read_only_api_keys: str = field(default="", repr=False)
@@ -69,6 +71,7 @@ class Settings:
             "database_pool_size",
             "database_timeout",
             "exact_search_limit",
+            "job_workers",
             "workers",
             "threads",
             "timeout",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, cast
 
+from kb_client.errors import JobTimeout
 from kb_client.models import (
+    FINISHED,
     AddedDocument,
     Chunking,
     DeleteResult,
@@ -16,6 +19,7 @@ from kb_client.models import (
     Hit,
     HitField,
     Info,
+    Job,
     KnowledgeBase,
     Metadata,
     Mode,
@@ -23,7 +27,7 @@ from kb_client.models import (
     Page,
     SearchQuery,
 )
-from kb_client.paths import KNOWLEDGE_BASES, document_path, documents_path, kb_path
+from kb_client.paths import KNOWLEDGE_BASES, document_path, documents_path, job_path, kb_path
 from kb_client.transport import Transport
 
 
@@ -237,6 +241,43 @@ class KBClient:
         body = {"queries": list(queries)}
         results = self._call("POST", path, json=body, idempotent=True)["results"]
         return [cast(list[Hit], result["hits"]) for result in results]
+
+    # Jobs
+
+    def get_job(self, id: str) -> Job:
+        """A job's status and progress (`NotFound` for an unknown id)."""
+        return cast(Job, self._call("GET", job_path(id)))
+
+    def cancel_job(self, id: str) -> Job:
+        """Ask a job to stop; it ends `cancelled` once its work has undone what it made.
+
+        Raises `Conflict` if it already succeeded or failed; cancelling twice is harmless.
+        """
+        return cast(Job, self._call("DELETE", job_path(id)))
+
+    def wait_for_job(
+        self,
+        id: str,
+        poll: float = 0.5,
+        timeout: float | None = None,
+        on_progress: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Poll a job every `poll` seconds until it succeeds, fails or is cancelled; return it.
+
+        `on_progress(job)` is called with every state read, the last one included. A failed
+        or cancelled job is returned, not raised: look at its `status` and `error`.
+        Raises `JobTimeout` after `timeout` seconds (the job goes on).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_job(id)
+            if on_progress is not None:
+                on_progress(job)
+            if job["status"] in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() + poll > deadline:
+                raise JobTimeout(f"job {id} is still {job['status']} after {timeout} s", body=job)
+            time.sleep(poll)
 
     # Service
 

@@ -32,6 +32,10 @@ class KBConnectionError(KBError):
     """The service could not be reached (refused, reset, timed out, unresolvable)."""
 
 
+class JobTimeout(KBError):
+    """`wait_for_job` gave up before the job finished; the job goes on (cancel it if needed)."""
+
+
 class BadRequest(KBError):
     """400: the request could not be read."""
 

@@ -8,6 +8,8 @@ Metadata = dict[str, Any]
 Filter = dict[str, Any]
 Chunking = Literal["window", "truncate"]
 Mode = Literal["dense", "hybrid"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 HitField = Literal["text", "metadata", "passage"]
 
 
@@ -99,3 +101,18 @@ class Info(TypedDict):
 class Page(TypedDict):
     items: list[Any]
     next_cursor: NotRequired[str | None]
+
+
+class Job(TypedDict):
+    """Long work on the service: `done` of `total` units (None: unknown yet)."""
+
+    id: str
+    kind: str
+    knowledge_base: str | None
+    status: JobStatus
+    done: int
+    total: int | None
+    error: str | None
+    cancel_requested: bool
+    created_at: str
+    updated_at: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 KNOWLEDGE_BASES = "/v1/knowledge-bases"
+JOBS = "/v1/jobs"
 
 
 def segment(value: str) -> str:
@@ -28,3 +29,7 @@ def documents_path(kb: str) -> str:
 
 def document_path(kb: str, id: str) -> str:
     return f"{documents_path(kb)}/{segment(id)}"
+
+
+def job_path(id: str) -> str:
+    return f"{JOBS}/{segment(id)}"

@@ -4,11 +4,15 @@ import pytest
 
 from adapters.embedding.batching import CoalescingEmbedder
 from adapters.faiss.index import FaissVectorIndex
+from adapters.memory.job_store import InMemoryJobStore
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite.fts_keyword_index import Fts5KeywordIndex
+from adapters.sqlite.job_store import SqliteJobStore
+from adapters.sqlite.repository import SqliteDocumentRepository
 from contracts import (
     DocumentRepositoryContract,
     EmbedderContract,
+    JobStoreContract,
     KeywordIndexContract,
     VectorIndexContract,
 )
@@ -40,3 +44,28 @@ class TestCoalescingEmbedder(EmbedderContract):
     @pytest.fixture
     def embedder(self):
         return CoalescingEmbedder(FakeEncoder(), batch_size=4)
+
+
+class TestInMemoryJobStore(JobStoreContract):
+    @pytest.fixture
+    def make_job_store(self):
+        return InMemoryJobStore
+
+
+class TestSqliteJobStore(JobStoreContract):
+    """On the memory backend's file, opened (and migrated) by its repository first."""
+
+    @pytest.fixture
+    def make_job_store(self, tmp_path):
+        path = tmp_path / "kb.sqlite3"
+        repository = SqliteDocumentRepository(path)
+        stores = []
+
+        def make():
+            stores.append(SqliteJobStore(path))
+            return stores[-1]
+
+        yield make
+        for store in stores:
+            store.close()
+        repository.close()

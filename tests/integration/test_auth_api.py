@@ -26,7 +26,7 @@ OPEN = {
     "/",
     "/web/<path:filename>",
 }
-SAMPLE = {"kb": "kb", "document_id": "doc", "filename": "swagger-ui.css"}
+SAMPLE = {"kb": "kb", "document_id": "doc", "filename": "swagger-ui.css", "job_id": "no-job"}
 OPEN_FILES = {"/docs/assets/<path:filename>": "swagger-ui.css", "/web/<path:filename>": "app.js"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 

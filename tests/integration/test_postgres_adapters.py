@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.job_store import PostgresJobStore
 from adapters.postgres.keyword_index import PgKeywordIndex
 from adapters.postgres.pgvector_index import PgVectorIndex
 from adapters.postgres.repository import PostgresDocumentRepository
 from contracts import (
     DocumentRepositoryContract,
+    JobStoreContract,
     KeywordIndexContract,
     VectorIndexContract,
     make_kb,
@@ -66,3 +68,9 @@ class TestPgKeywordIndex(KeywordIndexContract):
     @pytest.fixture
     def make_keywords(self, database):
         return lambda: PgKeywordIndex(database, knowledge_base(database, 8))
+
+
+class TestPostgresJobStore(JobStoreContract):
+    @pytest.fixture
+    def make_job_store(self, database):
+        return lambda: PostgresJobStore(database)

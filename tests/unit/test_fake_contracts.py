@@ -5,10 +5,17 @@ import pytest
 from contracts import (
     DocumentRepositoryContract,
     EmbedderContract,
+    JobStoreContract,
     KeywordIndexContract,
     VectorIndexContract,
 )
-from fakes import FakeDocumentRepository, FakeEmbedder, FakeKeywordIndex, FakeVectorIndex
+from fakes import (
+    FakeDocumentRepository,
+    FakeEmbedder,
+    FakeJobStore,
+    FakeKeywordIndex,
+    FakeVectorIndex,
+)
 
 
 class TestFakeVectorIndex(VectorIndexContract):
@@ -33,3 +40,9 @@ class TestFakeEmbedder(EmbedderContract):
     @pytest.fixture
     def embedder(self):
         return FakeEmbedder()
+
+
+class TestFakeJobStore(JobStoreContract):
+    @pytest.fixture
+    def make_job_store(self):
+        return FakeJobStore

@@ -86,6 +86,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX kb_keywords_terms ON kb_keywords USING gin (terms);
     """,
+    # 2: jobs (restores, ingestions) and their progress, read by every worker. No foreign key:
+    # a restore's knowledge base does not exist until it ends.
+    """
+    CREATE TABLE kb_jobs (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        knowledge_base text COLLATE "C",
+        status text NOT NULL,
+        done bigint NOT NULL,
+        total bigint,
+        error text,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    CREATE INDEX kb_jobs_created ON kb_jobs (created_at);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -59,6 +59,23 @@ MIGRATIONS: list[str] = [
         WHERE chunks.kb = documents.kb AND chunks.document_id = documents.id
     );
     """,
+    # Jobs (restores, ingestions) and their progress, so a client can follow one across a
+    # restart. No foreign key: a restore's knowledge base does not exist until it ends.
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        knowledge_base TEXT,
+        status TEXT NOT NULL,
+        done INTEGER NOT NULL,
+        total INTEGER,
+        error TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX jobs_by_created ON jobs(created_at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,9 +10,12 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from adapters.faiss.index import FaissVectorIndex
+from adapters.memory.job_store import InMemoryJobStore
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite.fts_keyword_index import Fts5KeywordIndex
+from adapters.sqlite.job_store import SqliteJobStore
 from adapters.sqlite.repository import SqliteDocumentRepository
+from domain.jobs import JobStore
 from domain.model import KnowledgeBase
 from domain.ports import DocumentRepository, by_dimension
 from entrypoints.settings import Settings
@@ -31,6 +34,18 @@ def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
         yield repository
     finally:
         repository.close()
+
+
+def memory_job_store(data_dir: str, repository: DocumentRepository) -> Iterator[JobStore]:
+    """The `jobs` table of the same file, opened once the repository owns and migrated it."""
+    if data_dir == IN_RAM:
+        yield InMemoryJobStore()
+        return
+    store = SqliteJobStore(Path(data_dir) / DATABASE_FILE)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
@@ -65,6 +80,11 @@ class MemoryBackend(containers.DeclarativeContainer):
         ),
     )
     keyword_factory = providers.Object(fts5_keywords)
+    job_store = providers.Resource(
+        memory_job_store, data_dir=settings.provided.data_dir, repository=repository
+    )
+    # One process owns the file: a job it finds unfinished at start was left by a stopped one.
+    jobs_exclusive = providers.Object(True)
     # One process owns the data and each write holds its knowledge base's lock: no unit needed.
     transaction = providers.Object(contextlib.nullcontext)
     snapshot = providers.Object(contextlib.nullcontext)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dependency_injector import containers, providers
 
 from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.job_store import PostgresJobStore
 from adapters.postgres.keyword_index import PgKeywordIndex
 from adapters.postgres.pgvector_index import PgVectorIndex
 from adapters.postgres.repository import PostgresDocumentRepository
@@ -61,6 +62,9 @@ class PostgresBackend(containers.DeclarativeContainer):
         postgres_indexes, database, exact_limit=settings.provided.exact_search_limit
     )
     keyword_factory = providers.Callable(postgres_keywords, database)
+    job_store = providers.Singleton(PostgresJobStore, database)
+    # Workers and replicas share the table: another's job is lost only once it stops beating.
+    jobs_exclusive = providers.Object(False)
     # Each write's rows, vectors and keywords commit together; a search reads one snapshot.
     transaction = database.provided.transaction
     snapshot = database.provided.snapshot
