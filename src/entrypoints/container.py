@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import logging
-<<<<<<< HEAD
-from collections.abc import Callable
-from operator import attrgetter
-=======
 from collections.abc import Callable, Iterator
->>>>>>> jobs
+from operator import attrgetter
 
 from dependency_injector import containers, providers
 
