@@ -16,7 +16,8 @@ from tokenizers import Tokenizer
 
 from adapters.coalescer import BatchObserver, Coalescer
 from adapters.heap import map_large_allocations, release_free_memory
-from adapters.onnx_cache import MODEL_FILE, TOKENIZER_FILE
+from adapters.model_fingerprint import identify
+from adapters.onnx_cache import MODEL_FILE, TOKENIZER_FILE, model_folder
 from adapters.onnx_export import (
     batch_tokenizer,
     exported,
@@ -58,12 +59,15 @@ class OnnxEmbedder:
         uses one core.
         """
         ort = _onnxruntime(model)
-        self._name = model
         self._batch_size = batch_size
         self.export_dir, meta = exported(model, cache_dir)
         self._dimension = int(meta["dimension"])
         self._max_seq_length = int(meta["max_seq_length"])
         self._window = int(meta["window"])
+        # From the source files, as the torch runtime computes it: the same model either way.
+        self._identity = identify(
+            model, model_folder(model), self._dimension, self._max_seq_length, cache_dir
+        )
         self._tokenizer = batch_tokenizer(self.export_dir / TOKENIZER_FILE, meta)
         self._offsets_tokenizer = _offsets_tokenizer(self.export_dir / TOKENIZER_FILE)
         self._session = _session(ort, model, self.export_dir / MODEL_FILE, threads)
@@ -97,7 +101,11 @@ class OnnxEmbedder:
 
     @property
     def model_name(self) -> str:
-        return self._name
+        return self._identity.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._identity.fingerprint
 
     @property
     def dimension(self) -> int:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
 from adapters.coalescer import BatchObserver, Coalescer
+from adapters.model_fingerprint import identify
 from adapters.model_loader import resolve_model
+from adapters.onnx_cache import model_folder
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
 
@@ -41,7 +44,6 @@ class SentenceTransformerEmbedder:
                 f"cannot load embedding model KB_EMBEDDING_MODEL={model!r}: {error}"
             ) from error
         self._model.eval()
-        self._name = model
         self._batch_size = batch_size
         dimension, max_seq_length = (
             self._model.get_embedding_dimension(),
@@ -53,6 +55,9 @@ class SentenceTransformerEmbedder:
                 "(no embedding dimension or max_seq_length)"
             )
         self._dimension, self._max_seq_length = int(dimension), int(max_seq_length)
+        # A hub name is in the local cache now that it loaded: the files both runtimes hash.
+        folder = Path(location) if Path(location).is_dir() else model_folder(model)
+        self._identity = identify(model, folder, self._dimension, self._max_seq_length)
         tokenizer = self._model.tokenizer
         self._window = self._max_seq_length - int(tokenizer.num_special_tokens_to_add(pair=False))
         # A private copy without truncation or padding: the model's own tokenizer changes
@@ -73,7 +78,11 @@ class SentenceTransformerEmbedder:
 
     @property
     def model_name(self) -> str:
-        return self._name
+        return self._identity.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._identity.fingerprint
 
     @property
     def dimension(self) -> int:

@@ -108,6 +108,10 @@ def _create_and_list(add: AddCommand) -> None:
     listing = add("list", "list knowledge bases with their document and chunk counts")
     listing.set_defaults(handler=commands.list_knowledge_bases)
 
+    info = add("info", "show the service's model and fingerprint, or a knowledge base's")
+    info.add_argument("--kb", help="the knowledge base to describe instead of the service")
+    info.set_defaults(handler=commands.info)
+
 
 def _import(add: AddCommand) -> None:
     importing = add(

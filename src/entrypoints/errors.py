@@ -13,7 +13,6 @@ from domain.errors import (
     ConflictError,
     DomainError,
     InvalidInputError,
-    ModelMismatchError,
     ModelUnavailableError,
     NotFoundError,
     StorageError,
@@ -48,10 +47,7 @@ def register_error_handlers(app: Flask) -> None:
         headers = {}
         if isinstance(error, StorageUnavailableError):  # down for now: say when to try again
             headers["Retry-After"] = str(error.retry_after)
-        message = error.message
-        if isinstance(error, ModelMismatchError):  # the setting that fixes it, for the operator
-            message += f" (KB_EMBEDDING_MODEL={error.model!r})"
-        return error_body(code, message, error.errors), code, headers
+        return error_body(code, error.message, error.errors), code, headers
 
     @app.errorhandler(413)
     def too_large(error: HTTPException) -> tuple[dict[str, Any], int]:

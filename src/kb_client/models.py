@@ -17,6 +17,7 @@ class KnowledgeBase(TypedDict):
     metadata: Metadata
     created_at: str
     model: str
+    model_fingerprint: str | None
     dimension: int
     chunking: str
     chunk_overlap: int
@@ -91,6 +92,7 @@ class Info(TypedDict):
     version: str
     backend: str
     model: str
+    model_fingerprint: str
     dimension: int
     max_seq_length: int
     window: int

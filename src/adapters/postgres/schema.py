@@ -86,6 +86,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX kb_keywords_terms ON kb_keywords USING gin (terms);
     """,
+    # 2: what the model that made a knowledge base's vectors is; '' until one is adopted.
+    """
+    ALTER TABLE kb_knowledge_bases ADD COLUMN fingerprint text NOT NULL DEFAULT '';
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

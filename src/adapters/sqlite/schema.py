@@ -59,6 +59,10 @@ MIGRATIONS: list[str] = [
         WHERE chunks.kb = documents.kb AND chunks.document_id = documents.id
     );
     """,
+    # What the model that made a knowledge base's vectors is; '' until one is adopted.
+    """
+    ALTER TABLE knowledge_bases ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
