@@ -7,6 +7,7 @@ Subclass one in a test module and provide its fixture (`make_index`, `make_repos
 from __future__ import annotations
 
 import random
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -383,6 +384,18 @@ class EmbedderContract:
         assert embedder.dimension > 0
         assert embedder.max_seq_length > 0
         assert 1 <= embedder.window < embedder.max_seq_length
+
+    def test_the_name_is_readable_not_a_path_and_the_fingerprint_a_sha256(self, embedder):
+        name = embedder.model_name
+        assert name and not name.startswith(("/", ".", "~")) and name.count("/") <= 1
+        assert re.fullmatch(r"[0-9a-f]{64}", embedder.fingerprint)
+
+    def test_the_fingerprint_is_stable_across_instances_and_differs_for_another_model(
+        self, embedder, same_model, other_model
+    ):
+        """`same_model`: another instance of the model; `other_model`: another model."""
+        assert same_model.fingerprint == embedder.fingerprint
+        assert other_model.fingerprint != embedder.fingerprint
 
     def test_token_offsets_are_ordered_spans_inside_the_text_covering_every_word(self, embedder):
         text = "Naïve café-owners   don't panic. Pi is 3.14, e-mail me!"

@@ -13,6 +13,7 @@ from domain.errors import (
     ConflictError,
     DomainError,
     InvalidInputError,
+    ModelMismatchError,
     ModelUnavailableError,
     NotFoundError,
     StorageError,
@@ -47,7 +48,10 @@ def register_error_handlers(app: Flask) -> None:
         headers = {}
         if isinstance(error, StorageUnavailableError):  # down for now: say when to try again
             headers["Retry-After"] = str(error.retry_after)
-        return error_body(code, error.message, error.errors), code, headers
+        message = error.message
+        if isinstance(error, ModelMismatchError):  # the setting that fixes it, for the operator
+            message += " (KB_EMBEDDING_MODEL: its hub id or any folder holding it)"
+        return error_body(code, message, error.errors), code, headers
 
     @app.errorhandler(413)
     def too_large(error: HTTPException) -> tuple[dict[str, Any], int]:

@@ -12,7 +12,7 @@ from adapters import onnx_cache, onnx_export
 from adapters.onnx_embedder import OnnxEmbedder
 from adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from contracts import EmbedderContract
-from model_folder import l6_folder
+from model_folder import l6_folder, model_copy
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
 pytestmark = pytest.mark.model
@@ -84,6 +84,20 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def embedder(cache_dir):
     return OnnxEmbedder(l6_folder(), cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def same_model(cache_dir):
+    return OnnxEmbedder(l6_folder(), cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory):
+    """A max length of 128 instead of 256, run by torch (an export would take long): another
+    model, whatever the runtime."""
+    edits = {"sentence_bert_config.json": {"max_seq_length": 128}}
+    folder = model_copy(tmp_path_factory.mktemp("short") / "minilm-128", edits)
+    return SentenceTransformerEmbedder(str(folder))
 
 
 class TestOnnxEmbedderContract(EmbedderContract):

@@ -33,3 +33,11 @@ class TestFakeEmbedder(EmbedderContract):
     @pytest.fixture
     def embedder(self):
         return FakeEmbedder()
+
+    @pytest.fixture
+    def same_model(self):
+        return FakeEmbedder()
+
+    @pytest.fixture
+    def other_model(self):
+        return FakeEmbedder(window=8)
