@@ -189,6 +189,16 @@ class DocumentRepositoryContract:
         repo.update_knowledge_base(KnowledgeBase(**{**kb.__dict__, "description": "new"}))
         assert repo.get_knowledge_base("kb").description == "new"
 
+    def test_the_model_fingerprint_is_kept_and_an_update_records_another_model(self, repo):
+        kb = repo.get_knowledge_base("kb")
+        repo.add_knowledge_base(KnowledgeBase(**{**kb.__dict__, "name": "fp", "fingerprint": "a1"}))
+        assert repo.get_knowledge_base("fp").fingerprint == "a1"
+        assert kb.fingerprint == ""  # a knowledge base from before fingerprints
+        adopted = KnowledgeBase(**{**kb.__dict__, "model": "minilm", "fingerprint": "b2"})
+        repo.update_knowledge_base(adopted)
+        assert repo.get_knowledge_base("kb") == adopted
+        assert repo.list_knowledge_bases(10)[1] == adopted
+
     def test_documents_round_trip_with_chunks_and_metadata(self, repo):
         doc = make_doc("a", [1, 2], tag="x", n=3, flags=[True, False])
         self.add(repo, doc)
