@@ -47,7 +47,8 @@ def download_model(args: argparse.Namespace) -> int:
         return 1
     (vector,) = embedder.embed(["This is an example sentence"])
     print(
-        f"{embedder.model_name}: {embedder.dimension} dimensions, "
+        f"{embedder.model_name} (fingerprint {embedder.fingerprint[:12]}): "
+        f"{embedder.dimension} dimensions, "
         f"max_seq_length {embedder.max_seq_length}, "
         f"first values {', '.join(f'{value:.7f}' for value in vector[:3])}"
     )

@@ -35,11 +35,15 @@ class KnowledgeBaseSchema(ma.Schema):
     created_at = fields.DateTime(attribute="knowledge_base.created_at")
     model = fields.Function(
         lambda info: readable_model(info.knowledge_base.model),
-        metadata={"description": "the model's hub id or folder name (never a path)"},
+        metadata={"type": "string", "description": "the model's hub id or folder name, no path"},
     )
     model_fingerprint = fields.Function(
         lambda info: info.knowledge_base.fingerprint or None,
-        metadata={"description": "what the model is (null: recorded before fingerprints)"},
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "what the model is (null: recorded before fingerprints, not adopted)",
+        },
     )
     dimension = fields.Integer(attribute="knowledge_base.dimension")
     chunking = fields.String(attribute="knowledge_base.chunking")
