@@ -25,6 +25,7 @@ from typing import Any
 
 from adapters.onnx_cache import export_dir_for
 from adapters.onnx_cache import fingerprint as files_state
+from domain.errors import ModelUnavailableError
 from domain.identity import readable_model
 
 FORMAT = 1
@@ -79,7 +80,14 @@ def identify(
 
     The weights' digest is cached beside the ONNX export (`cache_dir` as OnnxEmbedder takes it).
     """
-    content = cached_content_digest(folder, export_dir_for(folder, cache_dir), files_state(folder))
+    try:
+        source = files_state(folder)
+        content = cached_content_digest(folder, export_dir_for(folder, cache_dir), source)
+    except (OSError, ValueError, KeyError, TypeError, struct.error) as error:
+        raise ModelUnavailableError(
+            f"cannot fingerprint KB_EMBEDDING_MODEL={model!r}: a file of {folder.name} cannot be "
+            f"read as a model file ({error})"
+        ) from error
     return ModelIdentity(
         readable_name(model, folder), fingerprint(content, dimension, max_seq_length)
     )

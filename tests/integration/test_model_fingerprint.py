@@ -5,8 +5,10 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from adapters.model_fingerprint import content_digest
+from adapters.model_fingerprint import content_digest, identify
+from domain.errors import ModelUnavailableError
 
 TENSORS = {
     "embeddings.weight": np.arange(12, dtype=np.float32).reshape(3, 4),
@@ -70,3 +72,10 @@ def test_a_changed_tensor_config_or_pipeline_changes_the_digest(tmp_path):
     modules = [*MODULES, {"idx": 2, "path": "2_Normalize", "type": "models.Normalize"}]
     (normalised / "modules.json").write_text(json.dumps(modules))
     assert content_digest(normalised) != one
+
+
+def test_a_folder_with_a_broken_model_file_is_unavailable_not_a_crash(tmp_path):
+    folder = model(tmp_path / "broken")
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelUnavailableError, match="cannot fingerprint"):
+        identify(str(folder), folder, 4, 8, cache_dir=tmp_path / "cache")
