@@ -57,7 +57,10 @@ def not_reproduced(
     if not pieces:
         return None
     labels = [label for label, _ in pieces]
-    stored = np.asarray(index.get(labels), dtype=np.float32)
+    try:
+        stored = np.asarray(index.get(labels), dtype=np.float32)
+    except KeyError as error:
+        return f"its index lacks the vectors of stored chunks ({error})"
     fresh = embedder.embed([text for _, text in pieces])
     cosines = (stored * fresh).sum(axis=1)
     differences = np.abs(stored - fresh).max(axis=1)
