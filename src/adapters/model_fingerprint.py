@@ -115,7 +115,7 @@ def readable_name(name_or_path: str, folder: Path) -> str:
 def cached_content_digest(folder: Path, cache_dir: Path, source: str) -> str:
     """`content_digest(folder)`, reused from `cache_dir` while the files' state is `source`.
 
-    Hashing reads every weight (about a second per GB); the cache makes a restart free.
+    Hashing reads every weight (docs/architecture.md has the time); the cache spares a restart.
     """
     cache = cache_dir / CACHE_FILE
     try:
