@@ -7,6 +7,7 @@ Subclass one in a test module and provide its fixture (`make_index`, `make_repos
 from __future__ import annotations
 
 import random
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -190,6 +191,16 @@ class DocumentRepositoryContract:
         kb = repo.get_knowledge_base("kb")
         repo.update_knowledge_base(KnowledgeBase(**{**kb.__dict__, "description": "new"}))
         assert repo.get_knowledge_base("kb").description == "new"
+
+    def test_the_model_fingerprint_is_kept_and_an_update_records_another_model(self, repo):
+        kb = repo.get_knowledge_base("kb")
+        repo.add_knowledge_base(KnowledgeBase(**{**kb.__dict__, "name": "fp", "fingerprint": "a1"}))
+        assert repo.get_knowledge_base("fp").fingerprint == "a1"
+        assert kb.fingerprint == ""  # a knowledge base from before fingerprints
+        adopted = KnowledgeBase(**{**kb.__dict__, "model": "minilm", "fingerprint": "b2"})
+        repo.update_knowledge_base(adopted)
+        assert repo.get_knowledge_base("kb") == adopted
+        assert repo.list_knowledge_bases(10)[1] == adopted
 
     def test_documents_round_trip_with_chunks_and_metadata(self, repo):
         doc = make_doc("a", [1, 2], tag="x", n=3, flags=[True, False])
@@ -386,6 +397,18 @@ class EmbedderContract:
         assert embedder.dimension > 0
         assert embedder.max_seq_length > 0
         assert 1 <= embedder.window < embedder.max_seq_length
+
+    def test_the_name_is_readable_not_a_path_and_the_fingerprint_a_sha256(self, embedder):
+        name = embedder.model_name
+        assert name and not name.startswith(("/", ".", "~")) and name.count("/") <= 1
+        assert re.fullmatch(r"[0-9a-f]{64}", embedder.fingerprint)
+
+    def test_the_fingerprint_is_stable_across_instances_and_differs_for_another_model(
+        self, embedder, same_model, other_model
+    ):
+        """`same_model`: another instance of the model; `other_model`: another model."""
+        assert same_model.fingerprint == embedder.fingerprint
+        assert other_model.fingerprint != embedder.fingerprint
 
     def test_token_offsets_are_ordered_spans_inside_the_text_covering_every_word(self, embedder):
         text = "Naïve café-owners   don't panic. Pi is 3.14, e-mail me!"

@@ -31,19 +31,33 @@ class FakeEmbedder:
     """Bag-of-words embedder: texts sharing words are similar, identical texts score 1.0.
 
     Each word piece is a regex token; every word hashes to a fixed random direction, so the
-    results are stable across runs and processes. `calls` records every `embed` batch.
+    results are stable across runs and processes. `calls` records every `embed` batch. Its
+    fingerprint follows what changes its vectors (dimension, window) and its name, unless
+    given: the same `fingerprint` under another name is the same model in another place.
     """
 
-    def __init__(self, dimension: int = 32, window: int = 16, model_name: str = "fake-model"):
+    def __init__(
+        self,
+        dimension: int = 32,
+        window: int = 16,
+        model_name: str = "fake-model",
+        fingerprint: str | None = None,
+    ):
         self._dimension = dimension
         self._window = window
         self._model_name = model_name
+        identity = f"{model_name}\0{dimension}\0{window}"
+        self._fingerprint = fingerprint or hashlib.sha256(identity.encode()).hexdigest()
         self.calls: list[list[str]] = []
         self._lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
         return self._model_name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
 
     @property
     def dimension(self) -> int:

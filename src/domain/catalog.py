@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from domain.errors import ConflictError, ModelMismatchError, StorageError
+from domain.identity import not_reproduced, readable_model, short
 from domain.locking import ReadWriteLock
 from domain.model import KnowledgeBase, validate_name
 from domain.ports import (
@@ -24,6 +26,8 @@ from domain.ports import (
     Vectors,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Slot:
@@ -32,14 +36,18 @@ class Slot:
     index: VectorIndex
     keywords: KeywordIndex
     lock: ReadWriteLock = field(default_factory=ReadWriteLock)
+    # Why the loaded model was found not to make this knowledge base's (unfingerprinted) vectors:
+    # asked once, not on every request.
+    refused: str | None = None
 
 
 class Catalog:
     """Maps knowledge base names to slots; creation and removal are serialised here.
 
-    `embedder` is only asked which model it runs: a knowledge base of another model is
-    refused, never mixed. A knowledge base's slot is rebuilt from what `store` kept when it
-    is first used in this process (nothing, for a store whose indexes are its own).
+    `embedder` is asked which model it runs: a knowledge base of another model is refused,
+    never mixed. One from before fingerprints is adopted if the model reproduces its vectors.
+    A knowledge base's slot is rebuilt from what `store` kept when it is first used in this
+    process (nothing, for a store whose indexes are its own).
     """
 
     def __init__(
@@ -120,12 +128,40 @@ class Catalog:
         """The knowledge base and its slot; ModelMismatchError if another model built it."""
         slot = self.slot(name)
         kb = self._store.get_knowledge_base(name)
-        loaded = self._embedder
-        if kb.model != loaded.model_name or kb.dimension != loaded.dimension:
-            raise ModelMismatchError(
-                name, kb.model, kb.dimension, loaded.model_name, loaded.dimension
-            )
+        if kb.fingerprint != self._embedder.fingerprint:
+            kb = self._adopt(name, slot, kb)
         return kb, slot
+
+    def _adopt(self, name: str, slot: Slot, kb: KnowledgeBase) -> KnowledgeBase:
+        """Record the loaded model on a knowledge base from before fingerprints if it reproduces
+        the stored vectors; else ModelMismatchError with the reason."""
+        loaded = self._embedder
+        if not kb.fingerprint and slot.refused is None:
+            with self.writing(name, slot):  # one adoption at a time, with the data at rest
+                kb = self._store.get_knowledge_base(name)
+                if not kb.fingerprint:  # else adopted by another thread or process meanwhile
+                    slot.refused = not_reproduced(kb, slot.index, self._store, loaded)
+                    if slot.refused is None:
+                        kb = self._record(kb)
+            if kb.fingerprint == loaded.fingerprint:
+                return kb
+        raise ModelMismatchError(
+            name,
+            (readable_model(kb.model), kb.fingerprint, kb.dimension),
+            (loaded.model_name, loaded.fingerprint, loaded.dimension),
+            "" if kb.fingerprint else slot.refused or "",
+        )
+
+    def _record(self, kb: KnowledgeBase) -> KnowledgeBase:
+        loaded = self._embedder
+        adopted = replace(kb, model=loaded.model_name, fingerprint=loaded.fingerprint)
+        self._store.update_knowledge_base(adopted)
+        log.info(
+            "knowledge base %r (model %r) adopted by %r, fingerprint %s: the loaded model "
+            "reproduces its stored vectors",
+            kb.name, readable_model(kb.model), adopted.model, short(adopted.fingerprint),
+        )  # fmt: skip
+        return adopted
 
     @contextmanager
     def writing(self, name: str, slot: Slot) -> Iterator[None]:

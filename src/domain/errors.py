@@ -59,17 +59,31 @@ class DocumentExistsError(ConflictError):
 class ModelMismatchError(ConflictError):
     """A knowledge base was built with another embedding model than the one loaded.
 
-    `model` is the one the knowledge base needs: the service must run it to use it again.
+    `model` is the readable name of the one the knowledge base needs (never a path); `reason`
+    says why a knowledge base from before fingerprints was not adopted.
     """
 
-    def __init__(self, kb: str, model: str, dimension: int, loaded: str, loaded_dimension: int):
-        super().__init__(
-            f"knowledge base {kb!r} was built with model {model!r} ({dimension} dimensions) but "
-            f"the service runs {loaded!r} ({loaded_dimension} dimensions); run the service with "
-            f"model {model!r} to use this knowledge base",
-            errors={"model": [f"built with {model!r}"]},
-        )
-        self.model = model
+    def __init__(
+        self,
+        kb: str,
+        model: tuple[str, str, int],
+        loaded: tuple[str, str, int],
+        reason: str = "",
+    ) -> None:
+        """`model` and `loaded`: (readable name, fingerprint or "", dimension)."""
+        built = f"knowledge base {kb!r} was built with model {_described(*model)}"
+        message = f"{built} but the service runs {_described(*loaded)}"
+        if reason:
+            message += f": {reason}"
+        message += f"; run the service with model {model[0]!r} to use this knowledge base"
+        super().__init__(message, errors={"model": [f"built with {model[0]!r}"]})
+        self.model = model[0]
+        self.reason = reason
+
+
+def _described(name: str, fingerprint: str, dimension: int) -> str:
+    known = f"fingerprint {fingerprint[:12]}" if fingerprint else "recorded before fingerprints"
+    return f"{name!r} ({dimension} dimensions, {known})"
 
 
 class JobFinishedError(ConflictError):

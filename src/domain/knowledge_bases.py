@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.catalog import WriteContext
 from domain.cursor import decode_cursor, encode_cursor
-from domain.errors import InvalidInputError
+from domain.errors import InvalidInputError, ModelMismatchError
 from domain.model import (
     Chunking,
     KnowledgeBase,
@@ -49,17 +49,17 @@ class KnowledgeBaseUseCases:
         while batch := self._knowledge_bases.list_knowledge_bases(500, after):
             for kb in batch:
                 self._catalog.load(kb)
-                if kb.model != self._embedder.model_name:
-                    log.error(
-                        "knowledge base %r was built with model %r, not the loaded %r: it will "
-                        "refuse searches and writes until the service runs that model",
-                        kb.name,
-                        kb.model,
-                        self._embedder.model_name,
-                    )
+                self._check_model(kb.name)
             count += len(batch)
             after = batch[-1].name
         return count
+
+    def _check_model(self, name: str) -> None:
+        """Adopt a knowledge base from before fingerprints now, or say at start why not."""
+        try:
+            self._catalog.usable(name)
+        except ModelMismatchError as error:
+            log.error("%s. Until then it refuses searches and writes.", error.message)
 
     def create(
         self,
@@ -86,6 +86,7 @@ class KnowledgeBaseUseCases:
             metadata=metadata or {},
             chunking=Chunking(chunking),
             chunk_overlap=chunk_overlap,
+            fingerprint=self._embedder.fingerprint,
         )
         self._catalog.create(kb)
         return kb

@@ -140,7 +140,11 @@ def is_addressable(document_id: object) -> bool:
 
 @dataclass(frozen=True)
 class KnowledgeBase:
-    """A named collection of documents embedded with one model."""
+    """A named collection of documents embedded with one model.
+
+    `model` names it for people; `fingerprint` is what it is (Embedder.fingerprint). Knowledge
+    bases from before fingerprints have "" and the model setting's text, maybe a path.
+    """
 
     name: str
     model: str
@@ -150,6 +154,7 @@ class KnowledgeBase:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     chunking: Chunking = Chunking.WINDOW
     chunk_overlap: int = 32
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         validate_name(self.name)

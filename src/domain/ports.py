@@ -31,7 +31,13 @@ class Embedder(Protocol):
 
     @property
     def model_name(self) -> str:
-        """The model's name or path, as recorded on every knowledge base."""
+        """A readable name of the model (its hub id or folder name), never a filesystem path."""
+
+    @property
+    def fingerprint(self) -> str:
+        """What the model is, wherever it lies: equal for the same weights and configuration
+        (any folder, either runtime), different for another checkpoint, pooling, max length or
+        dimension. Recorded on every knowledge base."""
 
     @property
     def dimension(self) -> int:
@@ -149,7 +155,8 @@ class KnowledgeBaseStore(Protocol):
     def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
         """Up to `limit` knowledge bases ordered by name, names strictly after `after`."""
 
-    def update_knowledge_base(self, kb: KnowledgeBase) -> None: ...
+    def update_knowledge_base(self, kb: KnowledgeBase) -> None:
+        """Store a knowledge base's description, metadata, model and fingerprint anew."""
 
     def remove_knowledge_base(self, name: str) -> None:
         """Remove a knowledge base with all its documents and chunks."""

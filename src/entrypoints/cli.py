@@ -47,7 +47,8 @@ def download_model(args: argparse.Namespace) -> int:
         return 1
     (vector,) = embedder.embed(["This is an example sentence"])
     print(
-        f"{embedder.model_name}: {embedder.dimension} dimensions, "
+        f"{embedder.model_name} (fingerprint {embedder.fingerprint[:12]}): "
+        f"{embedder.dimension} dimensions, "
         f"max_seq_length {embedder.max_seq_length}, "
         f"first values {', '.join(f'{value:.7f}' for value in vector[:3])}"
     )
@@ -107,6 +108,10 @@ def _create_and_list(add: AddCommand) -> None:
 
     listing = add("list", "list knowledge bases with their document and chunk counts")
     listing.set_defaults(handler=commands.list_knowledge_bases)
+
+    info = add("info", "show the service's model and fingerprint, or a knowledge base's")
+    info.add_argument("--kb", help="the knowledge base to describe instead of the service")
+    info.set_defaults(handler=commands.info)
 
 
 def _import(add: AddCommand) -> None:

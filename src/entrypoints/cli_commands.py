@@ -72,7 +72,8 @@ def create(args: argparse.Namespace) -> int:
             chunking=args.chunking,
             chunk_overlap=args.chunk_overlap,
         )
-    print(f"created knowledge base {kb['name']} ({kb['model']}, {kb['dimension']} dimensions)")
+    label = model_label(kb["model"], kb.get("model_fingerprint"))
+    print(f"created knowledge base {kb['name']} ({label}, {kb['dimension']} dimensions)")
     return 0
 
 
@@ -86,11 +87,31 @@ def list_knowledge_bases(args: argparse.Namespace) -> int:
                 kb["name"],
                 str(kb["document_count"]),
                 str(kb["chunk_count"]),
-                kb["model"],
+                model_label(kb["model"], kb.get("model_fingerprint")),
                 kb["description"],
             )
     stdout().print(table)
     return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    """The service's model and fingerprint, or with --kb one knowledge base's."""
+    with client_of(args) as client:
+        if args.kb is None:
+            about: dict[str, Any] = dict(client.info())
+            fields = ["version", "backend", "model", "model_fingerprint", "dimension", "window"]
+        else:
+            about = dict(client.get_knowledge_base(args.kb))
+            fields = ["name", "model", "model_fingerprint", "dimension", "chunking"]
+            fields += ["chunk_overlap", "document_count", "chunk_count", "created_at"]
+    for field in fields:
+        value = about.get(field)
+        print(f"{field}: {'(recorded before fingerprints)' if value is None else value}")
+    return 0
+
+
+def model_label(model: str, fingerprint: str | None) -> str:
+    return f"{model} ({fingerprint[:12] if fingerprint else 'no fingerprint yet'})"
 
 
 def search(args: argparse.Namespace) -> int:

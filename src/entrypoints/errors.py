@@ -50,7 +50,7 @@ def register_error_handlers(app: Flask) -> None:
             headers["Retry-After"] = str(error.retry_after)
         message = error.message
         if isinstance(error, ModelMismatchError):  # the setting that fixes it, for the operator
-            message += f" (KB_EMBEDDING_MODEL={error.model!r})"
+            message += " (KB_EMBEDDING_MODEL: its hub id or any folder holding it)"
         return error_body(code, message, error.errors), code, headers
 
     @app.errorhandler(413)

@@ -7,6 +7,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields
 
+from domain.identity import readable_model
+
 
 class Count(fields.Integer):
     """How many items the attribute holds: a document's `chunks` tuple dumps as its length."""
@@ -31,7 +33,18 @@ class KnowledgeBaseSchema(ma.Schema):
     description = fields.String(attribute="knowledge_base.description")
     metadata = fields.Dict(attribute="knowledge_base.metadata")
     created_at = fields.DateTime(attribute="knowledge_base.created_at")
-    model = fields.String(attribute="knowledge_base.model")
+    model = fields.Function(
+        lambda info: readable_model(info.knowledge_base.model),
+        metadata={"type": "string", "description": "the model's hub id or folder name, no path"},
+    )
+    model_fingerprint = fields.Function(
+        lambda info: info.knowledge_base.fingerprint or None,
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "what the model is (null: recorded before fingerprints, not adopted)",
+        },
+    )
     dimension = fields.Integer(attribute="knowledge_base.dimension")
     chunking = fields.String(attribute="knowledge_base.chunking")
     chunk_overlap = fields.Integer(attribute="knowledge_base.chunk_overlap")
@@ -127,7 +140,10 @@ class BatchSearchResultSchema(ma.Schema):
 class InfoSchema(ma.Schema):
     version = fields.String()
     backend = fields.String()
-    model = fields.String()
+    model = fields.String(metadata={"description": "the model's hub id or folder name"})
+    model_fingerprint = fields.String(
+        metadata={"description": "what the model is, wherever it lies (see docs/architecture.md)"}
+    )
     dimension = fields.Integer()
     max_seq_length = fields.Integer()
     window = fields.Integer()

@@ -19,6 +19,7 @@ class KnowledgeBase(TypedDict):
     metadata: Metadata
     created_at: str
     model: str
+    model_fingerprint: str | None
     dimension: int
     chunking: str
     chunk_overlap: int
@@ -93,6 +94,7 @@ class Info(TypedDict):
     version: str
     backend: str
     model: str
+    model_fingerprint: str
     dimension: int
     max_seq_length: int
     window: int

@@ -112,10 +112,11 @@ def by_id(browser: WebDriver, id: str) -> WebElement:
     return browser.find_element(By.ID, id)
 
 
-def test_the_web_page_creates_adds_and_searches(browser, site):
+def test_the_web_page_creates_adds_and_searches(browser, site, fake_embedder):
     browser.get(site + "/")
     wait_for(browser, status_says("ready"))
-    assert "fake-model" in by_id(browser, "service-info").text
+    short = fake_embedder.fingerprint[:12]
+    assert f"fake-model ({short})" in by_id(browser, "service-info").text
     shoot(browser, "web-1-empty")
 
     fill(by_id(browser, "create-name"), "notes")
@@ -123,6 +124,7 @@ def test_the_web_page_creates_adds_and_searches(browser, site):
     by_id(browser, "create-submit").click()
     wait_for(browser, status_says("created notes"))
     assert by_id(browser, "kb-select").get_attribute("value") == "notes"
+    assert f"fake-model ({short})" in by_id(browser, "kb-list").text
 
     documents = [
         ("bread", "A man is eating a piece of bread.", '{"lang": "en"}'),

@@ -17,7 +17,7 @@ from kb_client import KBClient
 from live_server import serving
 from server import KB, server_env
 
-COMMANDS = ["serve", "download-model", "create", "list", "import", "search", "export"]
+COMMANDS = ["serve", "download-model", "create", "list", "info", "import", "search", "export"]
 
 
 @pytest.fixture
@@ -64,6 +64,20 @@ def test_create_then_list_shows_the_knowledge_base_with_its_counts(kb, client):
     client.add_document("notes", "hello there")
     code, out, _ = kb("list")
     assert code == 0 and "notes" in out and "team notes" in out and " 1 " in out
+
+
+def test_info_and_list_show_the_models_readable_name_and_fingerprint(kb, fake_embedder):
+    short = fake_embedder.fingerprint[:12]
+    code, out, _ = kb("info")
+    assert code == 0 and "model: fake-model" in out
+    assert f"model_fingerprint: {fake_embedder.fingerprint}" in out
+    code, out, _ = kb("create", "notes")
+    assert code == 0 and f"fake-model ({short})" in out
+    code, out, _ = kb("info", "--kb", "notes")
+    assert code == 0 and "name: notes" in out and "model: fake-model" in out
+    assert f"model_fingerprint: {fake_embedder.fingerprint}" in out
+    code, out, _ = kb("list")
+    assert code == 0 and short in out
 
 
 def test_a_taken_name_exits_1_with_the_services_message(kb):

@@ -13,7 +13,7 @@ from adapters.embedding.batching import CoalescingEmbedder
 from adapters.embedding.onnx_encoder import OnnxEncoder
 from adapters.embedding.sentence_transformer_encoder import SentenceTransformerEncoder
 from contracts import EmbedderContract
-from model_folder import l6_folder
+from model_folder import l6_folder, model_copy
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
 pytestmark = pytest.mark.model
@@ -85,6 +85,20 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def embedder(cache_dir):
     return CoalescingEmbedder(OnnxEncoder(l6_folder(), cache_dir=cache_dir))
+
+
+@pytest.fixture(scope="module")
+def same_model(cache_dir):
+    return CoalescingEmbedder(OnnxEncoder(l6_folder(), cache_dir=cache_dir))
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory):
+    """A max length of 128 instead of 256, run by torch (an export would take long): another
+    model, whatever the runtime."""
+    edits = {"sentence_bert_config.json": {"max_seq_length": 128}}
+    folder = model_copy(tmp_path_factory.mktemp("short") / "minilm-128", edits)
+    return CoalescingEmbedder(SentenceTransformerEncoder(str(folder)))
 
 
 class TestOnnxEmbedderContract(EmbedderContract):

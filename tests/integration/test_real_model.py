@@ -11,7 +11,7 @@ from adapters.memory.repository import InMemoryDocumentRepository
 from contracts import EmbedderContract
 from domain import KnowledgeBaseService, NewDocument, SearchRequest, by_dimension
 from domain.errors import ModelUnavailableError
-from model_folder import l6_folder
+from model_folder import l6_folder, model_copy
 
 pytestmark = pytest.mark.model
 
@@ -19,6 +19,25 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def embedder():
     return CoalescingEmbedder(SentenceTransformerEncoder(l6_folder()))
+
+
+@pytest.fixture(scope="module")
+def same_model():
+    """The same folder run by ONNX Runtime: one model whatever the runtime."""
+    pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
+    from adapters.embedding.onnx_encoder import OnnxEncoder
+
+    return CoalescingEmbedder(OnnxEncoder(l6_folder()))
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory):
+    """The same weights pooled by the [CLS] token instead of the mean: another model."""
+    cls = {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}
+    folder = model_copy(
+        tmp_path_factory.mktemp("cls") / "minilm-cls", {"1_Pooling/config.json": cls}
+    )
+    return CoalescingEmbedder(SentenceTransformerEncoder(str(folder)))
 
 
 class TestSentenceTransformerEmbedderContract(EmbedderContract):

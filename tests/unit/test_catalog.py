@@ -29,8 +29,11 @@ def catalog(embedder):
     )
 
 
-def knowledge_base(name="kb", model="fake-model"):
-    return KnowledgeBase(name, model, 8, utc_now())
+MINE = FakeEmbedder(dimension=8).fingerprint
+
+
+def knowledge_base(name="kb", model="fake-model", fingerprint=MINE):
+    return KnowledgeBase(name, model, 8, utc_now(), fingerprint=fingerprint)
 
 
 def test_a_write_holding_the_slot_of_a_re_created_knowledge_base_writes_nothing(catalog):
@@ -54,7 +57,7 @@ def test_a_write_holding_the_slot_of_a_deleted_knowledge_base_finds_it_gone(cata
 
 def test_only_a_knowledge_base_of_the_loaded_model_is_usable(catalog):
     catalog.create(knowledge_base("mine"))
-    catalog.create(knowledge_base("theirs", model="other-model"))
+    catalog.create(knowledge_base("theirs", model="other-model", fingerprint="f" * 64))
     kb, _ = catalog.usable("mine")
     assert kb.name == "mine"
     with pytest.raises(ModelMismatchError) as refused:

@@ -41,6 +41,14 @@ class TestFakeEmbedder(EmbedderContract):
     def embedder(self):
         return FakeEmbedder()
 
+    @pytest.fixture
+    def same_model(self):
+        return FakeEmbedder()
+
+    @pytest.fixture
+    def other_model(self):
+        return FakeEmbedder(window=8)
+
 
 class TestFakeJobStore(JobStoreContract):
     @pytest.fixture

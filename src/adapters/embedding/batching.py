@@ -44,6 +44,10 @@ class CoalescingEmbedder:
         return self._encoder.model_name
 
     @property
+    def fingerprint(self) -> str:
+        return self._encoder.fingerprint
+
+    @property
     def dimension(self) -> int:
         return self._encoder.dimension
 

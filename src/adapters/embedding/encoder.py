@@ -18,6 +18,10 @@ class Encoder(Protocol):
     def model_name(self) -> str: ...
 
     @property
+    def fingerprint(self) -> str:
+        """What the model is, wherever it lies: the `Embedder` port's fingerprint."""
+
+    @property
     def dimension(self) -> int: ...
 
     @property

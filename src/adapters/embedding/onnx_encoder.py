@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from adapters.embedding.onnx_cache import MODEL_FILE, TOKENIZER_FILE
+from adapters.embedding.model_fingerprint import identify
+from adapters.embedding.onnx_cache import MODEL_FILE, TOKENIZER_FILE, model_folder
 from adapters.embedding.onnx_export import (
     batch_tokenizer,
     exported,
@@ -57,11 +58,14 @@ class OnnxEncoder:
         uses one core.
         """
         ort = _onnxruntime(model)
-        self._name = model
         self.export_dir, meta = exported(model, cache_dir)
         self._dimension = int(meta["dimension"])
         self._max_seq_length = int(meta["max_seq_length"])
         self._window = int(meta["window"])
+        # From the source files, as the torch runtime computes it: the same model either way.
+        self._identity = identify(
+            model, model_folder(model), self._dimension, self._max_seq_length, cache_dir
+        )
         self._tokenizer = batch_tokenizer(self.export_dir / TOKENIZER_FILE, meta)
         self._offsets_tokenizer = offsets_tokenizer(
             Tokenizer.from_file(str(self.export_dir / TOKENIZER_FILE))
@@ -86,7 +90,11 @@ class OnnxEncoder:
 
     @property
     def model_name(self) -> str:
-        return self._name
+        return self._identity.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._identity.fingerprint
 
     @property
     def dimension(self) -> int:

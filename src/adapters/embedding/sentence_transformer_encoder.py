@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from adapters.embedding.model_fingerprint import identify
 from adapters.embedding.model_loader import resolve_model
+from adapters.embedding.onnx_cache import model_folder
 from adapters.embedding.tokens import offsets_tokenizer, token_offsets
 from domain.errors import ModelUnavailableError
 from domain.ports import Vectors
@@ -38,7 +41,6 @@ class SentenceTransformerEncoder:
                 f"cannot load embedding model KB_EMBEDDING_MODEL={model!r}: {error}"
             ) from error
         self._model.eval()
-        self._name = model
         dimension, max_seq_length = (
             self._model.get_embedding_dimension(),
             self._model.max_seq_length,
@@ -49,6 +51,9 @@ class SentenceTransformerEncoder:
                 "(no embedding dimension or max_seq_length)"
             )
         self._dimension, self._max_seq_length = int(dimension), int(max_seq_length)
+        # A hub name is in the local cache now that it loaded: the files both runtimes hash.
+        folder = Path(location) if Path(location).is_dir() else model_folder(model)
+        self._identity = identify(model, folder, self._dimension, self._max_seq_length)
         tokenizer = self._model.tokenizer
         self._window = self._max_seq_length - int(tokenizer.num_special_tokens_to_add(pair=False))
         # A private copy without truncation or padding: the model's own tokenizer changes
@@ -59,7 +64,11 @@ class SentenceTransformerEncoder:
 
     @property
     def model_name(self) -> str:
-        return self._name
+        return self._identity.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._identity.fingerprint
 
     @property
     def dimension(self) -> int:

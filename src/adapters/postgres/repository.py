@@ -60,7 +60,7 @@ class PostgresDocumentRepository:
                 with conn.transaction():  # a savepoint: the caller's transaction survives
                     conn.execute(
                         f"INSERT INTO kb_knowledge_bases ({KB_COLUMNS}) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (
                             kb.name,
                             kb.model,
@@ -70,6 +70,7 @@ class PostgresDocumentRepository:
                             Json(dict(kb.metadata)),
                             kb.chunking.value,
                             kb.chunk_overlap,
+                            kb.fingerprint,
                         ),
                     )
             except pg_errors.UniqueViolation:
@@ -103,8 +104,9 @@ class PostgresDocumentRepository:
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._db.connection() as conn:
             updated = conn.execute(
-                "UPDATE kb_knowledge_bases SET description = %s, metadata = %s WHERE name = %s",
-                (kb.description, Json(dict(kb.metadata)), kb.name),
+                "UPDATE kb_knowledge_bases SET description = %s, metadata = %s, model = %s, "
+                "fingerprint = %s WHERE name = %s",
+                (kb.description, Json(dict(kb.metadata)), kb.model, kb.fingerprint, kb.name),
             ).rowcount
         if not updated:
             raise KnowledgeBaseNotFoundError(kb.name)

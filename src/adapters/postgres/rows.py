@@ -15,7 +15,10 @@ from adapters.memory.document_records import trusted
 from domain.errors import KnowledgeBaseNotFoundError
 from domain.model import Chunk, Chunking, Document, KnowledgeBase, Span
 
-KB_COLUMNS = "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap"
+KB_COLUMNS = (
+    "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
+    "fingerprint"
+)
 DOC_COLUMNS = (
     "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, chunk_ends"
 )
@@ -82,7 +85,7 @@ def add_counts(conn: psycopg.Connection[Any], kb: str, documents: int, chunks: i
 
 
 def kb_from_row(row: Sequence[Any]) -> KnowledgeBase:
-    name, model, dimension, created_at, description, metadata, chunking, overlap = row
+    name, model, dimension, created_at, description, metadata, chunking, overlap, fingerprint = row
     return KnowledgeBase(
         name=name,
         model=model,
@@ -92,6 +95,7 @@ def kb_from_row(row: Sequence[Any]) -> KnowledgeBase:
         metadata=metadata,
         chunking=Chunking(chunking),
         chunk_overlap=overlap,
+        fingerprint=fingerprint,
     )
 
 

@@ -103,6 +103,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX kb_jobs_created ON kb_jobs (created_at);
     """,
+    # 3: what the model that made a knowledge base's vectors is; '' until one is adopted.
+    """
+    ALTER TABLE kb_knowledge_bases ADD COLUMN fingerprint text NOT NULL DEFAULT '';
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -122,7 +122,7 @@ class SqliteDocumentRepository:
                 raise KnowledgeBaseExistsError(kb.name)
             self._writes.commit(
                 lambda: self._db.execute(
-                    "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     sqlite_rows.kb_row(kb),
                 )
             )
@@ -133,8 +133,15 @@ class SqliteDocumentRepository:
             self._cache.get_knowledge_base(kb.name)
             self._writes.commit(
                 lambda: self._db.execute(
-                    "UPDATE knowledge_bases SET description = ?, metadata = ? WHERE name = ?",
-                    (kb.description, json.dumps(dict(kb.metadata)), kb.name),
+                    "UPDATE knowledge_bases SET description = ?, metadata = ?, model = ?, "
+                    "fingerprint = ? WHERE name = ?",
+                    (
+                        kb.description,
+                        json.dumps(dict(kb.metadata)),
+                        kb.model,
+                        kb.fingerprint,
+                        kb.name,
+                    ),
                 )
             )
             self._cache.update_knowledge_base(kb)

@@ -18,7 +18,7 @@ from domain.model import Chunking, Document, KnowledgeBase
 def kb_row(kb: KnowledgeBase) -> tuple[Any, ...]:
     return (
         kb.name, kb.model, kb.dimension, kb.created_at.isoformat(), kb.description,
-        json.dumps(dict(kb.metadata)), kb.chunking.value, kb.chunk_overlap,
+        json.dumps(dict(kb.metadata)), kb.chunking.value, kb.chunk_overlap, kb.fingerprint,
     )  # fmt: skip
 
 
@@ -32,6 +32,7 @@ def kb_from_row(row: sqlite3.Row) -> KnowledgeBase:
         metadata=json.loads(row["metadata"]),
         chunking=Chunking(row["chunking"]),
         chunk_overlap=row["chunk_overlap"],
+        fingerprint=row["fingerprint"],
     )
 
 

@@ -76,6 +76,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_by_created ON jobs(created_at);
     """,
+    # What the model that made a knowledge base's vectors is; '' until one is adopted.
+    """
+    ALTER TABLE knowledge_bases ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

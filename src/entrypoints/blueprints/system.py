@@ -54,6 +54,7 @@ class Info(MethodView):
             "version": VERSION,
             "backend": settings.backend,
             "model": embedder.model_name,
+            "model_fingerprint": embedder.fingerprint,
             "dimension": embedder.dimension,
             "max_seq_length": embedder.max_seq_length,
             "window": embedder.window,

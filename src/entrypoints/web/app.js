@@ -73,7 +73,7 @@ async function refresh(select) {
   rows.replaceChildren();
   if (!kbs.length) {
     const cell = element("td", "none yet: create one below", "muted");
-    cell.colSpan = 4;
+    cell.colSpan = 5;
     const row = element("tr");
     row.append(cell);
     rows.append(row);
@@ -84,12 +84,19 @@ async function refresh(select) {
     const row = element("tr");
     row.dataset.name = kb.name;
     row.append(element("td", kb.name), element("td", String(kb.document_count)),
-      element("td", String(kb.chunk_count)), element("td", kb.description));
+      element("td", String(kb.chunk_count)), modelCell(kb), element("td", kb.description));
     row.addEventListener("click", () => { $("kb-select").value = kb.name; markSelected(); });
     rows.append(row);
   }
   if (kbs.some((kb) => kb.name === current)) $("kb-select").value = current;
   markSelected();
+}
+
+function modelCell(kb) {
+  const print = kb.model_fingerprint ? kb.model_fingerprint.slice(0, 12) : "no fingerprint yet";
+  const cell = element("td", `${kb.model} (${print})`);
+  cell.title = kb.model_fingerprint || "recorded before fingerprints";
+  return cell;
 }
 
 function markSelected() {
@@ -196,7 +203,8 @@ async function start() {
 
 async function loadEverything() {
   const info = await api("GET", "/v1/info");
-  $("service-info").textContent = `${info.model} · ${info.backend} backend · v${info.version}`;
+  $("service-info").textContent = `${info.model} (${info.model_fingerprint.slice(0, 12)}) · `
+    + `${info.backend} backend · v${info.version}`;
   await refresh();
   say("ready");
 }
