@@ -45,6 +45,14 @@ class TestCoalescingEmbedder(EmbedderContract):
     def embedder(self):
         return CoalescingEmbedder(FakeEncoder(), batch_size=4)
 
+    @pytest.fixture
+    def same_model(self):
+        return CoalescingEmbedder(FakeEncoder(), batch_size=8)
+
+    @pytest.fixture
+    def other_model(self):
+        return CoalescingEmbedder(FakeEncoder(window=8), batch_size=4)
+
 
 class TestInMemoryJobStore(JobStoreContract):
     @pytest.fixture
