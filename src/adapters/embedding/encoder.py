@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from adapters.embedding.model_fingerprint import ModelIdentity
 from domain.ports import Vectors
 
 
@@ -45,3 +46,32 @@ class Encoder(Protocol):
 
     def release_memory(self) -> None:
         """Give back the working memory of the calls just run; called while none runs."""
+
+
+class LoadedModel:
+    """What every encoder says about the model it loaded, from what its constructor set."""
+
+    _identity: ModelIdentity
+    _dimension: int
+    _max_seq_length: int
+    _window: int
+
+    @property
+    def model_name(self) -> str:
+        return self._identity.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._identity.fingerprint
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._max_seq_length
+
+    @property
+    def window(self) -> int:
+        return self._window

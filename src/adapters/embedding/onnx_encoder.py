@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from adapters.embedding.encoder import LoadedModel
 from adapters.embedding.model_fingerprint import identify
 from adapters.embedding.onnx_cache import MODEL_FILE, TOKENIZER_FILE, model_folder
 from adapters.embedding.onnx_export import (
@@ -36,7 +37,7 @@ SHRINK_AFTER = 1024
 CALL_OVERHEAD = 6
 
 
-class OnnxEncoder:
+class OnnxEncoder(LoadedModel):
     """Encodes with an ONNX export of a sentence-transformers model; rows are L2-normalised."""
 
     call_overhead = CALL_OVERHEAD
@@ -87,26 +88,6 @@ class OnnxEncoder:
         self._shrink.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
         self._tiny_feeds = feeds(self._inputs, self._tokenizer.encode_batch([""]))
         self._grown = False  # a large call ran since the arena was last shrunk
-
-    @property
-    def model_name(self) -> str:
-        return self._identity.name
-
-    @property
-    def fingerprint(self) -> str:
-        return self._identity.fingerprint
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def max_seq_length(self) -> int:
-        return self._max_seq_length
-
-    @property
-    def window(self) -> int:
-        return self._window
 
     @property
     def concurrent_calls(self) -> int:

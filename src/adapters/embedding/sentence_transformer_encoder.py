@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from adapters.embedding.encoder import LoadedModel
 from adapters.embedding.model_fingerprint import identify
 from adapters.embedding.model_loader import resolve_model
 from adapters.embedding.onnx_cache import model_folder
@@ -22,7 +23,7 @@ from domain.ports import Vectors
 CALL_OVERHEAD = 48
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(LoadedModel):
     """Encodes with sentence-transformers on the CPU; vectors are L2-normalised float32."""
 
     call_overhead = CALL_OVERHEAD
@@ -61,26 +62,6 @@ class SentenceTransformerEncoder:
         self._offsets_tokenizer = offsets_tokenizer(
             Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         )
-
-    @property
-    def model_name(self) -> str:
-        return self._identity.name
-
-    @property
-    def fingerprint(self) -> str:
-        return self._identity.fingerprint
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def max_seq_length(self) -> int:
-        return self._max_seq_length
-
-    @property
-    def window(self) -> int:
-        return self._window
 
     def encode(self, texts: list[str]) -> Vectors:
         # One call at a time (`concurrent_calls`): the model's tokenizer changes its
