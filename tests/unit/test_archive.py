@@ -15,7 +15,7 @@ import pytest
 
 from domain.archive import MEMBERS, ArchiveHeader
 from domain.archive_reader import read_archive
-from domain.archive_writer import write_archive
+from domain.archive_writer import spool_archive, write_archive
 from domain.errors import ArchiveInvalidError
 from domain.model import Chunk, Document, KnowledgeBase, Span
 from entrypoints.errors import STATUS_OF
@@ -59,9 +59,10 @@ def entry(doc_id, chunks, seed=0, dimension=DIMENSION):
 ENTRIES = [entry("a", 2, 1), entry("b/c", 1, 2), entry("d", 3, 3)]
 
 
-def archive(entries=ENTRIES, kb=None, fingerprint="sha256:abc"):
+def archive(entries=ENTRIES, kb=None, fingerprint="sha256:abc", exported_at=None):
     out = io.BytesIO()
-    header = ArchiveHeader(kb or knowledge_base(), fingerprint, CREATED + timedelta(days=9))
+    exported_at = exported_at or CREATED + timedelta(days=9)
+    header = ArchiveHeader(kb or knowledge_base(), fingerprint, exported_at)
     write_archive(header, iter(entries), out)
     return out.getvalue()
 
@@ -185,6 +186,16 @@ def test_a_user_opens_it_with_tarfile_json_numpy_and_sha256sum():
         digest, name = line.split("  ")
         assert hashlib.sha256(parts[name]).hexdigest() == digest
     assert manifest["sha256"]["vectors.npy"] == hashlib.sha256(parts["vectors.npy"]).hexdigest()
+
+
+def test_a_spooled_archive_knows_its_size_before_it_streams():
+    header = ArchiveHeader(knowledge_base(), "", CREATED)
+    with spool_archive(header, iter(ENTRIES)) as spooled:
+        size = spooled.size
+        assert spooled.manifest.chunk_count == 6
+        data = b"".join(spooled.blocks())
+    assert len(data) == size
+    assert data == archive(fingerprint="", exported_at=CREATED)
 
 
 def test_fifty_thousand_chunks_stream_through_a_pipe_in_bounded_memory(tmp_path):
