@@ -82,7 +82,7 @@ def encode_manifest(manifest: ArchiveManifest) -> bytes:
 
 def decode_manifest(data: bytes) -> ArchiveManifest:
     """The manifest in `data`, or ArchiveInvalidError saying which field is wrong and how."""
-    body = _json_object(data, MANIFEST, "the manifest")
+    body = _json_object(data, MANIFEST, MANIFEST)
     if body.get("format") != FORMAT:
         raise ArchiveInvalidError(
             f"{MANIFEST}: format is {body.get('format')!r}, not {FORMAT!r}: this is not a "

@@ -1,9 +1,11 @@
 """The kb-archive format: round trips, plain tools can open it, every kind of damage is named."""
 
+import bz2
 import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import tarfile
 import threading
@@ -157,9 +159,10 @@ def test_unicode_ids_and_texts_round_trip():
     assert [d.id for d, _ in read_all(raw)[1]] == ids
 
 
-def test_a_gzipped_archive_reads_like_the_plain_one():
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_a_compressed_archive_reads_like_the_plain_one(compress):
     raw = archive()
-    manifest, entries = read_all(gzip.compress(raw))
+    manifest, entries = read_all(compress(raw))
     assert manifest == read_all(raw)[0]
     assert [d for d, _ in entries] == [d for d, _ in read_all(raw)[1]]
     assert np.vstack([v for _, v in entries]).tobytes() == members(raw)["vectors.npy"][-96:]
@@ -297,6 +300,12 @@ def test_a_truncated_archive_is_cut_short(cut):
 )
 def test_a_foreign_file_is_not_an_archive(data, expected):
     assert expected in refusal(data)
+
+
+def test_a_manifest_that_is_not_json_is_refused():
+    parts = members(archive())
+    parts["manifest.json"] = parts["manifest.json"][:-30]
+    assert refusal(tar_of(parts.items())).startswith("manifest.json is not valid JSON: ")
 
 
 def test_another_format_name_is_refused():
