@@ -223,7 +223,8 @@ def _next(tar: tarfile.TarFile, name: str) -> tarfile.TarInfo:
     member = tar.next()
     if member is None:
         raise ArchiveInvalidError(f"the archive ends before {name}: it is cut short")
-    if member.name != name:
+    # `tar -cf` of the unpacked members, named as ./manifest.json and so on, reads the same.
+    if member.name.removeprefix("./") != name:
         foreign = ": this is not a knowledge base archive" if name == MANIFEST else ""
         raise ArchiveInvalidError(
             f"expected member {name!r} but found {member.name!r}{foreign}", member=name

@@ -191,6 +191,20 @@ def test_a_user_opens_it_with_tarfile_json_numpy_and_sha256sum():
     assert manifest["sha256"]["vectors.npy"] == hashlib.sha256(parts["vectors.npy"]).hexdigest()
 
 
+def test_an_archive_unpacked_and_packed_again_by_hand_reads_the_same(tmp_path):
+    raw = archive()
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        tar.extractall(tmp_path, filter="data")
+    repacked = io.BytesIO()
+    with tarfile.open(fileobj=repacked, mode="w:gz") as tar:  # `tar -czf x.kbar ./manifest.json …`
+        for name in MEMBERS:
+            tar.add(tmp_path / name, arcname=f"./{name}")
+    manifest, entries = read_all(repacked.getvalue())
+    original, original_entries = read_all(raw)
+    assert manifest == original
+    assert [d for d, _ in entries] == [d for d, _ in original_entries]
+
+
 def test_a_spooled_archive_knows_its_size_before_it_streams():
     header = ArchiveHeader(knowledge_base(), "", CREATED)
     with spool_archive(header, iter(ENTRIES)) as spooled:
