@@ -38,9 +38,9 @@ class ArchiveExporter:
         validate_name(kb_name)
         while True:
             slot = self._catalog.slot(kb_name)
-            # Writes wait while the data is spooled (searches go on), so every document is
-            # whole and the counts agree; a shared store's other processes are held off by the
-            # snapshot. The lock is free again before the first byte is sent.
+            # Writes wait while the data is spooled, so every document is whole and the counts
+            # agree (a queued write holds new searches back too); a shared store's other
+            # processes are held off by the snapshot. The lock is free before the first byte.
             with slot.lock.reading(), self._snapshot():
                 if not self._catalog.is_live(kb_name, slot):
                     continue  # deleted (and maybe re-created) since: take the live one
