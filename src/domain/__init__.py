@@ -1,6 +1,10 @@
 """kb-service's domain core: import this to embed knowledge bases in another Python program."""
 
+from domain.archive import ArchiveHeader, ArchiveManifest
+from domain.archive_reader import read_archive
+from domain.archive_writer import write_archive
 from domain.errors import (
+    ArchiveInvalidError,
     ConflictError,
     DocumentExistsError,
     DocumentNotFoundError,
@@ -43,6 +47,9 @@ from domain.search_request import SearchRequest
 from domain.services import KnowledgeBaseInfo, KnowledgeBaseService
 
 __all__ = [
+    "ArchiveHeader",
+    "ArchiveInvalidError",
+    "ArchiveManifest",
     "Chunk",
     "Chunking",
     "ConflictError",
@@ -83,4 +90,6 @@ __all__ = [
     "VectorIndex",
     "VectorIndexFactory",
     "by_dimension",
+    "read_archive",
+    "write_archive",
 ]

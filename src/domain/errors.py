@@ -100,6 +100,17 @@ class InvalidInputError(DomainError):
     """A value breaks a domain rule (bad name, empty text, bad metadata, ...)."""
 
 
+class ArchiveInvalidError(DomainError):
+    """An archive cannot be restored: corrupt, cut short, foreign or inconsistent.
+
+    The message names the member (and line or row) at fault and what is wrong with it.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        super().__init__(message, errors={member or "archive": [message]})
+        self.member = member
+
+
 class ModelUnavailableError(DomainError):
     """The embedding model cannot be loaded (not cached and not downloadable, or a bad path)."""
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
+from domain.archive_writer import SpooledArchive
+from domain.archives import ArchiveExporter
 from domain.catalog import Catalog, WriteContext
 from domain.documents import DocumentReader, DocumentWriter, new_document_id
 from domain.keywords import NoKeywordIndex
@@ -63,6 +65,7 @@ class KnowledgeBaseService:
         self._writer = DocumentWriter(context, repository)
         self._reader = DocumentReader(repository)
         self._ranker = Ranker(catalog, repository, embedder, snapshot)
+        self._exporter = ArchiveExporter(catalog, repository, clock, snapshot)
 
     def load(self) -> int:
         """Build every knowledge base's index from the repository; return how many."""
@@ -155,6 +158,16 @@ class KnowledgeBaseService:
         what would go.
         """
         return self._writer.delete(kb_name, document_ids, filter, dry_run)
+
+    # Archives
+
+    def export_archive(self, kb_name: str, spool_dir: str | None = None) -> SpooledArchive:
+        """A kb-archive of the knowledge base as it is now: documents, chunk spans, vectors.
+
+        Its data is spooled (in `spool_dir` past a megabyte) while writes to the knowledge base
+        wait; then stream `.blocks()` (which closes it at the end), `.size` bytes in all.
+        """
+        return self._exporter.export(kb_name, spool_dir=spool_dir)
 
     # Search
 

@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from domain.errors import (
+    ArchiveInvalidError,
     ConflictError,
     DomainError,
     InvalidInputError,
@@ -27,6 +28,8 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidInputError, 422),
+    # A corrupt, cut short or foreign archive: the client sent something that cannot be restored.
+    (ArchiveInvalidError, 422),
     (ModelUnavailableError, 503),
     # The disk is full: retrying will not help until someone frees space (it is not the client).
     (StorageFullError, 507),
