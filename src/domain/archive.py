@@ -31,8 +31,7 @@ SPOOL_IN_MEMORY = 1 << 20
 class ArchiveHeader:
     """What a writer is told about the knowledge base it archives (the counts it finds itself)."""
 
-    knowledge_base: KnowledgeBase
-    model_fingerprint: str = ""
+    knowledge_base: KnowledgeBase  # its model's fingerprint included
     exported_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -71,7 +70,7 @@ def encode_manifest(manifest: ArchiveManifest) -> bytes:
         },
         "model": {
             "name": kb.model,
-            "fingerprint": manifest.header.model_fingerprint,
+            "fingerprint": kb.fingerprint,
             "dimension": kb.dimension,
         },
         "counts": {"documents": manifest.document_count, "chunks": manifest.chunk_count},
@@ -108,6 +107,7 @@ def decode_manifest(data: bytes) -> ArchiveManifest:
             metadata=_get(kb, "metadata", dict, parent="knowledge_base."),
             chunking=_get(kb, "chunking", str, parent="knowledge_base."),
             chunk_overlap=_get(kb, "chunk_overlap", int, parent="knowledge_base."),
+            fingerprint=_get(model, "fingerprint", str, parent="model."),
         )
     except ArchiveInvalidError:
         raise
@@ -115,11 +115,7 @@ def decode_manifest(data: bytes) -> ArchiveManifest:
         raise ArchiveInvalidError(
             f"{MANIFEST}: invalid knowledge base: {_reason(error)}", member=MANIFEST
         ) from None
-    header = ArchiveHeader(
-        knowledge_base,
-        _get(model, "fingerprint", str, parent="model."),
-        _timestamp(_get(body, "exported_at", str)),
-    )
+    header = ArchiveHeader(knowledge_base, _timestamp(_get(body, "exported_at", str)))
     checksums = {m: _get(sha256, m, str, parent="sha256.") for m in (DOCUMENTS, VECTORS)}
     documents = _get(counts, "documents", int, parent="counts.")
     chunks = _get(counts, "chunks", int, parent="counts.")

@@ -43,7 +43,7 @@ class ArchiveExporter:
                 if not self._catalog.is_live(kb_name, slot):
                     continue  # deleted (and maybe re-created) since: take the live one
                 kb = self._repository.get_knowledge_base(kb_name)
-                header = ArchiveHeader(kb, kb.fingerprint, self._clock())
+                header = ArchiveHeader(kb, self._clock())
                 return spool_archive(header, self._entries(kb_name, slot), spool_dir)
 
     def _entries(self, kb_name: str, slot: Slot) -> Iterator[tuple[Document, Vectors]]:

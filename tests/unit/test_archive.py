@@ -26,7 +26,7 @@ CREATED = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 DIMENSION = 4
 
 
-def knowledge_base(dimension=DIMENSION):
+def knowledge_base(dimension=DIMENSION, fingerprint="sha256:abc"):
     return KnowledgeBase(
         "notes",
         "all-MiniLM-L6-v2",
@@ -36,6 +36,7 @@ def knowledge_base(dimension=DIMENSION):
         metadata={"team": "search", "tags": ["a", 1, 2.5, True]},
         chunking="truncate",
         chunk_overlap=3,
+        fingerprint=fingerprint,
     )
 
 
@@ -61,10 +62,10 @@ def entry(doc_id, chunks, seed=0, dimension=DIMENSION):
 ENTRIES = [entry("a", 2, 1), entry("b/c", 1, 2), entry("d", 3, 3)]
 
 
-def archive(entries=ENTRIES, kb=None, fingerprint="sha256:abc", exported_at=None):
+def archive(entries=ENTRIES, kb=None, exported_at=None):
     out = io.BytesIO()
     exported_at = exported_at or CREATED + timedelta(days=9)
-    header = ArchiveHeader(kb or knowledge_base(), fingerprint, exported_at)
+    header = ArchiveHeader(kb or knowledge_base(), exported_at)
     write_archive(header, iter(entries), out)
     return out.getvalue()
 
@@ -126,7 +127,7 @@ def refusal(raw):
 def test_a_round_trip_keeps_documents_metadata_timestamps_spans_and_vectors_bit_exact():
     manifest, entries = read_all(archive())
     assert manifest.knowledge_base == knowledge_base()
-    assert manifest.header.model_fingerprint == "sha256:abc"
+    assert manifest.knowledge_base.fingerprint == "sha256:abc"
     assert manifest.header.exported_at == CREATED + timedelta(days=9)
     assert (manifest.document_count, manifest.chunk_count) == (3, 6)
     assert len(entries) == len(ENTRIES)
@@ -206,13 +207,13 @@ def test_an_archive_unpacked_and_packed_again_by_hand_reads_the_same(tmp_path):
 
 
 def test_a_spooled_archive_knows_its_size_before_it_streams():
-    header = ArchiveHeader(knowledge_base(), "", CREATED)
+    header = ArchiveHeader(knowledge_base(), CREATED)
     with spool_archive(header, iter(ENTRIES)) as spooled:
         size = spooled.size
         assert spooled.manifest.chunk_count == 6
         data = b"".join(spooled.blocks())
     assert len(data) == size
-    assert data == archive(fingerprint="", exported_at=CREATED)
+    assert data == archive(exported_at=CREATED)
 
 
 def test_fifty_thousand_chunks_stream_through_a_pipe_in_bounded_memory(tmp_path):
