@@ -48,11 +48,11 @@ def small_disk(request, tmp_path):
 def fill(disk: Path, leave: int) -> Path:
     """Fill the disk with a file, then give `leave` bytes back."""
     filler = disk / "filler"
-    with filler.open("wb") as file:
+    # Unbuffered: a buffered file would keep the bytes that did not fit and fail again on close.
+    with filler.open("wb", buffering=0) as file:
         try:
             while True:
                 file.write(b"\0" * 65536)
-                file.flush()
         except OSError:
             pass
     os.truncate(filler, filler.stat().st_size - leave)
