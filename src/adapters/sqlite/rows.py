@@ -15,6 +15,12 @@ from domain.errors import StorageError
 from domain.model import Chunking, Document, KnowledgeBase
 
 
+KB_COLUMNS = (
+    "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
+    "fingerprint"
+)
+
+
 def kb_row(kb: KnowledgeBase) -> tuple[Any, ...]:
     return (
         kb.name, kb.model, kb.dimension, kb.created_at.isoformat(), kb.description,
