@@ -13,7 +13,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from domain.errors import DomainError, JobFinishedError, StorageUnavailableError
+from domain.errors import (
+    DomainError,
+    JobFinishedError,
+    JobNotFoundError,
+    StorageUnavailableError,
+)
 from domain.jobs import RESTART_REASON, Job, JobCancelledError, JobHandle, JobStatus, JobStore
 from domain.ports import Clock, utc_now
 
@@ -56,6 +61,10 @@ class _Run:
         return stored
 
     # JobHandle, for the work
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
 
     def report(self, done: int, total: int | None = None) -> None:
         with self._lock:
@@ -155,6 +164,13 @@ class Jobs:
         if run is not None and not job.finished:  # ours: its progress not yet written is news
             job = replace(job, done=run.job.done, total=run.job.total)
         return job
+
+    def unfinished(self, job_id: str) -> bool:
+        """Whether job `job_id` is queued or running still (False for an unknown id)."""
+        try:
+            return not self.get(job_id).finished
+        except JobNotFoundError:
+            return False
 
     def list(self, limit: int = 100) -> list[Job]:
         """The `limit` most recent jobs, newest first."""
