@@ -14,7 +14,6 @@ from typing import Any
 from domain.errors import StorageError
 from domain.model import Chunking, Document, KnowledgeBase
 
-
 KB_COLUMNS = (
     "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
     "fingerprint"
