@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,12 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from dependency_injector import providers
 from flask import Flask
 from flask.testing import FlaskClient
 
 from domain import read_archive
+from domain.restores import RESTORE_BATCH
 from entrypoints.app import close_app, create_app
-from fakes import FakeEmbedder
+from fakes import FakeEmbedder, FakeVectorIndex
 
 LONG = " ".join(f"word{i}" for i in range(40))  # several chunks with the fake model's window
 TOPICS = ["alpha", "beta", "gamma", "delta"]
@@ -372,3 +375,81 @@ def test_a_read_only_key_backs_up_but_cannot_restore(make_app, expect_error):
     )
     expect_error(refused, 403)
     expect_error(client.get("/v1/knowledge-bases/kb/archive"), 401)
+
+
+class GatedIndex(FakeVectorIndex):
+    """Holds a restore's first large batch until the test opens the gate."""
+
+    entered = threading.Event()
+    gate = threading.Event()
+
+    def add(self, labels, vectors):
+        if len(labels) >= RESTORE_BATCH:
+            GatedIndex.entered.set()
+            GatedIndex.gate.wait(10)
+        super().add(labels, vectors)
+
+
+def test_cancelling_a_restore_mid_way_leaves_nothing(make_container, expect_error):
+    container = make_container()
+    container.index_factory.override(providers.Object(lambda kb: GatedIndex(kb.dimension)))
+    GatedIndex.gate.set()  # open while the original is written
+    with serving(lambda: container) as client:
+        assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+        short = [{"id": f"s{i:04d}", "text": f"short text {i}"} for i in range(3 * RESTORE_BATCH)]
+        for start in range(0, len(short), 500):
+            body = {"documents": short[start : start + 500]}
+            assert client.post("/v1/knowledge-bases/kb/documents", json=body).status_code == 201
+        archive = backup(client, "kb")
+        GatedIndex.entered.clear()
+        GatedIndex.gate.clear()
+        response = post_archive(client, "copy", archive)
+        assert response.status_code == 202
+        assert GatedIndex.entered.wait(10)  # the restore is writing its first batch
+        cancelled = client.delete(response.headers["Location"])
+        assert cancelled.status_code == 202 and cancelled.get_json()["cancel_requested"]
+        GatedIndex.gate.set()
+        job = finished(client, response.headers["Location"])
+        assert job["status"] == "cancelled"
+        assert 0 < job["done"] < job["total"]
+        nothing_left(client.application, client, "copy")
+
+
+@pytest.mark.both_backends
+def test_a_backup_while_eight_clients_write_is_one_whole_state(app, client, backend):
+    assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+    stop, written = threading.Event(), []
+
+    def write(worker: int) -> None:
+        own = app.test_client()
+        number = 0
+        while not stop.is_set():
+            doc_id = f"w{worker}-{number:04d}"
+            body = {"documents": [{"id": doc_id, "text": f"{LONG} {doc_id}"}]}
+            assert own.post("/v1/knowledge-bases/kb/documents", json=body).status_code == 201
+            if number % 3 == 2:  # deletes too, so counts move both ways
+                own.delete(f"/v1/knowledge-bases/kb/documents/w{worker}-{number - 1:04d}")
+            written.append(doc_id)
+            number += 1
+
+    writers = [threading.Thread(target=write, args=(worker,)) for worker in range(8)]
+    for writer in writers:
+        writer.start()
+    try:
+        while len(written) < 16:
+            time.sleep(0.01)
+        archives, before = [], len(written)
+        while len(archives) < 3 or len(written) < before + 16:
+            archives.append(contents(backup(client, "kb")))
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    sizes = set()
+    for manifest, entries in archives:  # the reader checked every checksum and count too
+        assert manifest.document_count == len(entries)
+        assert manifest.chunk_count == sum(len(d.chunks) for d, _ in entries)
+        for document, vectors in entries:
+            assert len(vectors) == len(document.chunks) > 1  # every document whole
+        sizes.add(len(entries))
+    assert len(sizes) > 1  # the backups were taken while the writes went on
