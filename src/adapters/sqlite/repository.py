@@ -230,7 +230,8 @@ class SqliteDocumentRepository:
             count = self._cache.stats(kb).chunk_count
             dimension = self._cache.get_knowledge_base(kb).dimension
             # Most of the file: a scan in rowid order beats an index walk (see `scans`).
-            total = sum(self._cache.stats(other).chunk_count for other in self._names())
+            published = self._cache.list_knowledge_bases(sys.maxsize)
+            total = sum(self._cache.stats(other.name).chunk_count for other in published)
             labels, vectors = scans.vectors(self._db, kb, count, dimension, count * 2 > total)
         release_free_memory()
         return labels, vectors
