@@ -453,3 +453,15 @@ def test_a_backup_while_eight_clients_write_is_one_whole_state(app, client, back
             assert len(vectors) == len(document.chunks) > 1  # every document whole
         sizes.add(len(entries))
     assert len(sizes) > 1  # the backups were taken while the writes went on
+
+
+def test_an_unknown_knowledge_base_has_no_archive(client, expect_error):
+    expect_error(client.get("/v1/knowledge-bases/nope/archive"), 404)
+
+
+def test_a_restore_counts_against_the_knowledge_base_cap(make_app, expect_error):
+    client = make_app(max_knowledge_bases=1).test_client()
+    assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
+    body = expect_error(post_archive(client, "copy", backup(client, "kb")), 409)
+    assert "KB_MAX_KNOWLEDGE_BASES" in body["message"]
+    nothing_left(client.application, client, "copy")

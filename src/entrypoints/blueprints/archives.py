@@ -15,6 +15,7 @@ from marshmallow import Schema, fields
 
 from domain.job_runner import Jobs
 from domain.jobs import Job, JobHandle
+from domain.limits import Limits
 from domain.restores import RESTORE_JOB
 from domain.services import KnowledgeBaseService
 from entrypoints.auth import reads, writes
@@ -88,8 +89,9 @@ class KnowledgeBaseArchive(MethodView):
     @blp.arguments(RestoreArgsSchema(), location="query")
     @blp.doc(requestBody={"required": True, "content": {ARCHIVE_TYPE: BINARY}})
     @blp.response(202, JobSchema, headers=LOCATION)
-    @blp.alt_response(409, response="DEFAULT_ERROR", description="The name is taken, or the "
-                      "archive is another model's and reembed is false.")  # fmt: skip
+    @blp.alt_response(409, response="DEFAULT_ERROR", description="The name is taken, the "
+                      "archive is another model's and reembed is false, or "
+                      "KB_MAX_KNOWLEDGE_BASES are there.")  # fmt: skip
     @blp.alt_response(413, response="DEFAULT_ERROR", description="Over KB_MAX_ARCHIVE_BYTES.")
     @blp.alt_response(415, response="DEFAULT_ERROR", description="The body is not an archive.")
     @blp.alt_response(422, response="DEFAULT_ERROR", description="The archive's manifest is "
@@ -102,6 +104,7 @@ class KnowledgeBaseArchive(MethodView):
         service: KnowledgeBaseService = Provide[Container.service],
         jobs: Jobs = Provide[Container.jobs],
         settings: Settings = Provide[Container.settings],
+        limits: Limits = Provide[Container.limits],
     ) -> tuple[Job, int, dict[str, Any]]:
         """Restore a knowledge base from a kb-archive (the raw request body)
 
@@ -117,6 +120,7 @@ class KnowledgeBaseArchive(MethodView):
         """
         # A restore a stopped process (or worker) left behind must not hold the name.
         service.discard_abandoned_restores(jobs.unfinished)
+        limits.check_room(service.count_knowledge_bases())  # a restore creates one too
         upload = _spool_upload(settings)
         try:
             with open(upload, "rb") as archive:
