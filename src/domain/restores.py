@@ -91,15 +91,20 @@ class ArchiveRestorer:
                 removed.append(name)
         return removed
 
-    def _plan(self, name: str, manifest: ArchiveManifest, reembed: bool) -> KnowledgeBase:
-        """The knowledge base to create, or why not."""
+    def check_name_free(self, name: str) -> None:
+        """KnowledgeBaseExistsError if `name` is taken, by a restore under way too."""
         validate_name(name)
+        building = dict(self._knowledge_bases.unpublished_knowledge_bases())
         try:
             self._knowledge_bases.get_knowledge_base(name)
         except KnowledgeBaseNotFoundError:
-            pass
-        else:
-            raise KnowledgeBaseExistsError(name)
+            if name not in building:
+                return
+        raise KnowledgeBaseExistsError(name)
+
+    def _plan(self, name: str, manifest: ArchiveManifest, reembed: bool) -> KnowledgeBase:
+        """The knowledge base to create, or why not."""
+        self.check_name_free(name)
         archived, loaded = manifest.knowledge_base, self._embedder
         same = (
             bool(archived.fingerprint)

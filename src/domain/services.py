@@ -181,6 +181,11 @@ class KnowledgeBaseService:
         model's archive needs `reembed`). Reads only the archive's first member."""
         return self._restorer.inspect(kb_name, stream, reembed)
 
+    def check_name_free(self, kb_name: str) -> None:
+        """KnowledgeBaseExistsError if a knowledge base `kb_name` exists (or is being restored);
+        InvalidInputError for a name no knowledge base can have."""
+        self._restorer.check_name_free(kb_name)
+
     def restore_archive(
         self,
         kb_name: str,

@@ -406,6 +406,8 @@ def test_cancelling_a_restore_mid_way_leaves_nothing(make_container, expect_erro
         response = post_archive(client, "copy", archive)
         assert response.status_code == 202
         assert GatedIndex.entered.wait(10)  # the restore is writing its first batch
+        expect_error(post_archive(client, "copy", archive), 409)  # its name is taken meanwhile
+        assert client.get("/v1/knowledge-bases/copy").status_code == 404  # yet unseen
         cancelled = client.delete(response.headers["Location"])
         assert cancelled.status_code == 202 and cancelled.get_json()["cancel_requested"]
         GatedIndex.gate.set()

@@ -13,7 +13,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields
 
-from domain.job_runner import Jobs
+from domain.job_runner import Jobs, Work
 from domain.jobs import Job, JobHandle
 from domain.limits import Limits
 from domain.restores import RESTORE_JOB
@@ -121,6 +121,7 @@ class KnowledgeBaseArchive(MethodView):
         # A restore a stopped process (or worker) left behind must not hold the name.
         service.discard_abandoned_restores(jobs.unfinished)
         limits.check_room(service.count_knowledge_bases())  # a restore creates one too
+        service.check_name_free(kb)  # before a large upload is read at all
         upload = _spool_upload(settings)
         try:
             with open(upload, "rb") as archive:
@@ -139,7 +140,9 @@ class KnowledgeBaseArchive(MethodView):
 
 def _restore(
     service: KnowledgeBaseService, kb: str, upload: str, reembed: bool, spool_dir: str | None
-) -> Any:
+) -> Work:
+    """The job's work: restore from the uploaded file, then remove it, however it ends."""
+
     def work(handle: JobHandle) -> None:
         try:
             with open(upload, "rb") as archive:
