@@ -37,8 +37,9 @@ class ArchiveExporter:
         while True:
             slot = self._catalog.slot(kb_name)
             # Writes wait while the data is spooled, so every document is whole and the counts
-            # agree (a queued write holds new searches back too); a shared store's other
-            # processes are held off by the snapshot. The lock is free before the first byte.
+            # agree (new searches wait behind a queued write, then go first); a shared store's
+            # other processes are held off by the snapshot. The lock is free before the first
+            # byte. The lock is phase-fair: back-to-back writes cannot hold an export off.
             with slot.lock.reading(), self._snapshot():
                 if not self._catalog.is_live(kb_name, slot):
                     continue  # deleted (and maybe re-created) since: take the live one
