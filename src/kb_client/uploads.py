@@ -14,28 +14,24 @@ Progress = Callable[[int, int | None], None]
 """`on_progress(bytes_so_far, total_bytes_or_None)`."""
 
 Source = str | os.PathLike[str] | bytes | IO[bytes] | Iterable[bytes]
-BLOCK = 1 << 20
+BLOCK = 256 * 1024
 
 
 class BodyStream:
-    """What `requests` sends: a file-like object urllib3 reads block by block.
+    """What `requests` sends: an iterable of blocks, counted as urllib3 takes them.
 
-    It has no length, so requests sends it chunked; `SizedBodyStream` has one, so it goes
-    with a `Content-Length` (requests reads `len()` and urllib3 then sends the bytes as they are).
+    It has no length, so requests sends it chunked; a `SizedBodyStream` has one, so it goes
+    with a `Content-Length` (requests reads `len()`; urllib3 then sends the blocks as they are).
     """
 
-    def __init__(self, read: Callable[[int], bytes], upload: Upload) -> None:
-        self._read = read
+    def __init__(self, blocks: Iterator[bytes], upload: Upload) -> None:
+        self._blocks = blocks
         self._upload = upload
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._read(BLOCK if size is None or size < 0 else size)
-        self._upload.count(len(data))
-        return data
-
     def __iter__(self) -> Iterator[bytes]:
-        while data := self.read(BLOCK):
-            yield data
+        for block in self._blocks:
+            self._upload.count(len(block))
+            yield block
 
 
 class SizedBodyStream(BodyStream):
@@ -53,13 +49,13 @@ class Upload:
 
     def __init__(
         self,
-        open_reader: Callable[[], Callable[[int], bytes]],
+        open_blocks: Callable[[], Iterator[bytes]],
         size: int | None,
         *,
         repeatable: bool,
         on_progress: Progress | None = None,
     ) -> None:
-        self._open_reader = open_reader
+        self._open_blocks = open_blocks
         self.size = size
         self.repeatable = repeatable
         self.on_progress = on_progress
@@ -72,7 +68,7 @@ class Upload:
             raise RuntimeError("this upload's bytes were already sent; it cannot be sent again")
         self.sent = 0
         kind = BodyStream if self.size is None else SizedBodyStream
-        return kind(self._open_reader(), self)
+        return kind(self._open_blocks(), self)
 
     def may_resend(self) -> bool:
         """True when another attempt would send the same bytes from their start."""
@@ -105,20 +101,20 @@ def upload_of(
         return _file_upload(io.BytesIO(bytes(source)), on_progress)
     if hasattr(source, "read"):
         return _file_upload(source, on_progress)  # type: ignore[arg-type]
-    chunks = iter(source)
-    return Upload(lambda: _reader_of(chunks), size, repeatable=False, on_progress=on_progress)
+    blocks = iter(source)
+    return Upload(lambda: blocks, size, repeatable=False, on_progress=on_progress)
 
 
 def _path_upload(path: Path, on_progress: Progress | None) -> Upload:
     size = path.stat().st_size  # an unreadable or missing file fails here, before any request
 
-    def open_reader() -> Callable[[int], bytes]:
+    def open_blocks() -> Iterator[bytes]:
         upload.close()
         file = path.open("rb")
         upload.closing(file.close)
-        return file.read
+        return _blocks_of(file)
 
-    upload = Upload(open_reader, size, repeatable=True, on_progress=on_progress)
+    upload = Upload(open_blocks, size, repeatable=True, on_progress=on_progress)
     return upload
 
 
@@ -132,29 +128,16 @@ def _file_upload(file: IO[bytes], on_progress: Progress | None) -> Upload:
         size = file.seek(0, io.SEEK_END) - start
         file.seek(start)
 
-    def open_reader() -> Callable[[int], bytes]:
+    def open_blocks() -> Iterator[bytes]:
         if start is not None:
             file.seek(start)
-        return file.read
+        return _blocks_of(file)
 
-    return Upload(open_reader, size, repeatable=start is not None, on_progress=on_progress)
+    return Upload(open_blocks, size, repeatable=start is not None, on_progress=on_progress)
 
 
-def _reader_of(chunks: Iterator[bytes]) -> Callable[[int], bytes]:
-    """`read(n)` over an iterator of byte strings of any sizes."""
-    pending = bytearray()
-
-    def read(size: int) -> bytes:
-        while len(pending) < size:
-            chunk = next(chunks, None)
-            if chunk is None:
-                break
-            pending.extend(chunk)
-        data = bytes(pending[:size])
-        del pending[:size]
-        return data
-
-    return read
+def _blocks_of(file: IO[bytes]) -> Iterator[bytes]:
+    return iter(lambda: file.read(BLOCK), b"")
 
 
 def guard_source(chunks: Iterable[bytes], what: str) -> Iterator[bytes]:
