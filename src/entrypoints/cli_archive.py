@@ -32,6 +32,8 @@ def backup(args: argparse.Namespace) -> int:
                 raise InputError("--all writes one file per knowledge base: --out is a folder")
             return backup_all(client, args.out or Path("."), console, not args.no_progress)
         out = args.out or Path(args.kb + SUFFIX)
+        if out.is_dir():
+            out = out / (args.kb + SUFFIX)
         target = sys.stdout.buffer if str(out) == "-" else out
         size = download(client, args.kb, target, console, not args.no_progress)
     where = "standard output" if str(out) == "-" else str(out)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import tarfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from flask import Flask
+from rich.console import Console
 
 from entrypoints.cli import main
+from entrypoints.cli_progress import follow_job
 from fakes import FakeEmbedder
-from kb_client import KBClient, NotFound
+from kb_client import Job, KBClient, NotFound
 from live_server import serving
 
 MEMBERS = ["manifest.json", "documents.jsonl", "vectors.npy", "SHA256SUMS"]
@@ -139,6 +142,11 @@ def test_restoring_over_a_taken_name_exits_1_with_the_services_conflict(
     assert client.get_document(notes, "later")["text"] == "added after the backup"
 
 
+def test_backup_into_a_folder_names_the_file_after_the_knowledge_base(kb, notes, tmp_path):
+    code, _, err = kb("backup", "--kb", notes, "--out", str(tmp_path))
+    assert code == 0 and [path.name for path in tmp_path.iterdir()] == ["notes.kbar"], err
+
+
 def test_backing_up_an_unknown_knowledge_base_exits_1_and_leaves_no_file(kb, tmp_path):
     code, _, err = kb("backup", "--kb", "ghost", "--out", str(tmp_path / "ghost.kbar"))
     assert code == 1 and "404" in err and "ghost" in err
@@ -243,3 +251,27 @@ def test_copy_sends_each_service_its_own_api_key(make_app, capsys):
         assert main([*command, "--api-key", source_key, "--to-api-key", target_key]) == 0
         with KBClient(target, target_key) as copied:
             assert copied.get_document("kb", "h")["text"] == "hello"
+
+
+class InterruptedWait(KBClient):
+    """A client whose wait for a job is interrupted (Ctrl-C); records what it cancels."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9", retries=0)
+        self.cancelled: list[str] = []
+
+    def wait_for_job(self, id: str, *args: Any, **kwargs: Any) -> Job:
+        raise KeyboardInterrupt
+
+    def cancel_job(self, id: str) -> Job:
+        self.cancelled.append(id)
+        return cast(Job, {"id": id, "status": "running", "cancel_requested": True})
+
+
+def test_ctrl_c_while_following_a_restore_cancels_its_job():
+    client, console = InterruptedWait(), Console(file=io.StringIO())
+    job = cast(Job, {"id": "j1", "status": "running", "done": 1, "total": 9})
+    with pytest.raises(KeyboardInterrupt):
+        follow_job(client, job, console, "restoring notes", enabled=False)
+    assert client.cancelled == ["j1"]
+    assert "cancelled job j1" in console.file.getvalue()  # type: ignore[attr-defined]
