@@ -37,7 +37,7 @@ def backup(args: argparse.Namespace) -> int:
         target = sys.stdout.buffer if str(out) == "-" else out
         size = download(client, args.kb, target, console, not args.no_progress)
     where = "standard output" if str(out) == "-" else str(out)
-    console.print(f"backed up {args.kb} to {where} ({decimal(size)})", highlight=False)
+    say(f"backed up {args.kb} to {where} ({decimal(size)})")
     return 0
 
 
@@ -53,13 +53,18 @@ def backup_all(client: KBClient, folder: Path, console: Console, progress: bool)
         except KBError as error:
             if error.status == 0:
                 raise  # the service is gone: the rest would fail the same way
-            console.print(f"kb: {name}: {error}", highlight=False)
+            say(f"kb: {name}: {error}")
             failed.append(name)
             continue
-        console.print(f"backed up {name} to {path} ({decimal(size)})", highlight=False)
+        say(f"backed up {name} to {path} ({decimal(size)})")
     done = len(names) - len(failed)
-    console.print(f"backed up {done} of {len(names)} knowledge bases into {folder}")
+    say(f"backed up {done} of {len(names)} knowledge bases into {folder}")
     return 1 if failed else 0
+
+
+def say(message: str) -> None:
+    """A result line on standard error, unwrapped (rich's console would fold long paths)."""
+    print(message, file=sys.stderr)
 
 
 def download(client: KBClient, kb: str, target: Any, console: Console, progress: bool) -> int:
@@ -98,11 +103,11 @@ def finish(client: KBClient, job: Job, name: str, done: str, console: Console) -
     """Say how the job ended: 0 when it succeeded, 1 when it failed or was cancelled."""
     if job["status"] != "succeeded":
         reason = f": {job['error']}" if job.get("error") else ""
-        console.print(f"kb: restoring {name} {job['status']}{reason}", highlight=False)
+        say(f"kb: restoring {name} {job['status']}{reason}")
         return 1
     kb = client.get_knowledge_base(name)
     counts = f"{kb['document_count']} documents, {kb['chunk_count']} chunks"
-    console.print(f"{done} ({counts})", highlight=False)
+    say(f"{done} ({counts})")
     return 0
 
 

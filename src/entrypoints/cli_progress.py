@@ -63,5 +63,7 @@ def follow_job(client: KBClient, job: Job, console: Console, label: str, enabled
             return client.wait_for_job(job["id"], JOB_POLL_SECONDS, on_progress=show)
         except KeyboardInterrupt:
             client.cancel_job(job["id"])
-            console.print(f"kb: cancelled job {job['id']}; the service removes what it made")
+            console.print(
+                f"kb: cancelled job {job['id']}; the service removes what it made", soft_wrap=True
+            )
             raise

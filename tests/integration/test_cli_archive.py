@@ -5,17 +5,22 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from flask import Flask
 from rich.console import Console
 
+import postgres
 from entrypoints.cli import main
 from entrypoints.cli_progress import follow_job
 from fakes import FakeEmbedder
 from kb_client import Job, KBClient, NotFound
 from live_server import serving
+from model_folder import l6_folder
+from server import FAKE_APP, Server
 
 MEMBERS = ["manifest.json", "documents.jsonl", "vectors.npy", "SHA256SUMS"]
 LONG = " ".join(f"word{i}" for i in range(120))  # several chunks with the fake model's window
@@ -79,7 +84,9 @@ def assert_same_knowledge_base(
     assert documents_of(other, other_name) == documents_of(one, name)
     assert settings_of(other, other_name) == settings_of(one, name)
     if scores:
-        assert vector_hits(other, other_name) == pytest.approx(vector_hits(one, name))
+        ids, values = zip(*vector_hits(one, name), strict=True)
+        other_ids, other_values = zip(*vector_hits(other, other_name), strict=True)
+        assert other_ids == ids and other_values == pytest.approx(values, abs=1e-6)
 
 
 def test_backup_then_restore_as_another_name_copies_everything_without_embedding(
@@ -108,27 +115,25 @@ def test_restore_takes_the_name_saved_in_the_archive(kb, client, notes, tmp_path
 
 
 def test_backup_all_writes_one_archive_per_knowledge_base_that_restore_reads_back(
-    kb, client, make_app, tmp_path
+    kb, client, tmp_path
 ):
-    for name in ("alpha", "beta", "empty"):
-        client.create_knowledge_base(name)
+    names = ["alpha", "beta", "empty"]
+    for name in names:
+        client.create_knowledge_base(name, f"the {name} one")
     client.add_documents("alpha", [{"id": "a", "text": "alpha text"}])
     client.add_documents("beta", [{"id": "b", "text": "beta text", "metadata": {"x": 1}}])
+    before = {name: (documents_of(client, name), settings_of(client, name)) for name in names}
     folder = tmp_path / "backups"
     code, _, err = kb("backup", "--all", "--out", str(folder))
     assert code == 0 and "backed up 3 of 3 knowledge bases" in err, err
-    assert sorted(path.name for path in folder.iterdir()) == [
-        "alpha.kbar",
-        "beta.kbar",
-        "empty.kbar",
-    ]
-    with serving(make_app()) as elsewhere, KBClient(elsewhere, retries=0) as other:
-        for path in sorted(folder.iterdir()):
-            code, _, err = kb("restore", str(path), at=elsewhere)
-            assert code == 0, err
-        assert [b["name"] for b in other.iter_knowledge_bases()] == ["alpha", "beta", "empty"]
-        for name in ("alpha", "beta", "empty"):
-            assert_same_knowledge_base(client, name, other, name, scores=False)
+    assert sorted(path.name for path in folder.iterdir()) == [f"{name}.kbar" for name in names]
+    for name in names:
+        client.delete_knowledge_base(name)
+    for path in sorted(folder.iterdir()):
+        code, _, err = kb("restore", str(path), "--no-progress")
+        assert code == 0, err
+    after = {name: (documents_of(client, name), settings_of(client, name)) for name in names}
+    assert after == before
 
 
 def test_restoring_over_a_taken_name_exits_1_with_the_services_conflict(
@@ -180,29 +185,39 @@ def test_a_file_that_is_no_archive_is_refused_here_or_by_the_service_with_422(kb
     assert code == 2 and "missing.kbar" in err
 
 
-@pytest.fixture
-def postgres_url(make_app: Callable[..., Flask]) -> Iterator[str]:
-    with serving(make_app(backend="postgres")) as base:
-        yield base
+@contextmanager
+def running(tmp_path: Path, label: str, **settings: str) -> Iterator[str]:
+    """A second service, in its own process (wiring is global: one app per process serves):
+    the real gunicorn with the same fake model as the in-process app."""
+    # The configuration checks the model's folder even where the fake model then serves.
+    settings.setdefault("KB_EMBEDDING_MODEL", l6_folder())
+    server = Server(tmp_path / f"{label}.log", app=FAKE_APP, **settings)
+    try:
+        server.wait_ready()
+        yield server.url
+    finally:
+        server.stop()
 
 
 def test_copy_moves_a_knowledge_base_from_the_embedded_backend_to_postgresql(
-    kb, client, notes, postgres_url, fake_embedder
+    kb, client, notes, tmp_path, fake_embedder
 ):
-    fake_embedder.calls.clear()
-    code, _, err = kb("copy", "--kb", notes, "--to", postgres_url)
-    assert code == 0 and f"copied notes from {client.url} to {postgres_url} as notes" in err, err
-    assert fake_embedder.calls == []
-    with KBClient(postgres_url, retries=0) as target:
-        assert target.info()["backend"] == "postgres"
-        assert_same_knowledge_base(client, notes, target, notes)
-    code, _, err = kb("copy", "--kb", notes, "--to", postgres_url)  # the name is taken now
-    assert code == 1 and "409" in err and "notes" in err
+    database = postgres.database_url()
+    postgres.clean(database)
+    with running(tmp_path, "pg", KB_BACKEND="postgres", KB_DATABASE_URL=database) as target_url:
+        code, _, err = kb("copy", "--kb", notes, "--to", target_url)
+        assert code == 0, err
+        assert f"copied notes from {client.url} to {target_url} as notes (3 documents" in err
+        with KBClient(target_url, retries=0) as target:
+            assert target.info()["backend"] == "postgres"
+            assert_same_knowledge_base(client, notes, target, notes)
+        code, _, err = kb("copy", "--kb", notes, "--to", target_url)  # the name is taken now
+        assert code == 1 and "409" in err and "notes" in err
 
 
 @pytest.fixture
-def other_model_url(make_app, make_container) -> Iterator[tuple[str, FakeEmbedder]]:
-    """A service whose model is another one (another fingerprint), and that model."""
+def other_model(make_app, make_container) -> Iterator[tuple[str, FakeEmbedder]]:
+    """The in-process service with another model (another fingerprint), and that model."""
     other = FakeEmbedder(dimension=32, window=16, model_name="other-model")
     container = make_container()
     container.embedder.override(other)
@@ -210,37 +225,38 @@ def other_model_url(make_app, make_container) -> Iterator[tuple[str, FakeEmbedde
         yield base, other
 
 
-def test_copy_to_a_service_of_another_model_needs_reembed_which_re_embeds_the_texts(
-    kb, notes, other_model_url
-):
-    target_url, other = other_model_url
-    code, _, err = kb("copy", "--kb", notes, "--to", target_url)
-    assert code == 1 and "409" in err and "other-model" in err and "fake-model" in err, err
-    code, _, err = kb("copy", "--kb", notes, "--to", target_url, "--as", "moved", "--reembed")
-    assert code == 0 and "as moved" in err, err
+def test_another_models_archive_needs_reembed_which_re_embeds_the_texts(kb, other_model, tmp_path):
+    target_url, other = other_model
+    with running(tmp_path, "fake-model", KB_DATA_DIR=str(tmp_path / "data")) as source_url:
+        with KBClient(source_url, retries=0) as source:
+            source.create_knowledge_base("notes")
+            source.add_documents("notes", DOCUMENTS)  # type: ignore[arg-type]
+        copy = ["copy", "--kb", "notes", "--to", target_url]
+        code, _, err = kb(*copy, at=source_url)
+        assert code == 1 and "409" in err and "other-model" in err and "fake-model" in err, err
+        code, _, err = kb(*copy, "--as", "moved", "--reembed", at=source_url)
+        assert code == 0 and "as moved (3 documents" in err, err
+        archive = tmp_path / "notes.kbar"
+        assert kb("backup", "--kb", "notes", "--out", str(archive), at=source_url)[0] == 0
     embedded = {text for call in other.calls for text in call}
-    assert {document["text"] for document in DOCUMENTS} <= embedded
+    assert {DOCUMENTS[0]["text"], DOCUMENTS[2]["text"]} <= embedded
+    assert any(text.startswith("word0 word1") for text in embedded)  # the long one, by windows
     with KBClient(target_url, retries=0) as target:
         assert target.get_knowledge_base("moved")["model"] == "other-model"
         assert [d["id"] for d in target.iter_documents("moved")] == ["apples", "b/long", "unicode"]
-
-
-def test_restore_passes_reembed_to_the_service(kb, notes, other_model_url, tmp_path):
-    target_url, other = other_model_url
-    archive = tmp_path / "notes.kbar"
-    assert kb("backup", "--kb", notes, "--out", str(archive))[0] == 0
     code, _, err = kb("restore", str(archive), at=target_url)
     assert code == 1 and "409" in err and "other-model" in err, err
+    other.calls.clear()
     code, _, err = kb("restore", str(archive), "--reembed", at=target_url)
-    assert code == 0, err
+    assert code == 0 and "restored notes" in err, err
     assert any("Apples are red and sweet." in call for call in other.calls)
 
 
-def test_copy_sends_each_service_its_own_api_key(make_app, capsys):
+def test_copy_sends_each_service_its_own_api_key(make_app, capsys, tmp_path):
     source_key, target_key = "source-key-0123456789", "target-key-0123456789"
     with (
         serving(make_app(api_keys=source_key)) as source,
-        serving(make_app(api_keys=target_key)) as target,
+        running(tmp_path, "keyed", KB_API_KEYS=target_key) as target,
     ):
         with KBClient(source, source_key) as client:
             client.create_knowledge_base("kb")
