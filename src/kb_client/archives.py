@@ -18,7 +18,7 @@ from kb_client.base import ClientBase
 from kb_client.errors import Conflict, KBConnectionError, NotFound
 from kb_client.models import Job
 from kb_client.paths import archive_path, kb_path
-from kb_client.uploads import BLOCK, Progress, Source, guard_source, upload_of
+from kb_client.uploads import BLOCK, Progress, Source, Upload, guard_source, upload_of
 
 ARCHIVE_TYPE = "application/x-tar"
 # Errors still come back as JSON, which the transport turns into typed errors.
@@ -82,8 +82,13 @@ class ArchiveCalls(ClientBase):
         when the body is not an archive (damage found later fails the job instead).
         `on_progress(bytes, total)` follows the upload. A file is sent again on a retry; an
         iterable is never sent twice, so once its first bytes have gone nothing is retried.
+        A taken name is refused before the upload (the service reads the whole body first).
         """
-        upload = upload_of(source, size, on_progress)
+        upload = upload_of(source, size, on_progress)  # a missing file fails before any call
+        _refuse_taken(self, kb)
+        return self._send_archive(kb, upload, reembed)
+
+    def _send_archive(self, kb: str, upload: Upload, reembed: bool) -> Job:
         try:
             response = self.transport.request(
                 "POST",
@@ -117,9 +122,8 @@ class ArchiveCalls(ClientBase):
         with response:
             what = f"the download of {kb!r} from {self.url}"
             chunks = guard_source(response.iter_content(BLOCK), what)
-            return to.restore_archive(
-                name, chunks, reembed, size=content_length(response), on_progress=on_progress
-            )
+            upload = upload_of(chunks, content_length(response), on_progress)
+            return to._send_archive(name, upload, reembed)
 
     def _archive_response(self, kb: str) -> requests.Response:
         return self.transport.request("GET", archive_path(kb), headers=ACCEPT_ARCHIVE, stream=True)

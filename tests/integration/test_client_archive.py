@@ -60,13 +60,14 @@ def sha(data: bytes) -> str:
 def test_a_restore_from_a_path_streams_the_file_with_its_length_and_returns_the_job(tmp_path):
     archive = tmp_path / "notes.kbar"
     archive.write_bytes(b"x" * 3_000_000)
-    app, progress = Recorder(ACCEPTED), []
+    app, progress = Recorder(MISSING, ACCEPTED), []
     with serving(app) as base:  # type: ignore[arg-type]
         job = client_of(base).restore_archive(
             "notes", archive, reembed=True, on_progress=lambda done, total: progress.append(total)
         )
     assert job["id"] == "j1" and job["status"] == "queued"
-    (seen,) = app.requests
+    check, seen = app.requests
+    assert (check["method"], check["path"]) == ("GET", "/v1/knowledge-bases/notes")
     assert (seen["method"], seen["path"]) == ("POST", "/v1/knowledge-bases/notes/archive")
     assert seen["args"] == {"reembed": "true"}
     assert seen["headers"]["Content-Length"] == "3000000"
@@ -77,31 +78,31 @@ def test_a_restore_from_a_path_streams_the_file_with_its_length_and_returns_the_
 
 def test_a_restore_from_a_file_is_sent_again_whole_after_a_503(tmp_path):
     data = b"0123456789" * 100_000
-    app = Recorder(BUSY, ACCEPTED)
+    app = Recorder(MISSING, BUSY, ACCEPTED)
     with serving(app) as base:  # type: ignore[arg-type]
         stream = io.BytesIO(b"ignored" + data)
         stream.seek(len(b"ignored"))  # the upload starts where the file stands
         client_of(base, retries=2).restore_archive("kb", stream)
-    assert [seen["sha256"] for seen in app.requests] == [sha(data)] * 2
-    assert app.requests[1]["args"] == {"reembed": "false"}
+    assert [seen["sha256"] for seen in app.requests[1:]] == [sha(data)] * 2
+    assert app.requests[2]["args"] == {"reembed": "false"}
 
 
 def test_an_iterable_is_never_sent_twice_once_its_bytes_have_gone():
-    app = Recorder(BUSY, ACCEPTED)
+    app = Recorder(MISSING, BUSY, ACCEPTED)
     blocks = [b"a" * 70_000, b"b" * 5, b"c" * 100_000]
     with serving(app) as base, pytest.raises(ServiceUnavailable):  # type: ignore[arg-type]
         client_of(base, retries=3).restore_archive("kb", iter(blocks))
-    (seen,) = app.requests
+    _, seen = app.requests
     assert seen["sha256"] == sha(b"".join(blocks))
     assert seen["headers"].get("Transfer-Encoding") == "chunked"  # no size given: chunked
 
 
 def test_an_iterable_of_known_size_goes_with_a_content_length():
-    app = Recorder(ACCEPTED)
+    app = Recorder(MISSING, ACCEPTED)
     blocks = [b"a" * 70_000, b"b" * 5]
     with serving(app) as base:  # type: ignore[arg-type]
         client_of(base).restore_archive("kb", iter(blocks), size=70_005)
-    (seen,) = app.requests
+    _, seen = app.requests
     assert seen["headers"]["Content-Length"] == "70005" and seen["size"] == 70_005
 
 
@@ -237,6 +238,14 @@ def test_a_copy_to_a_taken_name_fails_before_the_source_is_asked_for_its_archive
     assert source.requests == [] and len(target.requests) == 1
 
 
+def test_a_restore_to_a_taken_name_fails_before_the_upload(tmp_path):
+    app = Recorder((200, '{"name": "notes"}', JSON))
+    with serving(app) as base, pytest.raises(Conflict) as raised:  # type: ignore[arg-type]
+        client_of(base).restore_archive("notes", b"x" * 1000)
+    assert "'notes' already exists" in raised.value.message
+    assert [seen["method"] for seen in app.requests] == ["GET"]
+
+
 def test_a_missing_file_fails_before_any_request(tmp_path):
     app = Recorder(ACCEPTED)
     with serving(app) as base, pytest.raises(FileNotFoundError):  # type: ignore[arg-type]
@@ -247,8 +256,8 @@ def test_a_missing_file_fails_before_any_request(tmp_path):
 def test_restore_accepts_a_path_as_a_string_and_bytes(tmp_path: Path):
     path = tmp_path / "a.kbar"
     path.write_bytes(b"abc")
-    app = Recorder(ACCEPTED)
+    app = Recorder(MISSING, ACCEPTED, MISSING, ACCEPTED)
     with serving(app) as base:  # type: ignore[arg-type]
         client_of(base).restore_archive("kb", str(path))
         client_of(base).restore_archive("kb", b"abc")
-    assert [seen["sha256"] for seen in app.requests] == [sha(b"abc")] * 2
+    assert [seen["sha256"] for seen in app.requests[1::2]] == [sha(b"abc")] * 2
