@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 from collections.abc import Callable, Iterator
@@ -145,6 +146,21 @@ def test_restoring_over_a_taken_name_exits_1_with_the_services_conflict(
     code, _, err = kb("restore", str(archive))
     assert code == 1 and "409" in err and "notes" in err, err
     assert client.get_document(notes, "later")["text"] == "added after the backup"
+
+
+def test_a_backup_to_standard_output_can_be_compressed_and_still_restores(
+    url, client, notes, tmp_path, capsysbinary
+):
+    assert main(["backup", "--kb", notes, "--out", "-", "--url", url, "--no-progress"]) == 0
+    captured = capsysbinary.readouterr()
+    assert b"backed up notes to standard output" in captured.err
+    with tarfile.open(fileobj=io.BytesIO(captured.out)) as tar:
+        assert tar.getnames() == MEMBERS
+    compressed = tmp_path / "notes.kbar.gz"
+    compressed.write_bytes(gzip.compress(captured.out))  # as `kb backup --out - | gzip` makes it
+    client.delete_knowledge_base(notes)
+    assert main(["restore", str(compressed), "--url", url, "--no-progress"]) == 0
+    assert [d["id"] for d in client.iter_documents(notes)] == ["apples", "b/long", "unicode"]
 
 
 def test_backup_into_a_folder_names_the_file_after_the_knowledge_base(kb, notes, tmp_path):

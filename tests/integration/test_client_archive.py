@@ -261,3 +261,21 @@ def test_restore_accepts_a_path_as_a_string_and_bytes(tmp_path: Path):
         client_of(base).restore_archive("kb", str(path))
         client_of(base).restore_archive("kb", b"abc")
     assert [seen["sha256"] for seen in app.requests[1::2]] == [sha(b"abc")] * 2
+
+
+def test_the_real_service_round_trips_an_archive_through_the_client(make_app, fake_embedder):
+    with serving(make_app()) as base, KBClient(base, retries=0) as client:
+        client.create_knowledge_base("notes", "team notes", {"team": "core"})
+        client.add_documents("notes", [{"id": f"d{i}", "text": f"text {i}"} for i in range(30)])
+        archive, progress = io.BytesIO(), []
+        size = client.download_archive("notes", archive, lambda done, total: progress.append(total))
+        assert size == len(archive.getvalue()) and set(progress) == {size}
+        archive.seek(0)
+        fake_embedder.calls.clear()
+        job = client.restore_archive("copy", archive)
+        assert job["kind"] == "restore" and job["knowledge_base"] == "copy"
+        finished = client.wait_for_job(job["id"], poll=0.05, timeout=30)
+        assert (finished["status"], finished["done"], finished["total"]) == ("succeeded", 30, 30)
+        assert fake_embedder.calls == []
+        assert list(client.iter_documents("copy")) == list(client.iter_documents("notes"))
+        assert client.get_knowledge_base("copy")["description"] == "team notes"
