@@ -186,6 +186,19 @@ def test_a_download_cut_short_raises_a_connection_error_and_leaves_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_copy_whose_download_breaks_off_raises_a_connection_error_naming_the_source(
+    cut_short_server,
+):
+    target = Recorder(MISSING, ACCEPTED)
+    with (
+        serving(target) as target_url,  # type: ignore[arg-type]
+        pytest.raises(KBConnectionError) as raised,
+    ):
+        client_of(cut_short_server).copy_knowledge_base("kb", client_of(target_url))
+    assert f"the download of 'kb' from {cut_short_server} broke off" in raised.value.message
+    assert len(target.requests) <= 2 and all(seen["size"] < 1000 for seen in target.requests)
+
+
 class QuietHandler(WSGIRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
