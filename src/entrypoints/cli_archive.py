@@ -82,7 +82,7 @@ def restore(args: argparse.Namespace) -> int:
         with bytes_bar(console, f"uploading {path.name}", progress) as on_progress:
             job = client.restore_archive(name, path, args.reembed, on_progress=on_progress)
         job = follow_job(client, job, console, f"restoring {name}", progress)
-        return finish(client, job, name, f"restored {name} from {path}", console)
+        return finish(client, job, name, f"restored {name} from {path}")
 
 
 def copy(args: argparse.Namespace) -> int:
@@ -96,10 +96,10 @@ def copy(args: argparse.Namespace) -> int:
             job = source.copy_knowledge_base(args.kb, target, name, args.reembed, on_progress)
         job = follow_job(target, job, console, f"restoring {name} at {target.url}", progress)
         done = f"copied {args.kb} from {source.url} to {target.url} as {name}"
-        return finish(target, job, name, done, console)
+        return finish(target, job, name, done)
 
 
-def finish(client: KBClient, job: Job, name: str, done: str, console: Console) -> int:
+def finish(client: KBClient, job: Job, name: str, done: str) -> int:
     """Say how the job ended: 0 when it succeeded, 1 when it failed or was cancelled."""
     if job["status"] != "succeeded":
         reason = f": {job['error']}" if job.get("error") else ""
