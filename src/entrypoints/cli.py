@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from entrypoints import cli_commands as commands
+from entrypoints.cli_archive import add_archive_commands
 from entrypoints.cli_sources import InputError
 from kb_client import KBConnectionError, KBError
 
@@ -19,7 +20,8 @@ EXIT_CODES = """exit codes:
   1  the service refused (unknown knowledge base, taken name, invalid input, ...)
   2  bad command line or unreadable input file
   3  the service could not be reached
-  130  interrupted (`kb import` resumes where it stopped when run again)
+  130  interrupted (`kb import` resumes where it stopped when run again;
+       `kb restore` and `kb copy` cancel their restore)
   141  the reader of the output went away (`kb export | head`)"""
 
 
@@ -89,7 +91,7 @@ def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentP
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    for adding in (_create_and_list, _import, _search, _export):
+    for adding in (_create_and_list, _import, _search, _export, add_archive_commands):
         adding(add)
 
 
@@ -165,7 +167,8 @@ def _export(add: AddCommand) -> None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="kb",
-        description="kb-service: run it, and create, import, search and export knowledge bases.",
+        description="kb-service: run it, and create, import, search, export, back up, restore and "
+        "copy knowledge bases.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

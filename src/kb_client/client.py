@@ -1,16 +1,18 @@
-"""KBClient: one method per kb-service endpoint, plus paging and batching helpers."""
+"""KBClient: one method per kb-service endpoint, plus paging and batching helpers.
+
+The job calls are in `kb_client.jobs`, the archive calls in `kb_client.archives`.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, cast
 
-from kb_client.errors import JobTimeout
+from kb_client.archives import ArchiveCalls
+from kb_client.jobs import JobCalls
 from kb_client.models import (
-    FINISHED,
     AddedDocument,
     Chunking,
     DeleteResult,
@@ -19,7 +21,6 @@ from kb_client.models import (
     Hit,
     HitField,
     Info,
-    Job,
     KnowledgeBase,
     Metadata,
     Mode,
@@ -27,52 +28,20 @@ from kb_client.models import (
     Page,
     SearchQuery,
 )
-from kb_client.paths import KNOWLEDGE_BASES, document_path, documents_path, job_path, kb_path
-from kb_client.transport import Transport
+from kb_client.paths import KNOWLEDGE_BASES, document_path, documents_path, kb_path
 
 
 def _without_none(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-class KBClient:
+class KBClient(ArchiveCalls, JobCalls):
     """A kb-service at `url`; `api_key` is sent as `Authorization: Bearer <key>`.
 
     Calls raise `kb_client.KBError` subclasses (`NotFound`, `Conflict`, `Invalid`, ...).
     429 and 503 answers are retried with exponential backoff, and so are connection errors
     of calls that are safe to repeat. Use it as a context manager, or call `close()`.
     """
-
-    def __init__(
-        self,
-        url: str = "http://127.0.0.1:8000",
-        api_key: str | None = None,
-        *,
-        timeout: float = 120.0,
-        retries: int = 4,
-        backoff: float = 0.5,
-        transport: Transport | None = None,
-    ) -> None:
-        self.transport = transport or Transport(
-            url, api_key, timeout=timeout, retries=retries, backoff=backoff
-        )
-
-    def __enter__(self) -> KBClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.transport.close()
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.transport.request(method, path, **kwargs)
-        return response.json() if response.content else None
 
     # Knowledge bases
 
@@ -241,43 +210,6 @@ class KBClient:
         body = {"queries": list(queries)}
         results = self._call("POST", path, json=body, idempotent=True)["results"]
         return [cast(list[Hit], result["hits"]) for result in results]
-
-    # Jobs
-
-    def get_job(self, id: str) -> Job:
-        """A job's status and progress (`NotFound` for an unknown id)."""
-        return cast(Job, self._call("GET", job_path(id)))
-
-    def cancel_job(self, id: str) -> Job:
-        """Ask a job to stop; it ends `cancelled` once its work has undone what it made.
-
-        Raises `Conflict` if it already succeeded or failed; cancelling twice is harmless.
-        """
-        return cast(Job, self._call("DELETE", job_path(id)))
-
-    def wait_for_job(
-        self,
-        id: str,
-        poll: float = 0.5,
-        timeout: float | None = None,
-        on_progress: Callable[[Job], None] | None = None,
-    ) -> Job:
-        """Poll a job every `poll` seconds until it succeeds, fails or is cancelled; return it.
-
-        `on_progress(job)` is called with every state read, the last one included. A failed
-        or cancelled job is returned, not raised: look at its `status` and `error`.
-        Raises `JobTimeout` after `timeout` seconds (the job goes on).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.get_job(id)
-            if on_progress is not None:
-                on_progress(job)
-            if job["status"] in FINISHED:
-                return job
-            if deadline is not None and time.monotonic() + poll > deadline:
-                raise JobTimeout(f"job {id} is still {job['status']} after {timeout} s", body=job)
-            time.sleep(poll)
 
     # Service
 

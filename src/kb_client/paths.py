@@ -33,3 +33,7 @@ def document_path(kb: str, id: str) -> str:
 
 def job_path(id: str) -> str:
     return f"{JOBS}/{segment(id)}"
+
+
+def archive_path(kb: str) -> str:
+    return kb_path(kb) + "/archive"

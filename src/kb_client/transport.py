@@ -12,6 +12,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from kb_client.errors import KBConnectionError, KBError, error_for
+from kb_client.uploads import Upload
 
 RETRY_STATUSES = frozenset({429, 503})
 
@@ -77,8 +78,16 @@ class Transport:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         idempotent: bool | None = None,
+        body: Upload | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> requests.Response:
-        """Send, retrying 429/503 always and connection errors when `idempotent` (or unsent)."""
+        """Send, retrying 429/503 always and connection errors when `idempotent` (or unsent).
+
+        A streamed `body` is retried only while it can be sent again from its start (a file,
+        not another service's download of which bytes have gone). With `stream` the caller
+        reads the response's body, and closes the response.
+        """
         if idempotent is None:
             idempotent = method in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
         url = self.url + path
@@ -91,11 +100,19 @@ class Transport:
                     url,
                     json=json,
                     params=params,
+                    data=None if body is None else body.stream(),
+                    headers=headers,
+                    stream=stream,
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
             except requests.ConnectionError as error:
-                if attempt < self.retries and (idempotent or nothing_was_sent(error)):
+                resendable = body is None or body.may_resend()
+                if (
+                    attempt < self.retries
+                    and resendable
+                    and (idempotent or nothing_was_sent(error))
+                ):
                     self._sleep(self.delay(attempt))
                     attempt += 1
                     continue
@@ -106,12 +123,15 @@ class Transport:
                 raise KBConnectionError(f"kb-service at {self.url} timed out: {error}") from None
             except requests.RequestException as error:  # a malformed URL, mostly
                 raise KBConnectionError(f"cannot call {url}: {error}") from None
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
+            resendable = body is None or body.may_resend()
+            if response.status_code in RETRY_STATUSES and attempt < self.retries and resendable:
+                response.close()
                 self._sleep(self.delay(attempt, retry_after_seconds(response)))
                 attempt += 1
                 continue
             if response.status_code >= 300:
-                raise self.error(response)
+                with response:
+                    raise self.error(response)
             return response
 
     def error(self, response: requests.Response) -> KBError:

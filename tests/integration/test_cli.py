@@ -17,7 +17,10 @@ from kb_client import KBClient
 from live_server import serving
 from server import KB, server_env
 
-COMMANDS = ["serve", "download-model", "create", "list", "info", "import", "search", "export"]
+COMMANDS = [
+    *["serve", "download-model", "create", "list", "info", "import", "search", "export"],
+    *["backup", "restore", "copy"],
+]
 
 
 @pytest.fixture

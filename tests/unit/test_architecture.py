@@ -168,7 +168,10 @@ def test_the_client_imports_nothing_of_the_service():
     assert service.isdisjoint(imported_roots("kb_client"))
 
 
-@pytest.mark.parametrize("name", ["cli_commands.py", "cli_import.py", "cli_sources.py"])
+CLIENT_COMMANDS = ["cli_commands.py", "cli_import.py", "cli_sources.py", "cli_archive.py"]
+
+
+@pytest.mark.parametrize("name", [*CLIENT_COMMANDS, "cli_progress.py"])
 def test_the_client_commands_reach_the_service_only_through_kb_client(name):
     tree = ast.parse((SRC / "entrypoints" / name).read_text())
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
