@@ -100,9 +100,7 @@ def test_a_large_body_is_buffered_whole_and_reaches_the_service_with_the_request
     assert answer.headers["X-Request-ID"] == "proxy-test-1"
 
 
-def test_an_archive_larger_than_any_other_body_passes_the_proxy_to_the_service(
-    proxy, expect_error
-):
+def test_an_archive_larger_than_any_other_body_passes_the_proxy_to_the_service(proxy, expect_error):
     # Over KB_MAX_BODY_BYTES, so only the archive location lets it through; zeros are no
     # kb-archive, which is the service's own 422 after it spooled the upload.
     body = b"\0" * (Settings().max_body_bytes + 2**20)
