@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 
 WORD = re.compile(r"\w+", re.UNICODE)
 CACHE_KIB = 2048  # SQLite's own default page cache, made explicit: the RAM it may hold
+PAGE_BYTES = 32768
 
 
 class Fts5KeywordIndex:
@@ -30,6 +31,9 @@ class Fts5KeywordIndex:
         # "": a temporary database on disk; at most CACHE_KIB of its pages held in RAM. Its
         # writes are never synced (SQLite skips that for temporary files): it is rebuilt anyway.
         self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        # 32 KiB pages: a query reads the long word lists of common words through the page
+        # cache; 4 KiB pages made that 25% slower than ":memory:", 32 KiB ones about as fast.
+        self._db.execute(f"PRAGMA page_size = {PAGE_BYTES}")
         self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         # The rollback journal of a batch in RAM: one file fewer to write (a batch is small).
         self._db.execute("PRAGMA journal_mode = MEMORY")
