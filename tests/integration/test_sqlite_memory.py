@@ -1,10 +1,14 @@
 """The durable repository keeps texts in its file, not in RAM, yet returns them whole."""
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from adapters.heap import release_free_memory
 from adapters.sqlite.repository import SqliteDocumentRepository
 from contracts import make_doc, make_kb, unit_rows
+from domain.errors import StorageError
 
 DOCUMENTS = 2000
 TEXT_CHARS = 10_000  # 20 MB of text in all
@@ -50,4 +54,19 @@ def test_20_mb_of_texts_add_less_than_a_third_of_it_to_the_process_and_come_back
     grown = resident_mb() - before
     assert grown < total_mb / 3, f"{grown:.1f} MB resident after reopening"
     assert [doc.text for doc in repo.list_documents("kb", 1, "d1998")] == [text_of(1999)]
+    repo.close()
+
+
+def test_a_text_row_deleted_behind_the_service_is_a_storage_error_not_an_empty_text(tmp_path):
+    path = tmp_path / "kb.sqlite3"
+    repo = SqliteDocumentRepository(path)
+    repo.add_knowledge_base(make_kb())
+    repo.add_documents("kb", [make_doc("a", [1]), make_doc("b", [2])], unit_rows(2))
+    other = sqlite3.connect(path)
+    with other:
+        other.execute("DELETE FROM documents WHERE id = 'a'")
+    other.close()
+    with pytest.raises(StorageError, match="'a'"):
+        repo.get_document("kb", "a")
+    assert repo.get_document("kb", "b").text == make_doc("b", [2]).text
     repo.close()

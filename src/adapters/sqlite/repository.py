@@ -180,7 +180,7 @@ class SqliteDocumentRepository:
                 self._delete(kb, [document.id])
                 self._insert(kb, [document], vectors)
 
-            known = texts.read(self._db, kb, [document.id])  # before the row goes
+            known = texts.read(self._db, self._path, kb, [document.id])  # before the row goes
             self._writes.commit(replace)
             previous = self._cache.replace_document(kb, document, vectors)
             if previous is None:
@@ -205,7 +205,7 @@ class SqliteDocumentRepository:
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:
             present = self._cache.existing_ids(kb, list(dict.fromkeys(document_ids)))
-            known = texts.read(self._db, kb, present)  # before the rows go
+            known = texts.read(self._db, self._path, kb, present)  # before the rows go
             self._writes.commit(lambda: self._delete(kb, present))
             removed = self._cache.remove_documents(kb, present)
             return texts.with_texts(self._path, kb, removed, known)

@@ -16,18 +16,26 @@ from domain.model import Document
 BATCH = 500  # ids per query, well under SQLite's bound on parameters (32,766)
 
 
-def read(db: sqlite3.Connection, kb: str, document_ids: Collection[str]) -> dict[str, str]:
-    """The stored text of each of `document_ids` of `kb` that is in the file."""
+def read(
+    db: sqlite3.Connection, path: Path, kb: str, document_ids: Collection[str]
+) -> dict[str, str]:
+    """The stored text of each of `document_ids` of `kb` that is in the file.
+
+    StorageError (a 503, not a 500) if the file cannot be read.
+    """
     ids = list(dict.fromkeys(document_ids))
     found: dict[str, str] = {}
-    for start in range(0, len(ids), BATCH):
-        part = ids[start : start + BATCH]
-        marks = ", ".join("?" * len(part))
-        rows = db.execute(
-            f"SELECT id, text FROM documents WHERE kb = ? AND id IN ({marks})", (kb, *part)
-        )
-        rows.row_factory = None
-        found.update(rows)
+    try:
+        for start in range(0, len(ids), BATCH):
+            part = ids[start : start + BATCH]
+            marks = ", ".join("?" * len(part))
+            rows = db.execute(
+                f"SELECT id, text FROM documents WHERE kb = ? AND id IN ({marks})", (kb, *part)
+            )
+            rows.row_factory = None
+            found.update(rows)
+    except sqlite3.Error as error:
+        raise StorageError(f"{path}: the texts of {kb!r} could not be read ({error})") from error
     return found
 
 
@@ -36,7 +44,7 @@ def filled(
 ) -> list[Document]:
     """`documents` (from the cache, texts empty) with their texts read from the file."""
     documents = list(documents)
-    return with_texts(path, kb, documents, read(db, kb, [doc.id for doc in documents]))
+    return with_texts(path, kb, documents, read(db, path, kb, [doc.id for doc in documents]))
 
 
 def with_texts(
