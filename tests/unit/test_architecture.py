@@ -58,6 +58,8 @@ CROSS_PACKAGE = {
     },
     # The start-up scan builds those packed records straight from the rows.
     ("sqlite", "scans.py"): {"adapters.memory.document_records"},
+    # Texts filled into the cache's documents, which were validated when stored (`trusted`).
+    ("sqlite", "texts.py"): {"adapters.memory.document_records"},
     # Records read back from the database were validated when stored (`trusted`).
     ("postgres", "rows.py"): {"adapters.memory.document_records"},
     # The ONNX encoder maps large allocations apart and hands its burst's memory back.

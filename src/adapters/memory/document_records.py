@@ -6,6 +6,9 @@ A `Document` with its chunks, spans, datetimes and metadata dict costs about 1.1
 objects; its record is about 60 bytes plus the text and metadata. Documents are built from
 records on demand, in a few microseconds.
 
+A record may leave the text out (it then reads back as ""): the SQLite repository keeps
+texts in its file, not in RAM.
+
 Layout: header (created and updated as UTC microseconds and UTC offsets in microseconds,
 truncated, chunk count, metadata length), then per chunk (label, start, end), then the
 metadata (marshal), then the text (UTF-8; lone surrogates, valid in a JSON string, pass
@@ -31,9 +34,11 @@ MICROSECOND = timedelta(microseconds=1)
 T = TypeVar("T")
 
 
-def pack(document: Document) -> bytes:
+def pack(document: Document, with_text: bool = True) -> bytes:
+    """The record of `document`; without its text (read back as "") for a cache whose texts
+    are kept elsewhere (the SQLite file)."""
     return pack_fields(
-        document.text,
+        document.text if with_text else "",
         pack_metadata(document.metadata),
         instant(document.created_at),
         instant(document.updated_at),

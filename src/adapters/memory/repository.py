@@ -30,6 +30,7 @@ class _Shelf:
     """One knowledge base's documents as packed records (see `document_records`)."""
 
     kb: KnowledgeBase
+    keep_texts: bool = True
     building: str | None = None  # the job building it, while unpublished
     records: dict[str, bytes] = field(default_factory=dict)
     ordered_ids: list[str] = field(default_factory=list)
@@ -44,7 +45,7 @@ class _Shelf:
         for document in documents:
             if document.id not in self.records:
                 bisect.insort(self.ordered_ids, document.id)
-            self.records[document.id] = records.pack(document)
+            self.records[document.id] = records.pack(document, self.keep_texts)
         self.owners.add(
             [chunk.id for doc in documents for chunk in doc.chunks],
             [doc.id for doc in documents for _ in doc.chunks],
@@ -76,9 +77,12 @@ class InMemoryDocumentRepository:
     """Volatile `DocumentRepository`. Vectors live only in the index, so none are kept here.
 
     One lock guards every call: each is short, and it makes every call all-or-nothing.
+    With `keep_texts=False` documents come back with an empty text: the cache of a repository
+    that keeps the texts elsewhere (SQLite) and fills them in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_texts: bool = True) -> None:
+        self._keep_texts = keep_texts
         self._shelves: dict[str, _Shelf] = {}
         self._lock = threading.RLock()
         self._next_chunk_id = itertools.count(1)
@@ -99,7 +103,7 @@ class InMemoryDocumentRepository:
         with self._lock:
             if kb.name in self._shelves:
                 raise KnowledgeBaseExistsError(kb.name)
-            self._shelves[kb.name] = _Shelf(kb, building)
+            self._shelves[kb.name] = _Shelf(kb, self._keep_texts, building)
 
     def publish_knowledge_base(self, name: str) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""SqliteDocumentRepository: reads from RAM, every write committed to SQLite (WAL, FULL sync)."""
+"""SqliteDocumentRepository: every write committed to SQLite (WAL, FULL sync); RAM for lookups."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 from adapters.heap import release_free_memory
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite import rows as sqlite_rows
-from adapters.sqlite import scans
+from adapters.sqlite import scans, texts
 from adapters.sqlite.schema import open_database
 from adapters.sqlite.writes import SqliteWrites
 from domain.errors import (
@@ -33,15 +33,18 @@ from domain.ports import Labels, Vectors
 class SqliteDocumentRepository:
     """A durable `DocumentRepository`: each write commits to SQLite before RAM changes.
 
-    It composes an in-memory repository (the cache every read is served from, rebuilt from the
-    file at start) with the SQLite file as its journal: a write commits to the file, then to the
-    cache, under this repository's lock, so writers see one order and readers never wait on disk.
-    Vectors are kept only in the file (float32 blobs) and handed to the index by
-    `load_vectors`, so nothing is embedded twice. One process owns the file.
+    It composes an in-memory repository (the cache that answers lookups, rebuilt from the file
+    at start) with the SQLite file as its journal: a write commits to the file, then to the
+    cache, under this repository's lock, so writers see one order. The cache holds everything
+    but the texts (ids, metadata for filters, chunk spans, chunk label -> document): texts are
+    read from the file, under the same lock, for the documents a call returns, so RAM does not
+    grow with them (18 MB at 5,000 long documents). Vectors are kept only in the file (float32
+    blobs) and handed to the index by `load_vectors`, so nothing is embedded twice. One process
+    owns the file.
     """
 
     def __init__(self, path: Path | str) -> None:
-        self._cache = InMemoryDocumentRepository()
+        self._cache = InMemoryDocumentRepository(keep_texts=False)
         self._lock = threading.RLock()  # one writer at a time: the file, then the cache
         self._path = Path(path)
         self._db, self._owner = open_database(self._path)
@@ -83,7 +86,8 @@ class SqliteDocumentRepository:
         self._next_id = int(top) + 1
         release_free_memory()  # the rows read: without it their pages stay resident
 
-    # Reads: the cache answers; it holds every change the file has committed.
+    # Reads: the cache answers, and the file gives the texts of the documents returned. Both
+    # under the lock: there the cache holds exactly what the file has committed.
 
     def get_knowledge_base(self, name: str) -> KnowledgeBase:
         return self._cache.get_knowledge_base(name)
@@ -95,7 +99,8 @@ class SqliteDocumentRepository:
         return self._cache.stats(name)
 
     def get_document(self, kb: str, document_id: str) -> Document:
-        return self._cache.get_document(kb, document_id)
+        with self._lock:
+            return self._filled(kb, [self._cache.get_document(kb, document_id)])[0]
 
     def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
         return self._cache.existing_ids(kb, document_ids)
@@ -103,13 +108,21 @@ class SqliteDocumentRepository:
     def list_documents(
         self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
     ) -> list[Document]:
-        return self._cache.list_documents(kb, limit, after, where)
+        with self._lock:
+            return self._filled(kb, self._cache.list_documents(kb, limit, after, where))
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         return self._cache.chunk_ids_matching(kb, where)
 
     def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
-        return self._cache.documents_for_chunks(kb, chunk_ids)
+        with self._lock:
+            owners = self._cache.documents_for_chunks(kb, chunk_ids)
+            unique = {doc.id: doc for doc in owners.values()}  # labels of one document share it
+            complete = {doc.id: doc for doc in self._filled(kb, list(unique.values()))}
+        return {label: complete[doc.id] for label, doc in owners.items()}
+
+    def _filled(self, kb: str, documents: Collection[Document]) -> list[Document]:
+        return texts.filled(self._db, self._path, kb, documents)
 
     def unpublished_knowledge_bases(self) -> list[tuple[str, str]]:
         return self._cache.unpublished_knowledge_bases()
@@ -202,8 +215,12 @@ class SqliteDocumentRepository:
                 self._delete(kb, [document.id])
                 self._insert(kb, [document], vectors)
 
+            known = texts.read(self._db, self._path, kb, [document.id])  # before the row goes
             self._writes.commit(replace)
-            return self._cache.replace_document(kb, document, vectors)
+            previous = self._cache.replace_document(kb, document, vectors)
+            if previous is None:
+                return None
+            return texts.with_texts(self._path, kb, [previous], known)[0]
 
     def update_metadata(
         self, kb: str, document_id: str, metadata: dict[str, Any], updated_at: datetime
@@ -216,13 +233,17 @@ class SqliteDocumentRepository:
                     (json.dumps(metadata), updated_at.isoformat(), kb, document_id),
                 )
             )
-            return self._cache.update_metadata(kb, document_id, metadata, updated_at)
+            return self._filled(
+                kb, [self._cache.update_metadata(kb, document_id, metadata, updated_at)]
+            )[0]
 
     def remove_documents(self, kb: str, document_ids: Collection[str]) -> list[Document]:
         with self._lock:
             present = self._cache.existing_ids(kb, list(dict.fromkeys(document_ids)))
+            known = texts.read(self._db, self._path, kb, present)  # before the rows go
             self._writes.commit(lambda: self._delete(kb, present))
-            return self._cache.remove_documents(kb, present)
+            removed = self._cache.remove_documents(kb, present)
+            return texts.with_texts(self._path, kb, removed, known)
 
     def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
         """Every kept vector of `kb`, read row by row into one array sized up front."""

@@ -22,7 +22,7 @@ from domain.ports import Labels, Vectors
 def document_records(
     db: sqlite3.Connection, path: Path, names: Sequence[str]
 ) -> dict[str, list[tuple[str, bytes]]]:
-    """(id, packed record) of every document, by knowledge base, straight from the rows.
+    """(id, packed record without its text) of every document, by knowledge base.
 
     Two table scans in rowid order, not index walks: those read the rows in random order
     and took three times as long at a million documents. StorageError if a document's chunk
@@ -36,17 +36,16 @@ def document_records(
         of_kb[doc_id] = of_kb[doc_id] + packed if doc_id in of_kb else packed
     loaded: dict[str, list[tuple[str, bytes]]] = {kb: [] for kb in names}
     rows = db.execute(
-        "SELECT kb, id, text, metadata, created_at, updated_at, truncated, chunk_count "
-        "FROM documents"
+        "SELECT kb, id, metadata, created_at, updated_at, truncated, chunk_count FROM documents"
     )
     rows.row_factory = None
     width = records.CHUNK.size
-    for kb, doc_id, text, metadata, created_at, updated_at, truncated, count in rows:
+    for kb, doc_id, metadata, created_at, updated_at, truncated, count in rows:
         packed = chunks[kb].pop(doc_id, b"")
         if len(packed) != count * width:
             raise sqlite_rows.disagreement(path, kb, doc_id, len(packed) // width, count)
         record = records.pack_fields(
-            text,
+            "",  # texts stay in the file: the repository reads them for the documents it returns
             records.pack_metadata(json.loads(metadata) if metadata != "{}" else {}),
             records.iso_instant(created_at),
             records.iso_instant(updated_at),
