@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 import postgres
-from adapters.postgres.schema import LATEST
-from adapters.sqlite.schema import SCHEMA_VERSION
+from adapters.postgres import schema as postgres_schema
+from adapters.sqlite import schema as sqlite_schema
 from entrypoints.app import close_app
 from entrypoints.backends.memory import DATABASE_FILE
 from fakes import FakeEmbedder
@@ -46,20 +46,28 @@ def test_info_and_the_knowledge_base_show_the_readable_name_and_fingerprint(
     )
 
 
+def before_fingerprints(migrations: list[str]) -> int:
+    """The schema version just before the migration that added `fingerprint`."""
+    return next(i for i, step in enumerate(migrations) if "ADD COLUMN fingerprint" in step)
+
+
 def age(backend: str, data_dir: Path) -> None:
     """Make the stored knowledge bases look as kb-service wrote them before fingerprints: the
     previous schema version, and the model setting's text (a path) as the model."""
     if backend == "memory":
         with sqlite3.connect(data_dir / DATABASE_FILE) as db:
             db.execute("ALTER TABLE knowledge_bases DROP COLUMN fingerprint")
+            db.execute("ALTER TABLE knowledge_bases DROP COLUMN building")  # a later migration
             db.execute("UPDATE knowledge_bases SET model = ?", (OLD_PATH,))
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")  # the one before
+            db.execute(f"PRAGMA user_version = {before_fingerprints(sqlite_schema.MIGRATIONS)}")
         db.close()
         return
     with psycopg.connect(postgres.database_url(), autocommit=True) as conn:
         conn.execute("ALTER TABLE kb_knowledge_bases DROP COLUMN fingerprint")
+        conn.execute("ALTER TABLE kb_knowledge_bases DROP COLUMN building")  # a later migration
         conn.execute("UPDATE kb_knowledge_bases SET model = %s", (OLD_PATH,))
-        conn.execute("UPDATE kb_schema SET version = %s", (LATEST - 1,))
+        version = before_fingerprints(postgres_schema.MIGRATIONS)
+        conn.execute("UPDATE kb_schema SET version = %s", (version,))
 
 
 @pytest.fixture
