@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from domain.errors import (
     DomainError,
@@ -19,70 +17,14 @@ from domain.errors import (
     JobNotFoundError,
     StorageUnavailableError,
 )
+from domain.job_run import Cleanup, JobRun
 from domain.jobs import RESTART_REASON, Job, JobCancelledError, JobHandle, JobStatus, JobStore
 from domain.ports import Clock, utc_now
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[JobHandle], None]
-Cleanup = Callable[[], None]
 RETENTION = timedelta(days=7)  # finished jobs are forgotten this long after they ended
-
-
-class _Run:
-    """One job of this process: its latest state, written to the store under one lock.
-
-    The lock orders the writes of the job's thread and of the heartbeat, so an older state
-    (queued) can never overwrite a newer one (running).
-    """
-
-    def __init__(self, job: Job, store: JobStore, clock: Clock, interval: float) -> None:
-        self.job = job
-        self.future: Future[None] | None = None
-        self.cleanup: Cleanup | None = None
-        self.stop = threading.Event()  # cancelled by a client, or the service is stopping
-        self.stopping = False  # the service is stopping (the job fails with RESTART_REASON)
-        self.told = False  # the work was told to stop
-        self._store, self._clock, self._interval = store, clock, interval
-        self._lock = threading.Lock()
-        self._written = time.monotonic()
-
-    def save(self, **changes: Any) -> Job:
-        """Record `changes` now; return the job as stored (perhaps ended by someone else)."""
-        with self._lock:
-            return self._save(**changes)
-
-    def _save(self, **changes: Any) -> Job:
-        wanted = replace(self.job, **changes, updated_at=self._clock())
-        stored = self._store.update(wanted)
-        self.job = stored
-        if stored.finished or stored.cancel_requested:
-            self.stop.set()
-        self._written = time.monotonic()
-        return stored
-
-    # JobHandle, for the work
-
-    @property
-    def job_id(self) -> str:
-        return self.job.id
-
-    def report(self, done: int, total: int | None = None) -> None:
-        with self._lock:
-            total = self.job.total if total is None else total
-            if time.monotonic() - self._written >= self._interval or done == total:
-                self._save(done=done, total=total)
-            else:  # written by the next report or heartbeat: progress is not worth a commit each
-                self.job = replace(self.job, done=done, total=total)
-
-    def cancelled(self) -> bool:
-        if self.stop.is_set():
-            self.told = True
-        return self.told
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled():
-            raise JobCancelledError(self.job.id)
 
 
 class Jobs:
@@ -114,7 +56,7 @@ class Jobs:
         self._interval = progress_interval
         self._stop_timeout = stop_timeout
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="kb-job")
-        self._active: dict[str, _Run] = {}
+        self._active: dict[str, JobRun] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._beating: threading.Thread | None = None
@@ -149,7 +91,7 @@ class Jobs:
                     "the service is stopping: start the job again once it is back", retry_after=5
                 )
             self._store.add(job)
-            run = _Run(job, self._store, self._clock, self._interval)
+            run = JobRun(job, self._store, self._clock, self._interval)
             run.cleanup = cleanup
             self._active[job.id] = run
             run.future = self._pool.submit(self._execute, run, work, cleanup)
@@ -224,7 +166,7 @@ class Jobs:
 
     # The job's thread
 
-    def _execute(self, run: _Run, work: Work, cleanup: Cleanup | None) -> None:
+    def _execute(self, run: JobRun, work: Work, cleanup: Cleanup | None) -> None:
         try:
             job = run.save(status=JobStatus.RUNNING)
             if job.finished:  # cancelled while it was queued: nothing was made but its inputs
@@ -245,7 +187,7 @@ class Jobs:
             with self._lock:
                 self._active.pop(run.job.id, None)
 
-    def _outcome(self, run: _Run, work: Work) -> tuple[JobStatus, str | None]:
+    def _outcome(self, run: JobRun, work: Work) -> tuple[JobStatus, str | None]:
         if run.cancelled():
             return JobStatus.CANCELLED, None
         try:
@@ -270,7 +212,7 @@ class Jobs:
         return error
 
     @staticmethod
-    def _end(run: _Run, status: JobStatus, error: str | None) -> None:
+    def _end(run: JobRun, status: JobStatus, error: str | None) -> None:
         total = run.job.total
         if status is JobStatus.SUCCEEDED and total is None:  # all that was done was all there was
             total = run.job.done

@@ -7,12 +7,10 @@ transaction (PostgresDatabase.transaction), so `load_vectors` answers None: noth
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import Json
@@ -30,7 +28,7 @@ from adapters.postgres.rows import (
     require_kb,
     taken_ids,
 )
-from adapters.postgres.schema import DROP_WAIT, drop_hnsw_index
+from adapters.postgres.schema import DROP_WAIT, drop_hnsw_index, drop_index_or_warn
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -41,8 +39,6 @@ from domain.errors import (
 from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
-
-log = logging.getLogger(__name__)
 
 MAX_LIMIT = 2**62  # LIMIT takes a bigint; "no limit" (sys.maxsize) is capped to this
 
@@ -121,7 +117,7 @@ class PostgresDocumentRepository:
             ).rowcount
             if not removed:
                 raise KnowledgeBaseNotFoundError(name)
-            _drop_index(conn, name)
+            drop_index_or_warn(conn, name)
 
     def publish_knowledge_base(self, name: str) -> None:
         with self._db.transaction(), self._db.connection() as conn:
@@ -147,7 +143,7 @@ class PostgresDocumentRepository:
                 "DELETE FROM kb_knowledge_bases WHERE name = %s AND building IS NOT NULL", (name,)
             ).rowcount
             if removed:
-                _drop_index(conn, name)
+                drop_index_or_warn(conn, name)
         return bool(removed)
 
     def stats(self, name: str) -> KnowledgeBaseStats:
@@ -298,12 +294,3 @@ class PostgresDocumentRepository:
 
     def ping(self) -> None:
         self._db.ping()
-
-
-def _drop_index(conn: psycopg.Connection[Any], name: str) -> None:
-    if not drop_hnsw_index(conn, name, wait=DROP_WAIT):
-        log.warning(
-            "knowledge base %r deleted; its HNSW index stays (the table was busy) until "
-            "a knowledge base of that name is created again",
-            name,
-        )

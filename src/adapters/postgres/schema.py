@@ -13,6 +13,7 @@ names, document ids) use the "C" collation: code-point order, as the `memory` ba
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import psycopg
@@ -23,6 +24,8 @@ from domain.errors import StorageError
 
 DROP_WAIT = "2s"  # how long a request waits to drop an index before giving up
 LOCK_KEY = 0x4B425356  # "KBSV": the same mark the SQLite file carries as its application_id
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: list[str] = [
     # 1: knowledge bases, documents, chunk owners, vectors, keywords.
@@ -194,3 +197,13 @@ def drop_hnsw_index(conn: psycopg.Connection[Any], kb: str, wait: str | None = N
     except pg_errors.LockNotAvailable:
         return False
     return True
+
+
+def drop_index_or_warn(conn: psycopg.Connection[Any], name: str) -> None:
+    """Drop a deleted knowledge base's HNSW index, or say why it stays (DROP_WAIT passed)."""
+    if not drop_hnsw_index(conn, name, wait=DROP_WAIT):
+        log.warning(
+            "knowledge base %r deleted; its HNSW index stays (the table was busy) until "
+            "a knowledge base of that name is created again",
+            name,
+        )
