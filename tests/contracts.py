@@ -298,6 +298,50 @@ class DocumentRepositoryContract:
         assert [d.id for d in repo.list_documents("kb", 2, where=where)] == ["d0", "d2"]
         assert [d.id for d in repo.list_documents("kb", 5, after="d2", where=where)] == ["d4"]
 
+    def test_an_unpublished_knowledge_base_takes_documents_but_no_read_finds_it(self, repo):
+        repo.add_knowledge_base(make_kb("new"), building="job-1")
+        self.add(repo, make_doc("a", [1, 2]), kb="new")
+        assert [kb.name for kb in repo.list_knowledge_bases(10)] == ["kb"]
+        assert repo.unpublished_knowledge_bases() == [("new", "job-1")]
+        for read in (
+            lambda: repo.get_knowledge_base("new"),
+            lambda: repo.stats("new"),
+            lambda: repo.get_document("new", "a"),
+            lambda: repo.list_documents("new", 10),
+            lambda: repo.update_knowledge_base(make_kb("new")),
+            lambda: repo.remove_knowledge_base("new"),
+        ):
+            with pytest.raises(KnowledgeBaseNotFoundError):
+                read()
+        with pytest.raises(KnowledgeBaseExistsError):
+            repo.add_knowledge_base(make_kb("new"))
+
+    def test_publishing_shows_the_knowledge_base_whole(self, repo):
+        repo.add_knowledge_base(make_kb("new"), building="job-1")
+        doc = make_doc("a", [1, 2])
+        self.add(repo, doc, kb="new")
+        repo.publish_knowledge_base("new")
+        assert repo.get_knowledge_base("new") == make_kb("new")
+        assert repo.get_document("new", "a") == doc
+        assert repo.stats("new").chunk_count == 2
+        assert repo.unpublished_knowledge_bases() == []
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.publish_knowledge_base("new")  # published already
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.publish_knowledge_base("kb")  # never was unpublished
+
+    def test_removing_an_unpublished_knowledge_base_leaves_no_row_and_frees_the_name(self, repo):
+        repo.add_knowledge_base(make_kb("new"), building="job-1")
+        self.add(repo, make_doc("a", [1, 2]), kb="new")
+        assert repo.remove_unpublished("new") is True
+        assert repo.remove_unpublished("new") is False
+        assert repo.remove_unpublished("kb") is False  # a published one is never touched
+        assert repo.get_knowledge_base("kb") == make_kb()
+        assert repo.unpublished_knowledge_bases() == []
+        repo.add_knowledge_base(make_kb("new"))
+        self.add(repo, make_doc("a", [3]), kb="new")  # no document of the removed one is left
+        assert repo.stats("new").document_count == 1
+
     def test_chunk_ids_matching_a_filter_cover_every_chunk_of_matching_documents(self, repo):
         self.add(repo, make_doc("a", [1, 2], lang="en"), make_doc("b", [3], lang="fr"))
         assert sorted(repo.chunk_ids_matching("kb", parse_filter({"lang": "en"}))) == [1, 2]

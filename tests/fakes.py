@@ -168,24 +168,41 @@ class FakeDocumentRepository:
         self.kbs: dict[str, KnowledgeBase] = {}
         self.docs: dict[str, dict[str, Document]] = {}
         self.vectors: dict[str, dict[int, Vectors]] = {}
+        self.building: dict[str, str] = {}  # unpublished knowledge bases: name -> job id
         self._next = 1
 
-    def _docs(self, name: str) -> dict[str, Document]:
-        if name not in self.kbs:
+    def _docs(self, name: str, unpublished: bool = False) -> dict[str, Document]:
+        if name not in self.kbs or (name in self.building and not unpublished):
             raise KnowledgeBaseNotFoundError(name)
         return self.docs[name]
 
-    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
+    def add_knowledge_base(self, kb: KnowledgeBase, building: str | None = None) -> None:
         if kb.name in self.kbs:
             raise KnowledgeBaseExistsError(kb.name)
         self.kbs[kb.name], self.docs[kb.name], self.vectors[kb.name] = kb, {}, {}
+        if building is not None:
+            self.building[kb.name] = building
+
+    def publish_knowledge_base(self, name: str) -> None:
+        if self.building.pop(name, None) is None:
+            raise KnowledgeBaseNotFoundError(name)
+
+    def unpublished_knowledge_bases(self) -> list[tuple[str, str]]:
+        return sorted(self.building.items())
+
+    def remove_unpublished(self, name: str) -> bool:
+        if self.building.pop(name, None) is None:
+            return False
+        del self.kbs[name], self.docs[name], self.vectors[name]
+        return True
 
     def get_knowledge_base(self, name: str) -> KnowledgeBase:
         self._docs(name)
         return self.kbs[name]
 
     def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
-        return [self.kbs[n] for n in sorted(self.kbs) if after is None or n > after][:limit]
+        names = [n for n in sorted(self.kbs) if n not in self.building]
+        return [self.kbs[n] for n in names if after is None or n > after][:limit]
 
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
         self._docs(kb.name)
@@ -204,7 +221,7 @@ class FakeDocumentRepository:
         return list(range(start, self._next))
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
-        docs = self._docs(kb)
+        docs = self._docs(kb, unpublished=True)
         taken = [d.id for d in documents if d.id in docs]
         if taken:
             raise DocumentExistsError(kb, taken)

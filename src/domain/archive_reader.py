@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import IO, BinaryIO
 
@@ -31,7 +31,7 @@ from domain.model import Document
 from domain.ports import Vectors
 
 _BLOCK = 1 << 16
-Entries = Iterator[tuple[Document, Vectors]]
+Entries = Generator[tuple[Document, Vectors], None, None]
 
 
 def read_archive(stream: BinaryIO, spool_dir: str | None = None) -> tuple[ArchiveManifest, Entries]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -96,6 +96,28 @@ class Catalog:
         with self._lock, self._transaction():
             self._store.add_knowledge_base(kb)
             self._slots[kb.name] = self._new_slot(kb)
+
+    def reserve(self, kb: KnowledgeBase, job_id: str) -> Slot:
+        """Store `kb` unpublished, built by job `job_id`, with a slot of its own that no request
+        sees until `publish`; KnowledgeBaseExistsError if the name is taken."""
+        with self._transaction():
+            self._store.add_knowledge_base(kb, building=job_id)
+        return self._new_slot(kb)
+
+    def publish(self, name: str, slot: Slot) -> None:
+        """Show a reserved knowledge base, whole, with `slot` as its live index."""
+        with self._lock, self._transaction():
+            self._store.publish_knowledge_base(name)
+            self._slots[name] = slot
+
+    def discard(self, name: str) -> bool:
+        """Remove an unpublished knowledge base and every row it had; False if none."""
+        with self._transaction():
+            return self._store.remove_unpublished(name)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One unit of work (see UnitOfWork): a restore's batch of rows, vectors and keywords."""
+        return self._transaction()
 
     def slot(self, name: str) -> Slot:
         with self._lock:

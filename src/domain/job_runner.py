@@ -13,7 +13,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from domain.errors import DomainError, JobFinishedError, StorageUnavailableError
+from domain.errors import (
+    DomainError,
+    JobFinishedError,
+    JobNotFoundError,
+    StorageUnavailableError,
+)
 from domain.jobs import RESTART_REASON, Job, JobCancelledError, JobHandle, JobStatus, JobStore
 from domain.ports import Clock, utc_now
 
@@ -34,6 +39,7 @@ class _Run:
     def __init__(self, job: Job, store: JobStore, clock: Clock, interval: float) -> None:
         self.job = job
         self.future: Future[None] | None = None
+        self.cleanup: Cleanup | None = None
         self.stop = threading.Event()  # cancelled by a client, or the service is stopping
         self.stopping = False  # the service is stopping (the job fails with RESTART_REASON)
         self.told = False  # the work was told to stop
@@ -56,6 +62,10 @@ class _Run:
         return stored
 
     # JobHandle, for the work
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
 
     def report(self, done: int, total: int | None = None) -> None:
         with self._lock:
@@ -127,7 +137,9 @@ class Jobs:
 
         `work(handle)` reports progress and checks `handle.cancelled()` often. If it fails or
         is cancelled, `cleanup()` runs next, on the same thread: it removes whatever the work
-        made, so a job that does not succeed leaves nothing half made.
+        made, so a job that does not succeed leaves nothing half made. It also runs for a job
+        cancelled (or stopped) before its work began, to remove what its work was given (an
+        uploaded file).
         """
         now = self._clock()
         job = Job(uuid.uuid4().hex, kind, knowledge_base, JobStatus.QUEUED, now, now)
@@ -138,6 +150,7 @@ class Jobs:
                 )
             self._store.add(job)
             run = _Run(job, self._store, self._clock, self._interval)
+            run.cleanup = cleanup
             self._active[job.id] = run
             run.future = self._pool.submit(self._execute, run, work, cleanup)
             self._start_heartbeat()
@@ -155,6 +168,13 @@ class Jobs:
         if run is not None and not job.finished:  # ours: its progress not yet written is news
             job = replace(job, done=run.job.done, total=run.job.total)
         return job
+
+    def unfinished(self, job_id: str) -> bool:
+        """Whether job `job_id` is queued or running still (False for an unknown id)."""
+        try:
+            return not self.get(job_id).finished
+        except JobNotFoundError:
+            return False
 
     def list(self, limit: int = 100) -> list[Job]:
         """The `limit` most recent jobs, newest first."""
@@ -193,6 +213,8 @@ class Jobs:
                 running.append(run.future)
                 continue
             # Never started, and never will (a cancelled future is not "done" to wait()).
+            if run.cleanup is not None:
+                self._clean(run.cleanup, run.job.id, None)
             self._end(run, JobStatus.FAILED, RESTART_REASON)
             with self._lock:
                 self._active.pop(run.job.id, None)
@@ -205,7 +227,9 @@ class Jobs:
     def _execute(self, run: _Run, work: Work, cleanup: Cleanup | None) -> None:
         try:
             job = run.save(status=JobStatus.RUNNING)
-            if job.finished:  # cancelled while it was queued: nothing was made
+            if job.finished:  # cancelled while it was queued: nothing was made but its inputs
+                if cleanup is not None:
+                    self._clean(cleanup, run.job.id, None)
                 return
             status, error = self._outcome(run, work)
             if status is not JobStatus.SUCCEEDED and cleanup is not None:

@@ -106,6 +106,10 @@ class JobStore(Protocol):
 class JobHandle(Protocol):
     """What a job's work is given: report progress and notice a cancellation."""
 
+    @property
+    def job_id(self) -> str:
+        """The id of the job this work runs as."""
+
     def report(self, done: int, total: int | None = None) -> None:
         """`done` units of `total` (None: keep the total known so far) are done."""
 

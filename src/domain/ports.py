@@ -145,10 +145,27 @@ class KnowledgeBaseStore(Protocol):
 
     Every call of every repository role is all-or-nothing, and raises
     KnowledgeBaseNotFoundError for an unknown knowledge base name.
+
+    A knowledge base stored `building` (by a restore's job) is unpublished: no call finds it
+    (not listed, counted, read, updated or removed: KnowledgeBaseNotFoundError) except
+    `add_documents` and the calls below, until `publish_knowledge_base` shows it whole at once.
     """
 
-    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
-        """Store a new knowledge base; KnowledgeBaseExistsError if the name is taken."""
+    def add_knowledge_base(self, kb: KnowledgeBase, building: str | None = None) -> None:
+        """Store a new knowledge base; KnowledgeBaseExistsError if the name is taken (by an
+        unpublished one too). With `building`, the id of the job that builds it, it is stored
+        unpublished."""
+
+    def publish_knowledge_base(self, name: str) -> None:
+        """Make an unpublished knowledge base visible, in one step; KnowledgeBaseNotFoundError
+        if there is no unpublished one of that name."""
+
+    def unpublished_knowledge_bases(self) -> list[tuple[str, str]]:
+        """(name, building job id) of every unpublished knowledge base, by name."""
+
+    def remove_unpublished(self, name: str) -> bool:
+        """Remove an unpublished knowledge base with all its rows; False if there is none of
+        that name (a published one is never touched)."""
 
     def get_knowledge_base(self, name: str) -> KnowledgeBase: ...
 
@@ -187,6 +204,7 @@ class DocumentStore(DocumentLookup, Protocol):
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         """Store new documents; `vectors` has one row per chunk, in document then chunk order.
+        An unpublished knowledge base takes them too (a restore builds it so).
 
         Raises DocumentExistsError (and stores nothing) if any id is taken. Whether the
         vectors are kept differs per backend: see `CatalogStore`.

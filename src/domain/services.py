@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, BinaryIO
 
+from domain.archive import ArchiveManifest
 from domain.archive_writer import SpooledArchive
 from domain.archives import ArchiveExporter
 from domain.catalog import Catalog, WriteContext
 from domain.documents import DocumentReader, DocumentWriter, new_document_id
+from domain.jobs import JobHandle
 from domain.keywords import NoKeywordIndex
 from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBaseUseCases
 from domain.model import Chunking, Document, Hit, KnowledgeBase, NewDocument, Page
@@ -23,6 +25,7 @@ from domain.ports import (
     utc_now,
 )
 from domain.ranking import Ranker, SearchRequest
+from domain.restores import ArchiveRestorer
 
 __all__ = ["Clock", "KnowledgeBaseInfo", "KnowledgeBaseService", "new_document_id", "utc_now"]
 
@@ -66,6 +69,7 @@ class KnowledgeBaseService:
         self._reader = DocumentReader(repository)
         self._ranker = Ranker(catalog, repository, embedder, snapshot)
         self._exporter = ArchiveExporter(catalog, repository, clock, snapshot)
+        self._restorer = ArchiveRestorer(catalog, repository, repository, embedder)
 
     def load(self) -> int:
         """Build every knowledge base's index from the repository; return how many."""
@@ -168,6 +172,37 @@ class KnowledgeBaseService:
         wait; then stream `.blocks()` (which closes it at the end), `.size` bytes in all.
         """
         return self._exporter.export(kb_name, spool_dir=spool_dir)
+
+    def inspect_archive(
+        self, kb_name: str, stream: BinaryIO, reembed: bool = False
+    ) -> ArchiveManifest:
+        """The archive's manifest, if a restore of it as `kb_name` can start: else
+        ArchiveInvalidError (422), KnowledgeBaseExistsError or ModelMismatchError (409; another
+        model's archive needs `reembed`). Reads only the archive's first member."""
+        return self._restorer.inspect(kb_name, stream, reembed)
+
+    def restore_archive(
+        self,
+        kb_name: str,
+        stream: BinaryIO,
+        job: JobHandle,
+        reembed: bool = False,
+        spool_dir: str | None = None,
+    ) -> KnowledgeBase:
+        """Create knowledge base `kb_name` from the archive in `stream`, all or nothing.
+
+        With this service's model the archive's vectors are stored as they are (nothing is
+        embedded); another model's archive needs `reembed`, which chunks and embeds its texts
+        with this one. Nothing is visible until the whole archive was read and checked; on
+        ArchiveInvalidError, cancellation (through `job`) or any failure nothing is left.
+        Progress goes to `job` in documents. documents.jsonl spools to `spool_dir`.
+        """
+        return self._restorer.restore(kb_name, stream, reembed, job, spool_dir)
+
+    def discard_abandoned_restores(self, unfinished: Callable[[str], bool]) -> list[str]:
+        """Remove what restores left unpublished whose job is not `unfinished` (a process was
+        stopped or killed mid-way); return the names. Run at start."""
+        return self._restorer.discard_abandoned(unfinished)
 
     # Search
 

@@ -13,11 +13,12 @@ from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.wrappers import Response
 
+from domain.job_runner import Jobs
 from domain.ports import Embedder, KnowledgeBaseStore
 from domain.services import KnowledgeBaseService
 from entrypoints import metrics
 from entrypoints.auth import install_auth
-from entrypoints.blueprints import documents, jobs, knowledge_bases, search, system, web
+from entrypoints.blueprints import archives, documents, jobs, knowledge_bases, search, system, web
 from entrypoints.blueprints import metrics as metrics_page
 from entrypoints.container import Container
 from entrypoints.cors import install_cors
@@ -102,7 +103,9 @@ def load(container: Container, freeze: bool) -> int:
         gc.collect()
         gc.freeze()
     loaded = service.load()
-    container.jobs()  # finds the jobs a stopped process left unfinished, and fails them
+    jobs: Jobs = container.jobs()  # finds the jobs a stopped process left unfinished, fails them
+    # What their restores had built, unpublished, goes with them.
+    service.discard_abandoned_restores(jobs.unfinished)
     if freeze:
         gc.freeze()
     return loaded
@@ -114,6 +117,7 @@ def _register_api(app: Flask, settings: Settings) -> None:
     document_api(api, settings)
     for blueprint in (
         knowledge_bases.blp,
+        archives.blp,
         documents.blp,
         documents.bulk,
         search.blp,

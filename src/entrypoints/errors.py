@@ -6,7 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
 from werkzeug.exceptions import HTTPException
 
 from domain.errors import (
@@ -58,8 +58,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(413)
     def too_large(error: HTTPException) -> tuple[dict[str, Any], int]:
-        limit = app.config.get("MAX_CONTENT_LENGTH")
-        return error_body(413, f"the request body is too large: KB_MAX_BODY_BYTES is {limit}"), 413
+        # An archive upload names its own bound (see blueprints.archives).
+        name, limit = g.get(
+            "body_limit", ("KB_MAX_BODY_BYTES", app.config.get("MAX_CONTENT_LENGTH"))
+        )
+        return error_body(413, f"the request body is too large: {name} is {limit}"), 413
 
     @app.errorhandler(400)
     def bad_request(error: HTTPException) -> tuple[dict[str, Any], int]:

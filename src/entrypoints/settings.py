@@ -32,6 +32,9 @@ class Settings:
     device: str = "cpu"
     embed_batch_size: int = 32
     max_body_bytes: int = 32 * 1024 * 1024
+    # An archive uploaded to restore is spooled to disk as it arrives, never held in memory:
+    # its own bound, far above KB_MAX_BODY_BYTES.
+    max_archive_bytes: int = 64 * 1024 * 1024 * 1024
     max_batch_documents: int = 1000
     max_text_chars: int = 1_000_000
     max_query_chars: int = 10_000
@@ -67,6 +70,7 @@ class Settings:
         for name in (
             "embed_batch_size",
             "max_body_bytes",
+            "max_archive_bytes",
             "ann_threshold",
             "database_pool_size",
             "database_timeout",
@@ -135,6 +139,14 @@ class Settings:
         """The KB_MAX_* limits, each named by its variable (refusals tell what to raise)."""
         names = [each.name for each in fields(Limits)]  # top_k: KB_MAX_TOP_K in max_top_k
         return Limits(**{n: Limit(getattr(self, f"max_{n}"), f"KB_MAX_{n.upper()}") for n in names})
+
+    @property
+    def spool_dir(self) -> str | None:
+        """Where archives spool on their way in and out: the data folder of the memory backend
+        (its disk is sized for the data), else the system's temporary folder (None)."""
+        if self.backend == "memory" and self.data_dir != ":memory:":
+            return self.data_dir
+        return None
 
     @property
     def admin_keys(self) -> tuple[str, ...]:

@@ -53,6 +53,20 @@ def test_everything_written_is_there_after_reopening(path):
     repo.close()
 
 
+def test_an_unpublished_knowledge_base_stays_unpublished_after_reopening(path):
+    repo = SqliteDocumentRepository(path)
+    repo.add_knowledge_base(make_kb("new"), building="job-1")
+    repo.add_documents("new", [make_doc("a", [1, 2])], unit_rows(2))
+    repo = reopen(repo, path)
+    assert repo.list_knowledge_bases(10) == []
+    assert repo.unpublished_knowledge_bases() == [("new", "job-1")]
+    assert repo.remove_unpublished("new")
+    repo = reopen(repo, path)
+    assert repo.unpublished_knowledge_bases() == []
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM chunks").fetchone() == (0,)
+    repo.close()
+
+
 def test_removals_and_replacements_survive_reopening(path):
     repo = SqliteDocumentRepository(path)
     repo.add_knowledge_base(make_kb())

@@ -163,13 +163,17 @@ def test_a_queued_job_is_cancelled_at_once_and_its_work_never_runs(make_jobs):
     jobs = make_jobs(workers=1)
     release, ran = threading.Event(), []
     first = jobs.start("restore", "a", lambda handle: release.wait(5))
-    second = jobs.start("restore", "b", lambda handle: ran.append(True))
+    cleaned: list[bool] = []
+    second = jobs.start(
+        "restore", "b", lambda handle: ran.append(True), cleanup=lambda: cleaned.append(True)
+    )
     assert jobs.cancel(second.id).status is JobStatus.CANCELLED
     release.set()
     assert ended(jobs, first.id).status is JobStatus.SUCCEEDED
     time.sleep(0.05)
     assert jobs.get(second.id).status is JobStatus.CANCELLED
     assert ran == []
+    assert cleaned == [True]  # what the work was given (an upload) goes too
 
 
 def test_cancel_says_which_jobs_cannot_be_cancelled(jobs):
@@ -289,13 +293,13 @@ def test_stopping_fails_running_and_queued_jobs_with_the_reason_after_cleanup(st
         handle.raise_if_cancelled()
 
     running = jobs.start("restore", "a", work, cleanup=lambda: cleaned.append(True))
-    queued = jobs.start("restore", "b", lambda handle: None)
+    queued = jobs.start("restore", "b", lambda handle: None, cleanup=lambda: cleaned.append(False))
     started.wait(5)
     jobs.close()
     for job in (running, queued):
         stopped = store.get(job.id)
         assert (stopped.status, stopped.error) == (JobStatus.FAILED, RESTART_REASON)
-    assert cleaned == [True]
+    assert sorted(cleaned) == [False, True]  # the queued one's too: its upload goes
     with pytest.raises(StorageUnavailableError):
         jobs.start("restore", "c", lambda handle: None)
 

@@ -77,3 +77,99 @@ def test_a_waiting_writer_is_not_starved_by_new_readers():
     for t in (t1, t2, t3):
         t.join(2)
     assert order == ["writer", "late reader"]
+
+
+def hammer(lock: ReadWriteLock, stop: threading.Event, writers: int = 8) -> list[threading.Thread]:
+    """Writers back to back: each takes the lock again as soon as it let go."""
+
+    def write() -> None:
+        while not stop.is_set():
+            with lock.writing():
+                time.sleep(0.001)
+
+    threads = [threading.Thread(target=write) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_readers_make_progress_while_eight_writers_hammer():
+    lock = ReadWriteLock()
+    stop = threading.Event()
+    writers = hammer(lock, stop)
+    reads: list[int] = []
+
+    def read() -> None:
+        for number in range(20):
+            with lock.reading():
+                reads.append(number)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(5)
+    done = len(reads)  # counted while the writers still hammer
+    stop.set()
+    for thread in [*writers, reader]:
+        thread.join()
+    assert done == 20  # a writer-preferring lock lets none in until the writers stop
+
+
+def test_readers_waiting_when_a_writer_releases_go_before_the_next_writer():
+    lock = ReadWriteLock()
+    order: list[str] = []
+    first_in, release_first = threading.Event(), threading.Event()
+
+    def first_writer():
+        with lock.writing():
+            first_in.set()
+            release_first.wait(2)
+            order.append("writer 1")
+
+    def reader():
+        with lock.reading():
+            order.append("reader")
+
+    def second_writer():
+        with lock.writing():
+            order.append("writer 2")
+
+    threads = [threading.Thread(target=first_writer)]
+    threads[0].start()
+    first_in.wait(2)
+    for target in (reader, second_writer, reader):
+        threads.append(threading.Thread(target=target))
+        threads[-1].start()
+        time.sleep(0.05)
+    release_first.set()
+    for thread in threads:
+        thread.join(2)
+    assert order == ["writer 1", "reader", "reader", "writer 2"]
+
+
+def test_writers_still_get_in_while_readers_come_back_to_back():
+    lock = ReadWriteLock()
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            with lock.reading():
+                time.sleep(0.001)
+
+    readers = [threading.Thread(target=read) for _ in range(8)]
+    for thread in readers:
+        thread.start()
+    writes: list[int] = []
+
+    def write() -> None:
+        for number in range(20):
+            with lock.writing():
+                writes.append(number)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(5)
+    done = len(writes)
+    stop.set()
+    for thread in [*readers, writer]:
+        thread.join()
+    assert done == 20

@@ -30,6 +30,7 @@ class _Shelf:
     """One knowledge base's documents as packed records (see `document_records`)."""
 
     kb: KnowledgeBase
+    building: str | None = None  # the job building it, while unpublished
     records: dict[str, bytes] = field(default_factory=dict)
     ordered_ids: list[str] = field(default_factory=list)
     owners: ChunkOwners = field(default_factory=ChunkOwners)
@@ -82,22 +83,46 @@ class InMemoryDocumentRepository:
         self._lock = threading.RLock()
         self._next_chunk_id = itertools.count(1)
 
-    def _shelf(self, name: str) -> _Shelf:
+    def _shelf(self, name: str, unpublished: bool = False) -> _Shelf:
+        """The knowledge base's shelf; an unpublished one only where `unpublished` allows."""
         shelf = self._shelves.get(name)
-        if shelf is None:
+        if shelf is None or (shelf.building is not None and not unpublished):
             raise KnowledgeBaseNotFoundError(name)
         return shelf
 
     def load_records(self, kb: str, loaded: Sequence[tuple[str, bytes]]) -> None:
         """Store many new (id, packed record) pairs of `kb` at once: how a journal refills RAM."""
         with self._lock:
-            self._shelf(kb).load(loaded)
+            self._shelf(kb, unpublished=True).load(loaded)
 
-    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
+    def add_knowledge_base(self, kb: KnowledgeBase, building: str | None = None) -> None:
         with self._lock:
             if kb.name in self._shelves:
                 raise KnowledgeBaseExistsError(kb.name)
-            self._shelves[kb.name] = _Shelf(kb)
+            self._shelves[kb.name] = _Shelf(kb, building)
+
+    def publish_knowledge_base(self, name: str) -> None:
+        with self._lock:
+            shelf = self._shelves.get(name)
+            if shelf is None or shelf.building is None:
+                raise KnowledgeBaseNotFoundError(name)
+            shelf.building = None
+
+    def unpublished_knowledge_bases(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(
+                (name, shelf.building)
+                for name, shelf in self._shelves.items()
+                if shelf.building is not None
+            )
+
+    def remove_unpublished(self, name: str) -> bool:
+        with self._lock:
+            shelf = self._shelves.get(name)
+            if shelf is None or shelf.building is None:
+                return False
+            del self._shelves[name]
+            return True
 
     def get_knowledge_base(self, name: str) -> KnowledgeBase:
         with self._lock:
@@ -105,7 +130,11 @@ class InMemoryDocumentRepository:
 
     def list_knowledge_bases(self, limit: int, after: str | None = None) -> list[KnowledgeBase]:
         with self._lock:
-            names = sorted(name for name in self._shelves if after is None or name > after)
+            names = sorted(
+                name
+                for name, shelf in self._shelves.items()
+                if shelf.building is None and (after is None or name > after)
+            )
             return [self._shelves[name].kb for name in names[:limit]]
 
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
@@ -128,7 +157,7 @@ class InMemoryDocumentRepository:
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         with self._lock:
-            shelf = self._shelf(kb)
+            shelf = self._shelf(kb, unpublished=True)
             taken = [doc.id for doc in documents if doc.id in shelf.records]
             if taken:
                 raise DocumentExistsError(kb, taken)
@@ -159,9 +188,12 @@ class InMemoryDocumentRepository:
                 raise DocumentNotFoundError(kb, document_id)
             return shelf.document(document_id)
 
-    def existing_ids(self, kb: str, document_ids: Collection[str]) -> list[str]:
+    def existing_ids(
+        self, kb: str, document_ids: Collection[str], unpublished: bool = False
+    ) -> list[str]:
+        """`unpublished` reaches a knowledge base still being built (for the SQLite journal)."""
         with self._lock:
-            stored = self._shelf(kb).records
+            stored = self._shelf(kb, unpublished).records
             return [doc_id for doc_id in document_ids if doc_id in stored]
 
     def list_documents(

@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import Json
@@ -54,13 +55,13 @@ class PostgresDocumentRepository:
 
     # Knowledge bases
 
-    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
+    def add_knowledge_base(self, kb: KnowledgeBase, building: str | None = None) -> None:
         with self._db.transaction(), self._db.connection() as conn:
             try:
                 with conn.transaction():  # a savepoint: the caller's transaction survives
                     conn.execute(
-                        f"INSERT INTO kb_knowledge_bases ({KB_COLUMNS}) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        f"INSERT INTO kb_knowledge_bases ({KB_COLUMNS}, building) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (
                             kb.name,
                             kb.model,
@@ -71,6 +72,7 @@ class PostgresDocumentRepository:
                             kb.chunking.value,
                             kb.chunk_overlap,
                             kb.fingerprint,
+                            building,
                         ),
                     )
             except pg_errors.UniqueViolation:
@@ -86,7 +88,8 @@ class PostgresDocumentRepository:
     def get_knowledge_base(self, name: str) -> KnowledgeBase:
         with self._db.connection() as conn:
             row = conn.execute(
-                f"SELECT {KB_COLUMNS} FROM kb_knowledge_bases WHERE name = %s", (name,)
+                f"SELECT {KB_COLUMNS} FROM kb_knowledge_bases WHERE name = %s AND building IS NULL",
+                (name,),
             ).fetchone()
         if row is None:
             raise KnowledgeBaseNotFoundError(name)
@@ -96,7 +99,7 @@ class PostgresDocumentRepository:
         with self._db.connection() as conn:
             rows = conn.execute(
                 f"SELECT {KB_COLUMNS} FROM kb_knowledge_bases "
-                "WHERE %s::text IS NULL OR name > %s ORDER BY name LIMIT %s",
+                "WHERE building IS NULL AND (%s::text IS NULL OR name > %s) ORDER BY name LIMIT %s",
                 (after, after, min(limit, MAX_LIMIT)),
             ).fetchall()
         return [kb_from_row(row) for row in rows]
@@ -105,7 +108,7 @@ class PostgresDocumentRepository:
         with self._db.connection() as conn:
             updated = conn.execute(
                 "UPDATE kb_knowledge_bases SET description = %s, metadata = %s, model = %s, "
-                "fingerprint = %s WHERE name = %s",
+                "fingerprint = %s WHERE name = %s AND building IS NULL",
                 (kb.description, Json(dict(kb.metadata)), kb.model, kb.fingerprint, kb.name),
             ).rowcount
         if not updated:
@@ -114,21 +117,44 @@ class PostgresDocumentRepository:
     def remove_knowledge_base(self, name: str) -> None:
         with self._db.transaction(), self._db.connection() as conn:
             removed = conn.execute(
-                "DELETE FROM kb_knowledge_bases WHERE name = %s", (name,)
+                "DELETE FROM kb_knowledge_bases WHERE name = %s AND building IS NULL", (name,)
             ).rowcount
             if not removed:
                 raise KnowledgeBaseNotFoundError(name)
-            if not drop_hnsw_index(conn, name, wait=DROP_WAIT):
-                log.warning(
-                    "knowledge base %r deleted; its HNSW index stays (the table was busy) until "
-                    "a knowledge base of that name is created again",
-                    name,
-                )
+            _drop_index(conn, name)
+
+    def publish_knowledge_base(self, name: str) -> None:
+        with self._db.transaction(), self._db.connection() as conn:
+            published = conn.execute(
+                "UPDATE kb_knowledge_bases SET building = NULL "
+                "WHERE name = %s AND building IS NOT NULL",
+                (name,),
+            ).rowcount
+        if not published:
+            raise KnowledgeBaseNotFoundError(name)
+
+    def unpublished_knowledge_bases(self) -> list[tuple[str, str]]:
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT name, building FROM kb_knowledge_bases WHERE building IS NOT NULL "
+                "ORDER BY name"
+            ).fetchall()
+        return [(str(name), str(building)) for name, building in rows]
+
+    def remove_unpublished(self, name: str) -> bool:
+        with self._db.transaction(), self._db.connection() as conn:
+            removed = conn.execute(
+                "DELETE FROM kb_knowledge_bases WHERE name = %s AND building IS NOT NULL", (name,)
+            ).rowcount
+            if removed:
+                _drop_index(conn, name)
+        return bool(removed)
 
     def stats(self, name: str) -> KnowledgeBaseStats:
         with self._db.connection() as conn:
             row = conn.execute(
-                "SELECT document_count, chunk_count FROM kb_knowledge_bases WHERE name = %s",
+                "SELECT document_count, chunk_count FROM kb_knowledge_bases "
+                "WHERE name = %s AND building IS NULL",
                 (name,),
             ).fetchone()
         if row is None:
@@ -196,8 +222,9 @@ class PostgresDocumentRepository:
     def get_document(self, kb: str, document_id: str) -> Document:
         with self._db.connection() as conn:
             row = conn.execute(
-                f"SELECT {DOC_COLUMNS} FROM kb_documents WHERE kb = %s AND id = %s",
-                (kb, document_id),
+                f"SELECT {DOC_COLUMNS} FROM kb_documents WHERE kb = %s AND id = %s AND EXISTS "
+                "(SELECT 1 FROM kb_knowledge_bases k WHERE k.name = %s AND k.building IS NULL)",
+                (kb, document_id, kb),
             ).fetchone()
             if row is None:
                 require_kb(conn, kb)
@@ -271,3 +298,12 @@ class PostgresDocumentRepository:
 
     def ping(self) -> None:
         self._db.ping()
+
+
+def _drop_index(conn: psycopg.Connection[Any], name: str) -> None:
+    if not drop_hnsw_index(conn, name, wait=DROP_WAIT):
+        log.warning(
+            "knowledge base %r deleted; its HNSW index stays (the table was busy) until "
+            "a knowledge base of that name is created again",
+            name,
+        )

@@ -52,7 +52,8 @@ def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence
 
 
 def lock_kb(conn: psycopg.Connection[Any], kb: str) -> None:
-    """Writers to one knowledge base queue here (its counts row), across processes."""
+    """Writers to one knowledge base queue here (its counts row), across processes; a
+    knowledge base being built (unpublished) takes documents too."""
     row = conn.execute(
         "SELECT 1 FROM kb_knowledge_bases WHERE name = %s FOR UPDATE", (kb,)
     ).fetchone()
@@ -61,7 +62,10 @@ def lock_kb(conn: psycopg.Connection[Any], kb: str) -> None:
 
 
 def require_kb(conn: psycopg.Connection[Any], kb: str) -> None:
-    if conn.execute("SELECT 1 FROM kb_knowledge_bases WHERE name = %s", (kb,)).fetchone():
+    """KnowledgeBaseNotFoundError unless `kb` exists and is published."""
+    if conn.execute(
+        "SELECT 1 FROM kb_knowledge_bases WHERE name = %s AND building IS NULL", (kb,)
+    ).fetchone():
         return
     raise KnowledgeBaseNotFoundError(kb)
 

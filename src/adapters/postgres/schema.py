@@ -107,6 +107,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kb_knowledge_bases ADD COLUMN fingerprint text NOT NULL DEFAULT '';
     """,
+    # 4: the job building a knowledge base (a restore), NULL once published: until then no read
+    # sees it, and it is removed once its job is over without publishing it.
+    """
+    ALTER TABLE kb_knowledge_bases ADD COLUMN building text;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

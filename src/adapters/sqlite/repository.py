@@ -19,7 +19,12 @@ from adapters.sqlite import rows as sqlite_rows
 from adapters.sqlite import scans
 from adapters.sqlite.schema import open_database
 from adapters.sqlite.writes import SqliteWrites
-from domain.errors import DocumentExistsError, KnowledgeBaseExistsError, StorageError
+from domain.errors import (
+    DocumentExistsError,
+    KnowledgeBaseExistsError,
+    KnowledgeBaseNotFoundError,
+    StorageError,
+)
 from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
@@ -71,7 +76,7 @@ class SqliteDocumentRepository:
 
     def _load(self) -> None:
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):
-            self._cache.add_knowledge_base(sqlite_rows.kb_from_row(row))
+            self._cache.add_knowledge_base(sqlite_rows.kb_from_row(row), row["building"])
         for kb, loaded in scans.document_records(self._db, self._path, self._names()).items():
             self._cache.load_records(kb, loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
@@ -106,8 +111,13 @@ class SqliteDocumentRepository:
     def documents_for_chunks(self, kb: str, chunk_ids: Collection[int]) -> dict[int, Document]:
         return self._cache.documents_for_chunks(kb, chunk_ids)
 
+    def unpublished_knowledge_bases(self) -> list[tuple[str, str]]:
+        return self._cache.unpublished_knowledge_bases()
+
     def _names(self) -> list[str]:
-        return [kb.name for kb in self._cache.list_knowledge_bases(sys.maxsize)]
+        """Every knowledge base's name, the unpublished ones too."""
+        published = [kb.name for kb in self._cache.list_knowledge_bases(sys.maxsize)]
+        return published + [name for name, _ in self._cache.unpublished_knowledge_bases()]
 
     # Writes: the file first, then the cache.
 
@@ -116,17 +126,36 @@ class SqliteDocumentRepository:
             start, self._next_id = self._next_id, self._next_id + count
             return list(range(start, self._next_id))
 
-    def add_knowledge_base(self, kb: KnowledgeBase) -> None:
+    def add_knowledge_base(self, kb: KnowledgeBase, building: str | None = None) -> None:
         with self._lock:
             if kb.name in self._names():
                 raise KnowledgeBaseExistsError(kb.name)
             self._writes.commit(
                 lambda: self._db.execute(
-                    "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    sqlite_rows.kb_row(kb),
+                    f"INSERT INTO knowledge_bases ({sqlite_rows.KB_COLUMNS}, building) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*sqlite_rows.kb_row(kb), building),
                 )
             )
-            self._cache.add_knowledge_base(kb)
+            self._cache.add_knowledge_base(kb, building)
+
+    def publish_knowledge_base(self, name: str) -> None:
+        with self._lock:
+            if name not in dict(self._cache.unpublished_knowledge_bases()):
+                raise KnowledgeBaseNotFoundError(name)
+            self._writes.commit(
+                lambda: self._db.execute(
+                    "UPDATE knowledge_bases SET building = NULL WHERE name = ?", (name,)
+                )
+            )
+            self._cache.publish_knowledge_base(name)
+
+    def remove_unpublished(self, name: str) -> bool:
+        with self._lock:
+            if name not in dict(self._cache.unpublished_knowledge_bases()):
+                return False
+            self._writes.commit(lambda: self._drop(name))
+            return self._cache.remove_unpublished(name)
 
     def update_knowledge_base(self, kb: KnowledgeBase) -> None:
         with self._lock:
@@ -149,18 +178,17 @@ class SqliteDocumentRepository:
     def remove_knowledge_base(self, name: str) -> None:
         with self._lock:
             self._cache.get_knowledge_base(name)
-
-            def drop() -> None:
-                self._db.execute("DELETE FROM chunks WHERE kb = ?", (name,))
-                self._db.execute("DELETE FROM documents WHERE kb = ?", (name,))
-                self._db.execute("DELETE FROM knowledge_bases WHERE name = ?", (name,))
-
-            self._writes.commit(drop)
+            self._writes.commit(lambda: self._drop(name))
             self._cache.remove_knowledge_base(name)
+
+    def _drop(self, name: str) -> None:
+        self._db.execute("DELETE FROM chunks WHERE kb = ?", (name,))
+        self._db.execute("DELETE FROM documents WHERE kb = ?", (name,))
+        self._db.execute("DELETE FROM knowledge_bases WHERE name = ?", (name,))
 
     def add_documents(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         with self._lock:
-            taken = self._cache.existing_ids(kb, [doc.id for doc in documents])
+            taken = self._cache.existing_ids(kb, [doc.id for doc in documents], unpublished=True)
             if taken:
                 raise DocumentExistsError(kb, taken)
             self._writes.commit(lambda: self._insert(kb, documents, vectors))

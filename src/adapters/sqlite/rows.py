@@ -14,6 +14,11 @@ from typing import Any
 from domain.errors import StorageError
 from domain.model import Chunking, Document, KnowledgeBase
 
+KB_COLUMNS = (
+    "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
+    "fingerprint"
+)
+
 
 def kb_row(kb: KnowledgeBase) -> tuple[Any, ...]:
     return (

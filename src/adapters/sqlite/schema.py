@@ -80,6 +80,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE knowledge_bases ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
     """,
+    # The job building a knowledge base (a restore), NULL once published: until then no read
+    # sees it, and a start removes it if its job is over.
+    """
+    ALTER TABLE knowledge_bases ADD COLUMN building TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
