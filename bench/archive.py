@@ -364,6 +364,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     env = {"PYTHONPATH": str(CHECKOUT / "src")}
     if args.runtime:
         env["KB_EMBEDDING_RUNTIME"] = args.runtime
+    if args.ann_threshold:
+        env["KB_ANN_THRESHOLD"] = str(args.ann_threshold)
     with (
         tempfile.TemporaryDirectory(prefix="kb-bench-archive-") as folder,
         start_service(model, args.data_dir, args.threads, extra_env=env) as service,
@@ -395,6 +397,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="KB_THREADS (default: the service's)")
     parser.add_argument(
         "--runtime", choices=("torch", "onnx"), help="KB_EMBEDDING_RUNTIME (default: auto)"
+    )
+    parser.add_argument(
+        "--ann-threshold",
+        type=int,
+        metavar="CHUNKS",
+        help="KB_ANN_THRESHOLD (default: the service's): above it FAISS rebuilds to IVF",
     )
     parser.add_argument(
         "--data-dir",
