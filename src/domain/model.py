@@ -209,12 +209,26 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Where a text's own structure lies, as character offsets into it (from a file's extractor).
+
+    `sections`: where a heading (or another section) begins; a chunk window should not
+    straddle one when a boundary is near. `pages`: where page 2, 3, ... begin (page 1 begins
+    at 0); empty for a text without pages. Both strictly increasing, within the text.
+    """
+
+    sections: tuple[int, ...] = ()
+    pages: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class NewDocument:
     """A document as a client submits it: id optional, not embedded yet."""
 
     text: str
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    layout: Layout = Layout()
 
     def __post_init__(self) -> None:
         if self.id is not None:
