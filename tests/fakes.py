@@ -118,6 +118,7 @@ class FakeVectorIndex:
     def __init__(self, dimension: int) -> None:
         self._dimension = dimension
         self._vectors: dict[int, Vectors] = {}
+        self.expected: list[int] = []  # every `expect` hint, for tests of who gives them
 
     @property
     def dimension(self) -> int:
@@ -125,6 +126,9 @@ class FakeVectorIndex:
 
     def __len__(self) -> int:
         return len(self._vectors)
+
+    def expect(self, count: int) -> None:
+        self.expected.append(count)
 
     def add(self, labels: np.ndarray, vectors: Vectors) -> None:
         keys = [int(label) for label in labels]

@@ -73,6 +73,13 @@ class VectorIndex(Protocol):
     def add(self, labels: Labels, vectors: Vectors) -> None:
         """Add rows of `vectors` (n, dimension) under `labels` (n,); labels must be new."""
 
+    def expect(self, count: int) -> None:
+        """A hint: about `count` vectors are about to be added in bulk (a restore, a load).
+
+        An index that builds itself from its contents (FAISS IVF) may build directly for that
+        size; one that needs nothing (pgvector) ignores it. Results never depend on it.
+        """
+
     def remove(self, labels: Collection[int]) -> int:
         """Remove the given labels (unknown ones are ignored); return how many went."""
 
