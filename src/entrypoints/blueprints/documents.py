@@ -20,6 +20,7 @@ from entrypoints.responses import (
     DocumentSchema,
 )
 from entrypoints.schemas import (
+    DIGEST_FIELDS,
     AddDocumentsSchema,
     DeleteDocumentsSchema,
     DocumentListArgsSchema,
@@ -69,7 +70,16 @@ class Documents(MethodView):
         service: KnowledgeBaseService = Provide[Container.service],
     ) -> Page:
         """List documents by id, a page at a time, optionally filtered by metadata"""
-        return service.list_documents(kb, args["limit"], args.get("cursor"), args.get("filter"))
+        query = (kb, args["limit"], args.get("cursor"), args.get("filter"))
+        chosen = args.get("fields")
+        if chosen is None:
+            return service.list_documents(*query)
+        if DIGEST_FIELDS.issuperset(chosen):  # hashes and metadata are stored: no text read
+            page = service.list_document_digests(*query)
+        else:
+            page = service.list_documents(*query)
+        items = [{name: getattr(item, name) for name in chosen} for item in page.items]
+        return Page(items, page.next_cursor)
 
 
 @blp.route("/<document_id:document_id>")
