@@ -18,7 +18,6 @@ What counts as changed:
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -171,7 +170,7 @@ def _plan_text(plan: SyncPlan, item: SourceText, current: DocumentHash | None) -
     elif content_hash(item.text) != current["content_hash"]:
         kept = item.metadata if item.metadata is not None else current["metadata"]
         plan.update.append(replace(item, metadata=kept))
-    elif item.metadata is not None and _canonical(item.metadata) != _canonical(current["metadata"]):
+    elif item.metadata is not None and not _same_json(item.metadata, current["metadata"]):
         plan.patch.append(item)
     else:
         plan.unchanged += 1
@@ -188,8 +187,16 @@ def _plan_file(plan: SyncPlan, item: SourceFile, current: DocumentHash | None, f
             plan.replaced_files.append(item.id)
 
 
-def _canonical(metadata: Any) -> str:
-    return json.dumps(metadata, sort_keys=True, ensure_ascii=False)
+def _same_json(left: Any, right: Any) -> bool:
+    """Equal as JSON values: Python's == with types too, since 1 == 1.0 == True in Python
+    but not in JSON (and not in a metadata filter). Key order does not matter."""
+    if type(left) is not type(right) or left != right:
+        return False
+    if isinstance(left, dict):
+        return all(_same_json(value, right[key]) for key, value in left.items())
+    if isinstance(left, list):
+        return all(_same_json(a, b) for a, b in zip(left, right, strict=True))
+    return True
 
 
 def planned(plan: SyncPlan, dry_run: bool) -> SyncReport:

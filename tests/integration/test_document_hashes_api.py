@@ -129,3 +129,21 @@ def test_documents_stored_before_hashes_get_theirs_when_the_store_is_migrated(
     page = client.get(docs_path("kb"), query_string={"fields": "id,content_hash"}).get_json()
     assert page["items"] == [{"id": i, "content_hash": sha(t)} for i, t in sorted(texts.items())]
     assert client.get(f"{docs_path('kb')}/a").get_json()["content_hash"] == sha("alpha text")
+
+
+def test_the_hash_listing_says_what_the_full_listing_says(client, kb):
+    metadata = {"z": 1, "a": [1.5, "ü", True], "m": -0.0, "big": 2**53 + 1}
+    documents = [{"id": f"d{n}", "text": f"text {n}", "metadata": metadata} for n in range(3)]
+    client.post(docs_path(kb), json={"documents": documents})
+    query = {"limit": 2}
+    fast = client.get(docs_path(kb), query_string={**query, "fields": "metadata,content_hash"})
+    full = client.get(docs_path(kb), query_string=query).get_json()
+    keep = ("id", "content_hash", "metadata")
+    projected = [{name: item[name] for name in keep} for item in full["items"]]
+    assert (
+        fast.get_data()
+        == client.get(
+            docs_path(kb), query_string={**query, "fields": "id,content_hash,metadata"}
+        ).get_data()
+    )
+    assert fast.get_json() == {"items": projected, "next_cursor": full["next_cursor"]}
