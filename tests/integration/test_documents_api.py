@@ -7,7 +7,6 @@ Upsert and patch semantics, timestamps and batching are tested once on the servi
 from __future__ import annotations
 
 import hashlib
-
 from datetime import datetime
 
 import pytest
