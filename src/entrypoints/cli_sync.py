@@ -13,11 +13,14 @@ from entrypoints.cli_sources import InputError
 from kb_client import (
     FileSender,
     KBClient,
+    NotFound,
     SourceError,
     SyncReport,
+    plan_sync,
     read_source,
     sync_knowledge_base,
 )
+from kb_client.sync import planned
 
 MAX_SKIPPED_LINES = 20  # skipped entries listed one per line; the rest are counted
 
@@ -53,21 +56,33 @@ def sync(args: argparse.Namespace) -> int:
     except SourceError as error:
         raise InputError(str(error)) from None
     with client_of(args) as client:
-        ensure_knowledge_base(client, args.kb, args.create and not args.dry_run)
         try:
-            report = sync_knowledge_base(
-                client,
-                args.kb,
-                source,
-                prune=args.prune,
-                dry_run=args.dry_run,
-                send_files=file_sender(client),
-                batch_size=args.batch_size,
-            )
+            if args.dry_run and args.create and not exists(client, args.kb):
+                # What creating it and syncing would do: everything is added.
+                report = planned(plan_sync([], source, files=file_sender(client) is not None), True)
+            else:
+                ensure_knowledge_base(client, args.kb, args.create and not args.dry_run)
+                report = sync_knowledge_base(
+                    client,
+                    args.kb,
+                    source,
+                    prune=args.prune,
+                    dry_run=args.dry_run,
+                    send_files=file_sender(client),
+                    batch_size=args.batch_size,
+                )
         except ValueError as error:  # an id twice in the source
             raise InputError(str(error)) from None
     print_report(args.kb, args.path, report)
     return 0
+
+
+def exists(client: KBClient, kb: str) -> bool:
+    try:
+        client.get_knowledge_base(kb)
+    except NotFound:
+        return False
+    return True
 
 
 def file_sender(client: KBClient) -> FileSender | None:

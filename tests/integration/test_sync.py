@@ -230,3 +230,13 @@ def test_kb_sync_refuses_a_bad_source_with_exit_2_and_sends_nothing(kb, client, 
     assert code == 2 and "does not exist" in err
     code, _, err = kb("sync", str(twice), "--kb", "nope")
     assert code == 1 and "--create" in err
+
+
+def test_a_dry_run_with_create_counts_everything_as_added_and_creates_nothing(kb, client, tmp_path):
+    folder = write_folder(tmp_path / "docs", {"a.md": "alpha", "b.md": "beta"})
+    code, out, _ = kb("sync", str(folder), "--kb", "fresh", "--create", "--dry-run")
+    assert code == 0 and "dry run" in out and "added 2," in out
+    assert [k["name"] for k in client.iter_knowledge_bases()] == ["kb"]
+    code, out, _ = kb("sync", str(folder), "--kb", "fresh", "--create")
+    assert code == 0 and "added 2," in out
+    assert len(list(client.iter_document_hashes("fresh"))) == 2
