@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from domain.digests import DocumentDigest
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -264,6 +265,12 @@ class FakeDocumentRepository:
         docs = self._docs(kb)
         chosen = [docs[i] for i in sorted(docs) if after is None or i > after]
         return [d for d in chosen if where is None or matches(where, d.metadata)][:limit]
+
+    def list_digests(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[DocumentDigest]:
+        listed = self.list_documents(kb, limit, after, where)
+        return [DocumentDigest(d.id, d.content_hash, d.metadata) for d in listed]
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         docs = self._docs(kb).values()

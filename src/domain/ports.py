@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from domain.digests import DocumentDigest
 from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 
@@ -201,6 +202,12 @@ class DocumentLookup(Protocol):
         self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
     ) -> list[Document]:
         """Up to `limit` documents ordered by id, ids strictly after `after`, matching `where`."""
+
+    def list_digests(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[DocumentDigest]:
+        """As `list_documents`, only ids, content hashes and metadata: no text is read, so
+        a client can compare a whole knowledge base with its source quickly."""
 
 
 class DocumentStore(DocumentLookup, Protocol):
