@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from domain.errors import InvalidInputError
+from domain.layout import Layout as Layout  # re-exported: Layout is part of the model
 
 Scalar = str | int | float | bool
 MetadataValue = Scalar | list[Scalar]
@@ -192,7 +193,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Document:
-    """A stored document: its text, metadata and the chunks that were embedded."""
+    """A stored document: its text, metadata, the chunks that were embedded, and its layout
+    (empty unless it came from a file with headings or pages)."""
 
     id: str
     text: str
@@ -201,24 +203,13 @@ class Document:
     updated_at: datetime
     chunks: tuple[Chunk, ...] = ()
     truncated: bool = False
+    layout: Layout = Layout()
 
     def __post_init__(self) -> None:
         validate_document_id(self.id)
         validate_text(self.text)
         object.__setattr__(self, "metadata", validate_metadata(self.metadata))
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a text's own structure lies, as character offsets into it (from a file's extractor).
-
-    `sections`: where a heading (or another section) begins; a chunk window should not
-    straddle one when a boundary is near. `pages`: where page 2, 3, ... begin (page 1 begins
-    at 0); empty for a text without pages. Both strictly increasing, within the text.
-    """
-
-    sections: tuple[int, ...] = ()
-    pages: tuple[int, ...] = ()
+        self.layout.fits(len(self.text))
 
 
 @dataclass(frozen=True)
@@ -235,15 +226,18 @@ class NewDocument:
             validate_document_id(self.id)
         validate_text(self.text)
         object.__setattr__(self, "metadata", validate_metadata(self.metadata))
+        self.layout.fits(len(self.text))
 
 
 @dataclass(frozen=True)
 class Passage:
-    """The part of a hit's text that matched best."""
+    """The part of a hit's text that matched best; `page` (1-based) where `start` lies, for a
+    document with pages (Layout.pages), else None."""
 
     start: int
     end: int
     text: str
+    page: int | None = None
 
 
 @dataclass(frozen=True)
