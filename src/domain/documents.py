@@ -16,6 +16,7 @@ from domain.cursor import decode_cursor, encode_cursor
 from domain.encoding import EncodedText, encode_texts
 from domain.errors import DocumentExistsError, DocumentNotFoundError, InvalidInputError
 from domain.filters import Filter, parse_filter
+from domain.layout import NO_LAYOUT
 from domain.model import (
     Chunk,
     Document,
@@ -72,7 +73,7 @@ class DocumentWriter:
         document_id: str,
         text: str,
         metadata: Mapping[str, Any] | None,
-        layout: Layout = Layout(),
+        layout: Layout = NO_LAYOUT,
     ) -> tuple[Document, bool]:
         """Re-embed only a changed text (or layout: it moves the chunks); retry if another
         write changed the document meanwhile. The replacement keeps no earlier layout."""

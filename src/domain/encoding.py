@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from domain.chunking import chunk_spans
 from domain.errors import InvalidInputError
+from domain.layout import NO_LAYOUT
 from domain.model import Chunking, Layout, Span
 from domain.ports import Embedder, Vectors
 
@@ -38,7 +39,7 @@ def encode_texts(
     making more chunks in all are refused before anything is embedded. `layouts` (one per
     text) lets windows end where sections and pages begin (`chunk_spans`).
     """
-    structure = [Layout()] * len(texts) if layouts is None else layouts
+    structure = [NO_LAYOUT] * len(texts) if layouts is None else layouts
     plans = [
         chunk_spans(
             embedder.token_offsets(text),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,8 +71,9 @@ def _offsets(values: Sequence[int], name: str) -> tuple[int, ...]:
 
 
 def _ordered(values: tuple[int, ...], name: str, strictly: bool) -> None:
-    if any(b < a or (strictly and b == a) for a, b in zip(values, values[1:])):
+    if any(b < a or (strictly and b == a) for a, b in itertools.pairwise(values)):
         rule = "strictly increasing" if strictly else "never decreasing"
-        raise InvalidInputError(
-            f"layout {name} must be {rule}", errors={"layout": {name: [rule]}}
-        )
+        raise InvalidInputError(f"layout {name} must be {rule}", errors={"layout": {name: [rule]}})
+
+
+NO_LAYOUT = Layout()  # a text without sections or pages: the default everywhere

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from domain.errors import InvalidInputError
+from domain.layout import NO_LAYOUT
 from domain.layout import Layout as Layout  # re-exported: Layout is part of the model
 
 Scalar = str | int | float | bool
@@ -203,7 +204,7 @@ class Document:
     updated_at: datetime
     chunks: tuple[Chunk, ...] = ()
     truncated: bool = False
-    layout: Layout = Layout()
+    layout: Layout = NO_LAYOUT
 
     def __post_init__(self) -> None:
         validate_document_id(self.id)
@@ -219,7 +220,7 @@ class NewDocument:
     text: str
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    layout: Layout = Layout()
+    layout: Layout = NO_LAYOUT
 
     def __post_init__(self) -> None:
         if self.id is not None:

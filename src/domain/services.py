@@ -14,6 +14,7 @@ from domain.documents import DocumentReader, DocumentWriter, new_document_id
 from domain.jobs import JobHandle
 from domain.keywords import NoKeywordIndex
 from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBaseUseCases
+from domain.layout import NO_LAYOUT
 from domain.model import Chunking, Document, Hit, KnowledgeBase, Layout, NewDocument, Page
 from domain.ports import (
     Clock,
@@ -126,7 +127,7 @@ class KnowledgeBaseService:
         document_id: str,
         text: str,
         metadata: Mapping[str, Any] | None = None,
-        layout: Layout = Layout(),
+        layout: Layout = NO_LAYOUT,
     ) -> tuple[Document, bool]:
         """Create or replace a document, re-embedding only a changed text or layout;
         (document, created)."""

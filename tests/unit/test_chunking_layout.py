@@ -1,5 +1,6 @@
 """Chunk windows that respect a text's sections and pages (Layout), and the page of a passage."""
 
+import itertools
 import re
 
 import pytest
@@ -85,7 +86,7 @@ def test_structured_windows_cover_the_text_keep_the_limit_and_respect_near_bound
     spans, truncated = chunk_spans(pieces, len(text), window, overlap, boundaries=marks)
     assert not truncated
     assert spans[0].start == 0 and spans[-1].end == len(text)
-    for before, after in zip(spans, spans[1:]):
+    for before, after in itertools.pairwise(spans):
         assert before.start < after.start  # always moving on
     for a, b in pieces:  # no piece left out (only whitespace may fall between two windows)
         assert any(span.start <= a and b <= span.end for span in spans)
@@ -100,7 +101,7 @@ def test_structured_windows_cover_the_text_keep_the_limit_and_respect_near_bound
         assert last - first <= window  # the model sees every piece of every chunk
         # no boundary in the window's last NEAR_END of `window` pieces
         assert not [c for c in cuts if first < c < last and c >= first + window - near]
-    for (_, end), (start, _) in zip(ranges, ranges[1:]):
+    for (_, end), (start, _) in itertools.pairwise(ranges):
         assert not [c for c in cuts if start < c < end]  # overlap stays inside a section
 
 

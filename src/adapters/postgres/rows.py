@@ -13,14 +13,16 @@ from psycopg.types.json import Json
 
 from adapters.memory.document_records import trusted
 from domain.errors import KnowledgeBaseNotFoundError
-from domain.model import Chunk, Chunking, Document, KnowledgeBase, Span
+from domain.layout import NO_LAYOUT
+from domain.model import Chunk, Chunking, Document, KnowledgeBase, Layout, Span
 
 KB_COLUMNS = (
     "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
     "fingerprint"
 )
 DOC_COLUMNS = (
-    "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, chunk_ends"
+    "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, "
+    "chunk_ends, layout"
 )
 
 
@@ -28,7 +30,7 @@ def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence
     with conn.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO kb_documents (kb, {DOC_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     kb,
@@ -41,6 +43,7 @@ def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence
                     [c.id for c in doc.chunks],
                     [c.span.start for c in doc.chunks],
                     [c.span.end for c in doc.chunks],
+                    _layout_json(doc.layout),
                 )
                 for doc in documents
             ],
@@ -104,7 +107,7 @@ def kb_from_row(row: Sequence[Any]) -> KnowledgeBase:
 
 
 def document_from_row(row: Sequence[Any]) -> Document:
-    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends = row
+    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends, layout = row
     chunks = tuple(
         Chunk(int(label), Span(start, end)) for label, start, end in zip(labels, starts, ends)
     )
@@ -116,5 +119,17 @@ def document_from_row(row: Sequence[Any]) -> Document:
         "updated_at": updated_at,
         "chunks": chunks,
         "truncated": truncated,
+        "layout": NO_LAYOUT if layout is None else trusted(Layout, _layout_fields(layout)),
     }
     return trusted(Document, fields)  # validated when stored, as the memory backend's records
+
+
+def _layout_json(layout: Layout) -> Json | None:
+    """The layout column: NULL for a document without one."""
+    if not layout:
+        return None
+    return Json({"sections": list(layout.sections), "pages": list(layout.pages)})
+
+
+def _layout_fields(stored: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
+    return {"sections": tuple(stored["sections"]), "pages": tuple(stored["pages"])}

@@ -115,6 +115,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kb_knowledge_bases ADD COLUMN building text;
     """,
+    # 5: a document's Layout (domain.layout), {"sections": [...], "pages": [...]}; NULL for a
+    # document without one (every document written before).
+    """
+    ALTER TABLE kb_documents ADD COLUMN layout jsonb;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

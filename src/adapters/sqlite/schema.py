@@ -85,6 +85,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE knowledge_bases ADD COLUMN building TEXT;
     """,
+    # A document's Layout (domain.layout) as JSON {"sections": [...], "pages": [...]}; NULL for
+    # a document without one (every document written before).
+    """
+    ALTER TABLE documents ADD COLUMN layout TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
