@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from domain import NewDocument, SearchRequest
+from domain import Layout, NewDocument, SearchRequest
 from domain.errors import ArchiveInvalidError, KnowledgeBaseExistsError, ModelMismatchError
 from domain.jobs import JobCancelledError
 from domain.ports import by_dimension
@@ -162,3 +162,25 @@ def test_leftovers_of_finished_jobs_are_discarded_and_running_ones_kept(service,
     repository.add_knowledge_base(a.__class__(**{**a.__dict__, "name": "live"}), building="j2")
     assert service.discard_abandoned_restores(lambda job_id: job_id == "j2") == ["dead"]
     assert repository.unpublished_knowledge_bases() == [("live", "j2")]
+
+
+def test_a_restore_keeps_layouts_and_reembedding_chunks_along_them(service, kb):
+    parts = [" ".join(f"{name}{i}" for i in range(13)) for name in ("alpha", "beta", "gamma")]
+    text = "\n\n".join(parts)
+    starts = (0, len(parts[0]) + 2, len(parts[0]) + len(parts[1]) + 4)
+    layout = Layout(sections=starts, pages=starts[1:])
+    service.add_documents(kb, [NewDocument(text, id="book", layout=layout)])
+    archive = archive_of(service, kb)
+    service.restore_archive("same", io.BytesIO(archive), FakeJobHandle())
+    assert service.get_document("same", "book").layout == layout
+    other = FakeEmbedder(dimension=24, window=8, model_name="other")
+    elsewhere = KnowledgeBaseService(
+        other, FakeDocumentRepository(), by_dimension(FakeVectorIndex)
+    )
+    elsewhere.restore_archive("copy", io.BytesIO(archive), FakeJobHandle(), reembed=True)
+    book = elsewhere.get_document("copy", "book")
+    assert book.layout == layout
+    # windows of 8 over sections of 13 words: the sixth word of a window is a near boundary
+    assert {starts[1], starts[2]} <= {chunk.span.start for chunk in book.chunks}
+    hit = elsewhere.search("copy", SearchRequest(query=parts[2], top_k=1))[0]
+    assert hit.passage.page == layout.page_of(hit.passage.start) == 3
