@@ -1,6 +1,7 @@
 """bench.structure's books: headings where the layout says, pages at spaces, chunks to sections."""
 
 from bench import beir, structure
+
 from domain.model import Span
 
 CORPUS = [

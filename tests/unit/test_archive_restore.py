@@ -174,9 +174,7 @@ def test_a_restore_keeps_layouts_and_reembedding_chunks_along_them(service, kb):
     service.restore_archive("same", io.BytesIO(archive), FakeJobHandle())
     assert service.get_document("same", "book").layout == layout
     other = FakeEmbedder(dimension=24, window=8, model_name="other")
-    elsewhere = KnowledgeBaseService(
-        other, FakeDocumentRepository(), by_dimension(FakeVectorIndex)
-    )
+    elsewhere = KnowledgeBaseService(other, FakeDocumentRepository(), by_dimension(FakeVectorIndex))
     elsewhere.restore_archive("copy", io.BytesIO(archive), FakeJobHandle(), reembed=True)
     book = elsewhere.get_document("copy", "book")
     assert book.layout == layout
