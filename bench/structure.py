@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adapters.embedding.encoder import Encoder
 from bench import beir, make_sample_beir
 from bench.metrics import ndcg_at, rank
 from domain.chunking import chunk_spans
@@ -98,7 +99,7 @@ def _page_starts(text: str, page_chars: int) -> tuple[int, ...]:
 class ChunkEmbeddings:
     """Chunk texts embedded once each, whichever ways of chunking share them."""
 
-    def __init__(self, encoder: object) -> None:
+    def __init__(self, encoder: Encoder) -> None:
         self._encoder = encoder
         self._vectors: dict[str, np.ndarray] = {}
 
@@ -106,22 +107,22 @@ class ChunkEmbeddings:
         missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
         for first in range(0, len(missing), BATCH):
             batch = missing[first : first + BATCH]
-            rows = self._encoder.encode(batch)  # type: ignore[attr-defined]
+            rows = self._encoder.encode(batch)
             self._vectors.update(zip(batch, rows))
         return np.vstack([self._vectors[text] for text in texts])
 
 
 def chunk_books(
-    encoder: object, books: Sequence[Book], overlap: int, way: str
+    encoder: Encoder, books: Sequence[Book], overlap: int, way: str
 ) -> Iterator[tuple[Book, list[Span]]]:
-    window = int(encoder.window)  # type: ignore[attr-defined]
+    window = encoder.window
     for book in books:
         boundaries: list[int] = []
         if way == "sections":
             boundaries = list(book.layout.sections)
         elif way == "sections+pages":
             boundaries = book.layout.boundaries()
-        offsets = encoder.token_offsets(book.text)  # type: ignore[attr-defined]
+        offsets = encoder.token_offsets(book.text)
         spans, _ = chunk_spans(offsets, len(book.text), window, overlap, boundaries=boundaries)
         yield book, spans
 
@@ -138,7 +139,7 @@ def section_of(book: Book, span: Span) -> str:
 
 def evaluate_way(
     embeddings: ChunkEmbeddings,
-    encoder: object,
+    encoder: Encoder,
     books: Sequence[Book],
     dataset: beir.Dataset,
     queries: np.ndarray,
@@ -231,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "args": vars(args) | {"data": str(args.data), "json": str(args.json)},
+                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                     "results": results,
                 },
                 indent=2,
