@@ -229,10 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     if args.json is not None:
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         args.json.write_text(
             json.dumps(
                 {
-                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                    "args": settings,
                     "results": results,
                 },
                 indent=2,
