@@ -28,7 +28,7 @@ from domain.errors import (
 )
 from domain.filters import parse_filter
 from domain.jobs import Job, JobStatus
-from domain.model import Chunk, Document, KnowledgeBase, Span
+from domain.model import Chunk, Document, KnowledgeBase, Layout, Span
 
 DIM = 8
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -269,6 +269,23 @@ class DocumentRepositoryContract:
         assert (updated.created_at, updated.updated_at) == (doc.created_at, later)
         assert updated.chunks == doc.chunks
         assert repo.get_document("kb", "a") == updated
+
+    def test_a_layout_is_kept_by_every_read_and_write(self, repo):
+        layout = Layout(sections=(0, 4, 9), pages=(7, 7, 12))
+        doc = replace(make_doc("a", [1, 2], tag="x"), layout=layout)
+        plain = make_doc("b", [3])
+        self.add(repo, doc, plain)
+        assert repo.get_document("kb", "a") == doc and repo.get_document("kb", "b") == plain
+        assert repo.list_documents("kb", 10) == [doc, plain]
+        assert repo.documents_for_chunks("kb", [2, 3]) == {2: doc, 3: plain}
+        where = parse_filter({"tag": "x"})
+        assert repo.list_documents("kb", 10, where=where) == [doc]
+        updated = repo.update_metadata("kb", "a", {"tag": "y"}, T0 + timedelta(days=1))
+        assert updated.layout == layout == repo.get_document("kb", "a").layout
+        fresh = replace(make_doc("a", [5]), layout=Layout(pages=(3,)))
+        assert repo.replace_document("kb", fresh, unit_rows(1)).layout == layout
+        assert repo.get_document("kb", "a") == fresh
+        assert repo.remove_documents("kb", ["a"]) == [fresh]
 
     def test_removing_a_knowledge_base_removes_its_documents(self, repo):
         self.add(repo, make_doc("a", [1]))

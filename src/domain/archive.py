@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.errors import ArchiveInvalidError, DomainError
+from domain.layout import NO_LAYOUT, Layout
 from domain.model import Chunk, Document, KnowledgeBase, Span
 
 FORMAT = "kb-archive"
@@ -135,6 +136,11 @@ def encode_document(document: Document) -> bytes:
         "truncated": document.truncated,
         "chunks": [[chunk.span.start, chunk.span.end] for chunk in document.chunks],
     }
+    if document.layout:  # left out when empty: lines read as before, by older readers too
+        line["layout"] = {
+            "sections": list(document.layout.sections),
+            "pages": list(document.layout.pages),
+        }
     return (json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
@@ -154,6 +160,7 @@ def decode_document(data: bytes, line_number: int, first_row: int) -> Document:
             updated_at=_timestamp(_get(body, "updated_at", str, where), where),
             chunks=tuple(Chunk(first_row + row, span) for row, span in enumerate(spans)),
             truncated=_get(body, "truncated", bool, where),
+            layout=_layout(body, where),
         )
     except ArchiveInvalidError:
         raise
@@ -192,6 +199,17 @@ def _spans(raw: list[Any], length: int, where: str) -> list[Span]:
             )
         spans.append(Span(pair[0], pair[1]))
     return spans
+
+
+def _layout(body: dict[str, Any], where: str) -> Layout:
+    """A line's optional layout (archives written before layouts have none)."""
+    if "layout" not in body:
+        return NO_LAYOUT
+    raw = _get(body, "layout", dict, where)
+    return Layout(
+        tuple(_get(raw, "sections", list, where, "layout.")),
+        tuple(_get(raw, "pages", list, where, "layout.")),
+    )
 
 
 def _json_object(data: bytes, member: str, where: str) -> dict[str, Any]:

@@ -16,9 +16,11 @@ from domain.cursor import decode_cursor, encode_cursor
 from domain.encoding import EncodedText, encode_texts
 from domain.errors import DocumentExistsError, DocumentNotFoundError, InvalidInputError
 from domain.filters import Filter, parse_filter
+from domain.layout import NO_LAYOUT
 from domain.model import (
     Chunk,
     Document,
+    Layout,
     NewDocument,
     Page,
     validate_document_id,
@@ -46,7 +48,11 @@ class DocumentWriter:
         _reject_repeats(ids)
         self._reject_existing(kb_name, ids)
         encoded = encode_texts(
-            self._embedder, [doc.text for doc in documents], kb.chunking, kb.chunk_overlap
+            self._embedder,
+            [doc.text for doc in documents],
+            kb.chunking,
+            kb.chunk_overlap,
+            layouts=[doc.layout for doc in documents],
         )
         now = self._clock()
         with self._catalog.writing(kb_name, slot):
@@ -54,9 +60,7 @@ class DocumentWriter:
             stored: list[Document] = []
             for doc_id, doc, enc in zip(ids, documents, encoded):
                 chunk_labels, labels = labels[: len(enc.spans)], labels[len(enc.spans) :]
-                stored.append(
-                    _document(doc_id, doc.text, doc.metadata, now, now, enc, chunk_labels)
-                )
+                stored.append(_document(doc_id, doc, now, now, enc, chunk_labels))
             vectors = _stack([e.vectors for e in encoded], kb.dimension)
             self._documents.add_documents(kb_name, stored, vectors)
             slot.index.add(_labels(stored), vectors)
@@ -64,15 +68,21 @@ class DocumentWriter:
         return stored
 
     def upsert(
-        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None
+        self,
+        kb_name: str,
+        document_id: str,
+        text: str,
+        metadata: Mapping[str, Any] | None,
+        layout: Layout = NO_LAYOUT,
     ) -> tuple[Document, bool]:
-        """Re-embed only a changed text; retry if another write changed the document meanwhile."""
+        """Re-embed only a changed text (or layout: it moves the chunks); retry if another
+        write changed the document meanwhile. The replacement keeps no earlier layout."""
         kb, slot = self._catalog.usable(kb_name)
-        new = NewDocument(text=text, id=document_id, metadata=metadata or {})
+        new = NewDocument(text=text, id=document_id, metadata=metadata or {}, layout=layout)
         encoded: EncodedText | None = None
         while True:
             current = self._find(kb_name, document_id)
-            if current is not None and current.text == new.text:
+            if current is not None and (current.text, current.layout) == (new.text, new.layout):
                 with self._catalog.writing(kb_name, slot):
                     if self._find(kb_name, document_id) == current:
                         return self._documents.update_metadata(
@@ -80,7 +90,9 @@ class DocumentWriter:
                         ), False
                 continue
             if encoded is None:
-                (encoded,) = encode_texts(self._embedder, [new.text], kb.chunking, kb.chunk_overlap)
+                (encoded,) = encode_texts(
+                    self._embedder, [new.text], kb.chunking, kb.chunk_overlap, layouts=[layout]
+                )
             with self._catalog.writing(kb_name, slot):
                 return self._replace(kb_name, slot, new, encoded)
 
@@ -152,7 +164,7 @@ class DocumentWriter:
         now = self._clock()
         created_at = previous.created_at if previous else now
         labels = self._documents.allocate_chunk_ids(len(encoded.spans))
-        document = _document(new.id, new.text, new.metadata, created_at, now, encoded, labels)
+        document = _document(new.id, new, created_at, now, encoded, labels)
         # What the repository replaced, read under its lock: another process sharing the store
         # may have written this id since `previous` was read.
         replaced = self._documents.replace_document(kb_name, document, encoded.vectors)
@@ -193,15 +205,23 @@ class DocumentReader:
 
 def _document(
     doc_id: str,
-    text: str,
-    metadata: Mapping[str, Any],
+    new: NewDocument,
     created_at: datetime,
     updated_at: datetime,
     encoded: EncodedText,
     labels: Sequence[int],
 ) -> Document:
     chunks = tuple(Chunk(label, span) for label, span in zip(labels, encoded.spans))
-    return Document(doc_id, text, metadata, created_at, updated_at, chunks, encoded.truncated)
+    return Document(
+        doc_id,
+        new.text,
+        new.metadata,
+        created_at,
+        updated_at,
+        chunks,
+        encoded.truncated,
+        layout=new.layout,
+    )
 
 
 def _labels(documents: Sequence[Document]) -> Labels:

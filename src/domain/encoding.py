@@ -11,7 +11,8 @@ from numpy.typing import NDArray
 
 from domain.chunking import chunk_spans
 from domain.errors import InvalidInputError
-from domain.model import Chunking, Span
+from domain.layout import NO_LAYOUT
+from domain.model import Chunking, Layout, Span
 from domain.ports import Embedder, Vectors
 
 
@@ -30,15 +31,25 @@ def encode_texts(
     chunking: Chunking,
     overlap: int,
     most_chunks: int | None = None,
+    layouts: Sequence[Layout] | None = None,
 ) -> list[EncodedText]:
     """Chunk every text and embed all chunks of all texts in a single `embed` call.
 
     With `most_chunks` (the query texts of one search request: MAX_QUERY_CHUNKS), texts
-    making more chunks in all are refused before anything is embedded.
+    making more chunks in all are refused before anything is embedded. `layouts` (one per
+    text) lets windows end where sections and pages begin (`chunk_spans`).
     """
+    structure = [NO_LAYOUT] * len(texts) if layouts is None else layouts
     plans = [
-        chunk_spans(embedder.token_offsets(text), len(text), embedder.window, overlap, chunking)
-        for text in texts
+        chunk_spans(
+            embedder.token_offsets(text),
+            len(text),
+            embedder.window,
+            overlap,
+            chunking,
+            layout.boundaries(),
+        )
+        for text, layout in zip(texts, structure, strict=True)
     ]
     chunks = sum(len(spans) for spans, _ in plans)
     if most_chunks is not None and chunks > most_chunks:

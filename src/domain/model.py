@@ -12,6 +12,8 @@ from typing import Any
 
 from domain.digests import content_hash
 from domain.errors import InvalidInputError
+from domain.layout import NO_LAYOUT
+from domain.layout import Layout as Layout  # re-exported: Layout is part of the model
 
 Scalar = str | int | float | bool
 MetadataValue = Scalar | list[Scalar]
@@ -193,7 +195,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Document:
-    """A stored document: its text, metadata and the chunks that were embedded."""
+    """A stored document: its text, metadata, the chunks that were embedded, and its layout
+    (empty unless it came from a file with headings or pages)."""
 
     id: str
     text: str
@@ -205,25 +208,14 @@ class Document:
     # Always the hash of `text` (set here, whatever is passed, so `replace` cannot leave a
     # stale one); stored so listings need no text (see domain.digests).
     content_hash: str = field(default="", compare=False)
+    layout: Layout = NO_LAYOUT
 
     def __post_init__(self) -> None:
         validate_document_id(self.id)
         validate_text(self.text)
         object.__setattr__(self, "metadata", validate_metadata(self.metadata))
         object.__setattr__(self, "content_hash", content_hash(self.text))
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a text's own structure lies, as character offsets into it (from a file's extractor).
-
-    `sections`: where a heading (or another section) begins; a chunk window should not
-    straddle one when a boundary is near. `pages`: where page 2, 3, ... begin (page 1 begins
-    at 0); empty for a text without pages. Both strictly increasing, within the text.
-    """
-
-    sections: tuple[int, ...] = ()
-    pages: tuple[int, ...] = ()
+        self.layout.fits(len(self.text))
 
 
 @dataclass(frozen=True)
@@ -233,22 +225,25 @@ class NewDocument:
     text: str
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    layout: Layout = Layout()
+    layout: Layout = NO_LAYOUT
 
     def __post_init__(self) -> None:
         if self.id is not None:
             validate_document_id(self.id)
         validate_text(self.text)
         object.__setattr__(self, "metadata", validate_metadata(self.metadata))
+        self.layout.fits(len(self.text))
 
 
 @dataclass(frozen=True)
 class Passage:
-    """The part of a hit's text that matched best."""
+    """The part of a hit's text that matched best; `page` (1-based) where `start` lies, for a
+    document with pages (Layout.pages), else None."""
 
     start: int
     end: int
     text: str
+    page: int | None = None
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,11 @@ def _hit(document: Document, label: int, score: float) -> Hit:
         score=min(1.0, max(-1.0, float(score))),
         text=document.text,
         metadata=document.metadata,
-        passage=Passage(span.start, span.end, document.text[span.start : span.end]),
+        passage=Passage(
+            span.start,
+            span.end,
+            document.text[span.start : span.end],
+            document.layout.page_of(span.start),
+        ),
         chunk=label,
     )

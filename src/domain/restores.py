@@ -152,7 +152,10 @@ class ArchiveRestorer:
     ) -> list[tuple[Document, Vectors]]:
         """The batch chunked with this model's tokenizer and embedded with this model."""
         texts = [document.text for document, _ in batch]
-        encoded = encode_texts(self._embedder, texts, kb.chunking, kb.chunk_overlap)
+        layouts = [document.layout for document, _ in batch]
+        encoded = encode_texts(
+            self._embedder, texts, kb.chunking, kb.chunk_overlap, layouts=layouts
+        )
         return [
             (
                 replace(

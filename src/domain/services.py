@@ -14,7 +14,8 @@ from domain.documents import DocumentReader, DocumentWriter, new_document_id
 from domain.jobs import JobHandle
 from domain.keywords import NoKeywordIndex
 from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBaseUseCases
-from domain.model import Chunking, Document, Hit, KnowledgeBase, NewDocument, Page
+from domain.layout import NO_LAYOUT
+from domain.model import Chunking, Document, Hit, KnowledgeBase, Layout, NewDocument, Page
 from domain.ports import (
     Clock,
     DocumentRepository,
@@ -121,10 +122,16 @@ class KnowledgeBaseService:
         return self._writer.add(kb_name, documents)
 
     def upsert_document(
-        self, kb_name: str, document_id: str, text: str, metadata: Mapping[str, Any] | None = None
+        self,
+        kb_name: str,
+        document_id: str,
+        text: str,
+        metadata: Mapping[str, Any] | None = None,
+        layout: Layout = NO_LAYOUT,
     ) -> tuple[Document, bool]:
-        """Create or replace a document, re-embedding only a changed text; (document, created)."""
-        return self._writer.upsert(kb_name, document_id, text, metadata)
+        """Create or replace a document, re-embedding only a changed text or layout;
+        (document, created)."""
+        return self._writer.upsert(kb_name, document_id, text, metadata, layout)
 
     def update_document_metadata(
         self, kb_name: str, document_id: str, metadata: Mapping[str, Any]

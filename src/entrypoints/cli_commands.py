@@ -136,16 +136,27 @@ def search(args: argparse.Namespace) -> int:
 
 
 def hits_table(hits: list[Hit]) -> Table:
+    """A page column only when a hit's document has pages (one made from a PDF, say)."""
     with_metadata = any(hit["metadata"] for hit in hits)
-    table = Table("#", "score", "id", "passage", *(["metadata"] if with_metadata else []))
+    with_pages = any("page" in hit["passage"] for hit in hits)
+    table = Table(
+        "#",
+        "score",
+        "id",
+        *(["page"] if with_pages else []),
+        "passage",
+        *(["metadata"] if with_metadata else []),
+    )
     for column in table.columns[:2]:
         column.justify = "right"
     for rank, hit in enumerate(hits, start=1):
         passage = " ".join(hit["passage"]["text"].split())
+        page = hit["passage"].get("page")
         cells = [
             str(rank),
             f"{hit['score']:.4f}",
             hit["id"],
+            *([str(page) if page is not None else ""] if with_pages else []),
             passage if len(passage) <= 200 else passage[:199] + "…",
         ]
         if with_metadata:

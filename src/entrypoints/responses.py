@@ -73,6 +73,18 @@ class AddedDocumentsSchema(ma.Schema):
     items = fields.List(fields.Nested(AddedDocumentSchema))
 
 
+class LayoutSchema(ma.Schema):
+    """Dumps a Layout."""
+
+    sections = fields.List(
+        fields.Integer(), metadata={"description": "character offsets where headings begin"}
+    )
+    pages = fields.List(
+        fields.Integer(),
+        metadata={"description": "character offsets where page 2, 3, ... begin (page 1 at 0)"},
+    )
+
+
 class DocumentSchema(ma.Schema):
     """Dumps a Document (or, in a listing that asked for fewer fields, a dict of those)."""
 
@@ -86,6 +98,20 @@ class DocumentSchema(ma.Schema):
     updated_at = fields.DateTime()
     chunks = Count()
     truncated = fields.Boolean()
+    layout = fields.Nested(
+        LayoutSchema,
+        metadata={
+            "description": "the sections and pages of a document made from a file; absent for "
+            "one without"
+        },
+    )
+
+    @ma.post_dump
+    def omit_an_empty_layout(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        layout = data.get("layout")
+        if layout is not None and not (layout["sections"] or layout["pages"]):
+            del data["layout"]
+        return data
 
 
 class DocumentPageSchema(ma.Schema):
@@ -107,6 +133,18 @@ class PassageSchema(ma.Schema):
     start = fields.Integer()
     end = fields.Integer()
     text = fields.String()
+    page = fields.Integer(
+        metadata={
+            "description": "the 1-based page where the passage starts, for a document with "
+            "pages (one made from a PDF, say); absent otherwise"
+        }
+    )
+
+    @ma.post_dump
+    def omit_no_page(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        if data.get("page") is None:
+            data.pop("page", None)
+        return data
 
 
 class HitSchema(ma.Schema):

@@ -40,7 +40,16 @@ class AddedDocument(TypedDict):
     content_hash: str
 
 
+class Layout(TypedDict):
+    """Character offsets into a document's text: where headings and pages 2, 3, ... begin."""
+
+    sections: list[int]
+    pages: list[int]
+
+
 class Document(TypedDict):
+    """`layout` only for a document made from a file with headings or pages."""
+
     id: str
     content_hash: str
     text: str
@@ -49,6 +58,7 @@ class Document(TypedDict):
     updated_at: str
     chunks: int
     truncated: bool
+    layout: NotRequired[Layout]
 
 
 DocumentField = Literal[
@@ -74,9 +84,12 @@ class DeleteResult(TypedDict):
 
 
 class Passage(TypedDict):
+    """`page` (1-based, where `start` lies) only for a document with pages."""
+
     start: int
     end: int
     text: str
+    page: NotRequired[int]
 
 
 class Hit(TypedDict):

@@ -283,3 +283,20 @@ def test_a_query_over_the_length_limit_exits_1_naming_the_setting(make_app, caps
         assert main(["search", "x" * 21, "--kb", "kb", "--url", base]) == 1
         err = capsys.readouterr().err
         assert "422" in err and "KB_MAX_QUERY_CHARS is 20" in err
+
+
+def test_the_hits_table_has_a_page_column_only_when_a_hit_has_a_page():
+    from rich.console import Console
+
+    from entrypoints.cli_commands import hits_table
+
+    def rendered(hits: list[dict]) -> str:
+        console = Console(width=200, record=True)
+        console.print(hits_table(hits))
+        return console.export_text()
+
+    paged = {"id": "manual.pdf", "score": 0.9, "metadata": {}, "passage": {"text": "a", "page": 7}}
+    plain = {"id": "notes", "score": 0.5, "metadata": {}, "passage": {"text": "b"}}
+    with_pages = rendered([paged, plain])
+    assert "page" in with_pages.splitlines()[1] and " 7 " in with_pages
+    assert "page" not in rendered([plain]).splitlines()[1]

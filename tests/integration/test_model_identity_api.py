@@ -1,6 +1,7 @@
 """Model identity over HTTP on both backends: what is shown, and stored data from before
 fingerprints (an older schema, a model path) migrated and adopted, or refused with the reason."""
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -51,24 +52,33 @@ def before_fingerprints(migrations: list[str]) -> int:
     return next(i for i, step in enumerate(migrations) if "ADD COLUMN fingerprint" in step)
 
 
+def columns_since(migrations: list[str], version: int) -> list[tuple[str, str]]:
+    """(table, column) of every column the migrations from `version` on added: the ones a
+    store from before that version lacks, whatever migrations came later."""
+    return [
+        (table, column)
+        for step in migrations[version:]
+        for table, column in re.findall(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", step)
+    ]
+
+
 def age(backend: str, data_dir: Path) -> None:
     """Make the stored knowledge bases look as kb-service wrote them before fingerprints: the
     previous schema version, and the model setting's text (a path) as the model."""
     if backend == "memory":
+        version = before_fingerprints(sqlite_schema.MIGRATIONS)
         with sqlite3.connect(data_dir / DATABASE_FILE) as db:
-            db.execute("ALTER TABLE knowledge_bases DROP COLUMN fingerprint")
-            db.execute("ALTER TABLE knowledge_bases DROP COLUMN building")  # a later migration
-            db.execute("ALTER TABLE documents DROP COLUMN content_hash")  # a later migration
+            for table, column in columns_since(sqlite_schema.MIGRATIONS, version):
+                db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
             db.execute("UPDATE knowledge_bases SET model = ?", (OLD_PATH,))
-            db.execute(f"PRAGMA user_version = {before_fingerprints(sqlite_schema.MIGRATIONS)}")
+            db.execute(f"PRAGMA user_version = {version}")
         db.close()
         return
     with psycopg.connect(postgres.database_url(), autocommit=True) as conn:
-        conn.execute("ALTER TABLE kb_knowledge_bases DROP COLUMN fingerprint")
-        conn.execute("ALTER TABLE kb_knowledge_bases DROP COLUMN building")  # a later migration
-        conn.execute("ALTER TABLE kb_documents DROP COLUMN content_hash")  # a later migration
-        conn.execute("UPDATE kb_knowledge_bases SET model = %s", (OLD_PATH,))
         version = before_fingerprints(postgres_schema.MIGRATIONS)
+        for table, column in columns_since(postgres_schema.MIGRATIONS, version):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("UPDATE kb_knowledge_bases SET model = %s", (OLD_PATH,))
         conn.execute("UPDATE kb_schema SET version = %s", (version,))
 
 

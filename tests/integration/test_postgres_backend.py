@@ -4,10 +4,12 @@ equal to the `memory` backend's, the HNSW path's recall, and two servers on one 
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,11 +22,11 @@ from adapters.postgres.database import PostgresDatabase
 from adapters.postgres.keyword_index import PgKeywordIndex
 from adapters.postgres.pgvector_index import PgVectorIndex
 from adapters.postgres.repository import PostgresDocumentRepository
-from adapters.postgres.schema import LATEST
-from contracts import make_kb
+from adapters.postgres.schema import LATEST, MIGRATIONS
+from contracts import make_doc, make_kb, unit_rows
 from domain.errors import StorageError, StorageUnavailableError
 from domain.filters import matches, parse_filter
-from domain.model import Chunk, Document, Span
+from domain.model import Chunk, Document, Layout, Span
 from fakes import FakeEmbedder
 from model_folder import l6_folder
 from server import Server
@@ -491,3 +493,32 @@ def test_deleting_a_knowledge_base_never_queues_behind_an_index_build(database):
     other = PgVectorIndex(database, "kb", 4)
     other.add(np.arange(20, 24, dtype=np.int64), np.eye(4, dtype=np.float32))
     assert other.search(np.eye(4, dtype=np.float32)[2], 1)[0][0] == 22
+
+
+def test_a_database_from_before_layouts_migrates_and_then_keeps_layouts(
+    fresh_database_url: str,
+) -> None:
+    database = PostgresDatabase(fresh_database_url, pool_size=1)
+    repository = PostgresDocumentRepository(database)
+    repository.add_knowledge_base(make_kb())
+    old = make_doc("a", [1])
+    repository.add_documents("kb", [old], unit_rows(1))
+    database.close()
+    before = next(i for i, step in enumerate(MIGRATIONS) if "ADD COLUMN layout" in step)
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        for step in MIGRATIONS[before:]:  # this one and any later: computed, not assumed
+            for table, column in re.findall(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", step):
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("UPDATE kb_schema SET version = %s", (before,))
+    database = PostgresDatabase(fresh_database_url, pool_size=1)
+    try:
+        repository = PostgresDocumentRepository(database)
+        assert repository.get_document("kb", "a") == old and old.layout == Layout()
+        paged = replace(make_doc("b", [2]), layout=Layout(sections=(0, 4), pages=(4, 6)))
+        repository.add_documents("kb", [paged], unit_rows(1))
+        assert repository.get_document("kb", "b") == paged
+        assert repository.documents_for_chunks("kb", [2]) == {2: paged}
+    finally:
+        database.close()
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute("SELECT version FROM kb_schema").fetchall() == [(LATEST,)]

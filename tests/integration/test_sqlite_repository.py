@@ -3,6 +3,7 @@
 import hashlib
 import json
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from contracts import DocumentRepositoryContract, make_doc, make_kb, unit_rows
 from domain.errors import StorageError
+from domain.model import Layout
 
 
 class TestSqliteDocumentRepository(DocumentRepositoryContract):
@@ -268,3 +270,53 @@ def test_a_first_version_database_gets_the_content_hashes_of_its_texts(path):
     expected = "sha256:" + hashlib.sha256(b"old stored text").hexdigest()
     assert [d.content_hash for d in repo.list_digests("kb", 10)] == [expected]
     repo.close()
+
+
+def database_before_layouts(path, kb, document, vectors):
+    """A file as kb-service wrote it just before documents had a layout column."""
+    before = MIGRATIONS.index(next(m for m in MIGRATIONS if "ADD COLUMN layout" in m))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        for step in MIGRATIONS[:before]:
+            db.executescript(step)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {before}")
+        db.execute(
+            "INSERT INTO knowledge_bases (name, model, dimension, created_at, description, "
+            "metadata, chunking, chunk_overlap) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kb.name, kb.model, kb.dimension, kb.created_at.isoformat(), kb.description,
+             json.dumps(dict(kb.metadata)), kb.chunking.value, kb.chunk_overlap),
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO documents (kb, id, text, metadata, created_at, updated_at, truncated, "
+            "chunk_count, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (kb.name, document.id, document.text, json.dumps(dict(document.metadata)),
+             document.created_at.isoformat(), document.updated_at.isoformat(), 0,
+             len(document.chunks), document.content_hash),
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+            [(chunk.id, kb.name, document.id, chunk.span.start, chunk.span.end, row.tobytes())
+             for chunk, row in zip(document.chunks, vectors)],
+        )  # fmt: skip
+    db.close()
+
+
+def test_layouts_survive_a_reopen_and_a_file_from_before_layouts_migrates(path):
+    old = make_doc("a", [1, 2], tag="x")
+    database_before_layouts(path, make_kb(), old, unit_rows(2))
+    repo = SqliteDocumentRepository(path)
+    assert repo.get_document("kb", "a") == old and old.layout == Layout()
+    paged = replace(make_doc("b", [3]), layout=Layout(sections=(0, 5), pages=(5,)))
+    repo.add_documents("kb", [paged], unit_rows(1))
+    repo.update_metadata("kb", "b", {"n": 1}, paged.updated_at)
+    repo = reopen(repo, path)
+    assert repo.get_document("kb", "b").layout == paged.layout
+    assert repo.get_document("kb", "a") == old
+    assert repo.documents_for_chunks("kb", [3])[3].metadata == {"n": 1}
+    repo.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        stored = dict(db.execute("SELECT id, layout FROM documents").fetchall())
+    db.close()
+    assert stored == {"a": None, "b": '{"sections": [0, 5], "pages": [5]}'}

@@ -10,6 +10,7 @@ import os
 import tarfile
 import threading
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -19,7 +20,7 @@ from domain.archive import MEMBERS, ArchiveHeader
 from domain.archive_reader import read_archive
 from domain.archive_writer import spool_archive, write_archive
 from domain.errors import ArchiveInvalidError
-from domain.model import Chunk, Document, KnowledgeBase, Span
+from domain.model import Chunk, Document, KnowledgeBase, Layout, Span
 from entrypoints.errors import STATUS_OF
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -447,3 +448,41 @@ def test_an_invalid_archive_is_a_422():
 def test_the_writer_refuses_what_the_format_forbids(entries, expected):
     with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         archive(entries)
+
+
+# Layouts (sections and pages of documents made from files)
+
+
+def test_a_layout_round_trips_and_a_document_without_one_writes_none():
+    plain, plain_vectors = entry("a", 1, 1)
+    paged = replace(plain, id="b", layout=Layout(sections=(0, 9), pages=(12, 12, 30)))
+    raw = archive([(plain, plain_vectors), (paged, plain_vectors)])
+    lines = [json.loads(line) for line in members(raw)["documents.jsonl"].splitlines()]
+    assert "layout" not in lines[0]
+    assert lines[1]["layout"] == {"sections": [0, 9], "pages": [12, 12, 30]}
+    _, entries = read_all(raw)
+    assert [document.layout for document, _ in entries] == [Layout(), paged.layout]
+
+
+def test_an_archive_from_before_layouts_reads_with_empty_layouts():
+    # version-1 archives written before layouts existed have no "layout" key at all
+    _, entries = read_all(archive())
+    assert all(document.layout == Layout() for document, _ in entries)
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ([0, 1], "'layout' must be an object"),
+        ({"sections": [0]}, "'layout.pages' must be a list"),
+        ({"sections": [3, 2], "pages": []}, "layout sections must be strictly increasing"),
+        ({"sections": [], "pages": [10_000]}, "layout pages offset 10000 is beyond the text"),
+    ],
+)
+def test_a_bad_layout_is_refused_naming_the_line(layout, message):
+    def edit(docs):
+        docs[1]["layout"] = layout
+
+    text = refusal(resealed(archive(), lines=edit))
+    assert text.startswith("documents.jsonl line 2: ")
+    assert message in text

@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from domain import NewDocument, SearchRequest
+from domain import Layout, NewDocument, SearchRequest
 from domain.errors import ArchiveInvalidError, KnowledgeBaseExistsError, ModelMismatchError
 from domain.jobs import JobCancelledError
 from domain.ports import by_dimension
@@ -178,3 +178,23 @@ def test_the_index_is_told_how_many_vectors_a_restore_brings(repository, embedde
     # The stored vectors come one for one; re-embedded texts may chunk differently: no hint.
     assert [index.expected for index in made[-2:]] == [[chunks], []]
     assert chunks > 2
+
+
+def test_a_restore_keeps_layouts_and_reembedding_chunks_along_them(service, kb):
+    parts = [" ".join(f"{name}{i}" for i in range(13)) for name in ("alpha", "beta", "gamma")]
+    text = "\n\n".join(parts)
+    starts = (0, len(parts[0]) + 2, len(parts[0]) + len(parts[1]) + 4)
+    layout = Layout(sections=starts, pages=starts[1:])
+    service.add_documents(kb, [NewDocument(text, id="book", layout=layout)])
+    archive = archive_of(service, kb)
+    service.restore_archive("same", io.BytesIO(archive), FakeJobHandle())
+    assert service.get_document("same", "book").layout == layout
+    other = FakeEmbedder(dimension=24, window=8, model_name="other")
+    elsewhere = KnowledgeBaseService(other, FakeDocumentRepository(), by_dimension(FakeVectorIndex))
+    elsewhere.restore_archive("copy", io.BytesIO(archive), FakeJobHandle(), reembed=True)
+    book = elsewhere.get_document("copy", "book")
+    assert book.layout == layout
+    # windows of 8 over sections of 13 words: the sixth word of a window is a near boundary
+    assert {starts[1], starts[2]} <= {chunk.span.start for chunk in book.chunks}
+    hit = elsewhere.search("copy", SearchRequest(query=parts[2], top_k=1))[0]
+    assert hit.passage.page == layout.page_of(hit.passage.start) == 3

@@ -9,11 +9,12 @@ records on demand, in a few microseconds.
 A record may leave the text out (it then reads back as ""): the SQLite repository keeps
 texts in its file, not in RAM.
 
-Layout: header (created and updated as UTC microseconds and UTC offsets in microseconds,
-truncated, chunk count, metadata length), then the text's 32-byte SHA-256 (its content hash,
-kept even where the text is not), then per chunk (label, start, end), then the metadata
-(marshal), then the text (UTF-8; lone surrogates, valid in a JSON string, pass through as
-they are).
+Record format: header (created and updated as UTC microseconds and UTC offsets in
+microseconds, flags, chunk count, metadata length), then the text's 32-byte SHA-256 (its
+content hash, kept even where the text is not), then per chunk (label, start, end), then for a
+document with a `Layout` (flag LAYOUT) its section and page counts and offsets, then the
+metadata (marshal), then the text (UTF-8; lone surrogates, valid in a JSON string, pass
+through as they are). A document without a layout costs nothing for it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from domain.digests import DIGEST_SIZE, DocumentDigest, digest_bytes, hash_of_digest
-from domain.model import Chunk, Document, Span
+from domain.layout import NO_LAYOUT
+from domain.model import Chunk, Document, Layout, Span
 
-HEADER = struct.Struct("<qqqq?II")
+HEADER = struct.Struct("<qqqqBII")
 CHUNK = struct.Struct("<qqq")
 CHUNKS_AT = HEADER.size + DIGEST_SIZE  # where the chunks begin
+LAYOUT_COUNTS = struct.Struct("<II")  # sections, pages; then that many "<q" offsets
+TRUNCATED, LAYOUT = 1, 2  # flags
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ENCODING, ERRORS = "utf-8", "surrogatepass"
 MICROSECOND = timedelta(microseconds=1)
@@ -48,6 +52,7 @@ def pack(document: Document, with_text: bool = True) -> bytes:
         pack_chunks((chunk.id, chunk.span.start, chunk.span.end) for chunk in document.chunks),
         document.truncated,
         digest_bytes(document.content_hash),
+        pack_layout(document.layout),
     )
 
 
@@ -59,12 +64,23 @@ def pack_fields(
     chunks: bytes,
     truncated: bool,
     digest: bytes,
+    layout: bytes = b"",
 ) -> bytes:
     """A record from its fields, each packed by the `pack_*` function or `instant`; `digest`
     is the text's raw SHA-256 (`domain.digests.text_digest`)."""
     count = len(chunks) // CHUNK.size
-    header = HEADER.pack(*created_at, *updated_at, truncated, count, len(metadata))
-    return b"".join((header, digest, chunks, metadata, text.encode(ENCODING, ERRORS)))
+    flags = (TRUNCATED if truncated else 0) | (LAYOUT if layout else 0)
+    header = HEADER.pack(*created_at, *updated_at, flags, count, len(metadata))
+    return b"".join((header, digest, chunks, layout, metadata, text.encode(ENCODING, ERRORS)))
+
+
+def pack_layout(layout: Layout) -> bytes:
+    """A layout's counts and offsets; nothing at all for an empty one."""
+    if not layout:
+        return b""
+    offsets = (*layout.sections, *layout.pages)
+    counts = LAYOUT_COUNTS.pack(len(layout.sections), len(layout.pages))
+    return counts + struct.pack(f"<{len(offsets)}q", *offsets)
 
 
 def pack_metadata(metadata: Mapping[str, Any]) -> bytes:
@@ -91,14 +107,14 @@ def iso_instant(text: str) -> tuple[int, int]:
 
 
 def unpack(document_id: str, record: bytes) -> Document:
-    created, created_offset, updated, updated_offset, truncated, count, size = HEADER.unpack_from(
+    created, created_offset, updated, updated_offset, flags, count, size = HEADER.unpack_from(
         record
     )
     if count == 1:
         chunks: tuple[Chunk, ...] = (_chunk(*CHUNK.unpack_from(record, CHUNKS_AT)),)
     else:
         chunks = tuple(_chunk(*chunk) for chunk in CHUNK.iter_unpack(_chunk_bytes(record, count)))
-    start = CHUNKS_AT + count * CHUNK.size
+    layout, start = _layout(record, flags, count)
     fields = {
         "id": document_id,
         "text": record[start + size :].decode(ENCODING, ERRORS),
@@ -106,8 +122,9 @@ def unpack(document_id: str, record: bytes) -> Document:
         "created_at": _datetime(created, created_offset),
         "updated_at": _datetime(updated, updated_offset),
         "chunks": chunks,
-        "truncated": truncated,
+        "truncated": bool(flags & TRUNCATED),
         "content_hash": _hash(record),
+        "layout": layout,
     }
     return trusted(Document, fields)
 
@@ -118,8 +135,8 @@ def digest(document_id: str, record: bytes) -> DocumentDigest:
 
 
 def metadata(record: bytes) -> dict[str, Any]:
-    *_, count, size = HEADER.unpack_from(record)
-    return _metadata(record, CHUNKS_AT + count * CHUNK.size, size)
+    *_, flags, count, size = HEADER.unpack_from(record)
+    return _metadata(record, _layout_end(record, flags, count), size)
 
 
 def chunk_ids(record: bytes) -> list[int]:
@@ -130,16 +147,18 @@ def chunk_ids(record: bytes) -> list[int]:
 
 
 def with_metadata(record: bytes, metadata: dict[str, Any], updated_at: datetime) -> bytes:
-    created, created_offset, _, _, truncated, count, size = HEADER.unpack_from(record)
-    start = CHUNKS_AT + count * CHUNK.size
+    created, created_offset, _, _, flags, count, size = HEADER.unpack_from(record)
+    chunks_end = CHUNKS_AT + count * CHUNK.size
+    start = _layout_end(record, flags, count)
     return pack_fields(
         record[start + size :].decode(ENCODING, ERRORS),
         pack_metadata(metadata),
         (created, created_offset),
         instant(updated_at),
         bytes(_chunk_bytes(record, count)),
-        truncated,
+        bool(flags & TRUNCATED),
         record[HEADER.size : CHUNKS_AT],
+        record[chunks_end:start],
     )
 
 
@@ -154,6 +173,26 @@ def trusted(kind: type[T], fields: dict[str, Any]) -> T:
 
 def _chunk(label: int, start: int, end: int) -> Chunk:
     return trusted(Chunk, {"id": label, "span": trusted(Span, {"start": start, "end": end})})
+
+
+def _layout_end(record: bytes, flags: int, count: int) -> int:
+    """Where the metadata begins: after the chunks and the layout, if any."""
+    at = CHUNKS_AT + count * CHUNK.size
+    if not flags & LAYOUT:
+        return at
+    sections, pages = LAYOUT_COUNTS.unpack_from(record, at)
+    return at + LAYOUT_COUNTS.size + 8 * int(sections + pages)
+
+
+def _layout(record: bytes, flags: int, count: int) -> tuple[Layout, int]:
+    """The record's layout, and where its metadata begins."""
+    at = CHUNKS_AT + count * CHUNK.size
+    if not flags & LAYOUT:
+        return NO_LAYOUT, at
+    sections, pages = LAYOUT_COUNTS.unpack_from(record, at)
+    offsets = struct.unpack_from(f"<{sections + pages}q", record, at + LAYOUT_COUNTS.size)
+    layout = trusted(Layout, {"sections": offsets[:sections], "pages": offsets[sections:]})
+    return layout, at + LAYOUT_COUNTS.size + 8 * (sections + pages)
 
 
 def _chunk_bytes(record: bytes, count: int) -> memoryview:

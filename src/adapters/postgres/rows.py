@@ -17,7 +17,8 @@ from adapters.postgres.filters import where_sql
 from domain.digests import DocumentDigest
 from domain.errors import KnowledgeBaseNotFoundError
 from domain.filters import Filter
-from domain.model import Chunk, Chunking, Document, KnowledgeBase, Span
+from domain.layout import NO_LAYOUT
+from domain.model import Chunk, Chunking, Document, KnowledgeBase, Layout, Span
 
 KB_COLUMNS = (
     "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
@@ -25,7 +26,7 @@ KB_COLUMNS = (
 )
 DOC_COLUMNS = (
     "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, "
-    "chunk_ends, content_hash"
+    "chunk_ends, content_hash, layout"
 )
 DIGEST_COLUMNS = "id, content_hash, metadata"
 MAX_LIMIT = 2**62  # LIMIT takes a bigint; "no limit" (sys.maxsize) is capped to this
@@ -35,7 +36,7 @@ def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence
     with conn.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO kb_documents (kb, {DOC_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     kb,
@@ -49,6 +50,7 @@ def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence
                     [c.span.start for c in doc.chunks],
                     [c.span.end for c in doc.chunks],
                     doc.content_hash,
+                    _layout_json(doc.layout),
                 )
                 for doc in documents
             ],
@@ -112,7 +114,8 @@ def kb_from_row(row: Sequence[Any]) -> KnowledgeBase:
 
 
 def document_from_row(row: Sequence[Any]) -> Document:
-    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends, hashed = row
+    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends, *rest = row
+    hashed, layout = rest
     chunks = tuple(
         Chunk(int(label), Span(start, end)) for label, start, end in zip(labels, starts, ends)
     )
@@ -125,6 +128,7 @@ def document_from_row(row: Sequence[Any]) -> Document:
         "chunks": chunks,
         "truncated": truncated,
         "content_hash": hashed,
+        "layout": NO_LAYOUT if layout is None else trusted(Layout, _layout_fields(layout)),
     }
     return trusted(Document, fields)  # validated when stored, as the memory backend's records
 
@@ -151,3 +155,14 @@ def page_rows(
 def digest_from_row(row: Sequence[Any]) -> DocumentDigest:
     doc_id, hashed, metadata = row
     return DocumentDigest(doc_id, hashed, metadata)
+
+
+def _layout_json(layout: Layout) -> Json | None:
+    """The layout column: NULL for a document without one."""
+    if not layout:
+        return None
+    return Json({"sections": list(layout.sections), "pages": list(layout.pages)})
+
+
+def _layout_fields(stored: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
+    return {"sections": tuple(stored["sections"]), "pages": tuple(stored["pages"])}

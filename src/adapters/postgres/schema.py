@@ -123,6 +123,11 @@ MIGRATIONS: list[str] = [
         SET content_hash = 'sha256:' || encode(sha256(convert_to(text, 'UTF8')), 'hex');
     ALTER TABLE kb_documents ALTER COLUMN content_hash SET NOT NULL;
     """,
+    # 6: a document's Layout (domain.layout), {"sections": [...], "pages": [...]}; NULL for a
+    # document without one (every document written before).
+    """
+    ALTER TABLE kb_documents ADD COLUMN layout jsonb;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -265,8 +265,8 @@ class SqliteDocumentRepository:
 
     def _insert(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         self._db.executemany(
-            "INSERT INTO documents (kb, id, text, metadata, created_at, updated_at, truncated, "
-            "chunk_count, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO documents ({sqlite_rows.DOCUMENT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [sqlite_rows.document_row(kb, doc) for doc in documents],
         )
         chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]

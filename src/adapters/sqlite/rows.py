@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import StorageError
-from domain.model import Chunking, Document, KnowledgeBase
+from domain.model import Chunking, Document, KnowledgeBase, Layout
 
 KB_COLUMNS = (
     "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
@@ -41,11 +41,31 @@ def kb_from_row(row: sqlite3.Row) -> KnowledgeBase:
     )
 
 
+DOCUMENT_COLUMNS = (
+    "kb, id, text, metadata, created_at, updated_at, truncated, chunk_count, content_hash, layout"
+)
+
+
 def document_row(kb: str, doc: Document) -> tuple[Any, ...]:
     return (
         kb, doc.id, doc.text, json.dumps(dict(doc.metadata)), doc.created_at.isoformat(),
         doc.updated_at.isoformat(), int(doc.truncated), len(doc.chunks), doc.content_hash,
+        layout_json(doc.layout),
     )  # fmt: skip
+
+
+def layout_json(layout: Layout) -> str | None:
+    """The layout column: NULL for a document without one."""
+    if not layout:
+        return None
+    return json.dumps({"sections": list(layout.sections), "pages": list(layout.pages)})
+
+
+def layout_from_json(text: str | None) -> Layout:
+    if text is None:
+        return Layout()
+    stored = json.loads(text)
+    return Layout(tuple(stored["sections"]), tuple(stored["pages"]))
 
 
 def disagreement(path: Path, kb: str, doc_id: str, found: int, stored: int) -> StorageError:

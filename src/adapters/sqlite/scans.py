@@ -37,12 +37,13 @@ def document_records(
         of_kb[doc_id] = of_kb[doc_id] + packed if doc_id in of_kb else packed
     loaded: dict[str, list[tuple[str, bytes]]] = {kb: [] for kb in names}
     rows = db.execute(
-        "SELECT kb, id, metadata, created_at, updated_at, truncated, chunk_count, content_hash "
+        "SELECT kb, id, metadata, created_at, updated_at, truncated, chunk_count, content_hash, "
+        "layout "
         "FROM documents"
     )
     rows.row_factory = None
     width = records.CHUNK.size
-    for kb, doc_id, metadata, created_at, updated_at, truncated, count, content_hash in rows:
+    for kb, doc_id, metadata, created_at, updated_at, truncated, count, digest, layout in rows:
         packed = chunks[kb].pop(doc_id, b"")
         if len(packed) != count * width:
             raise sqlite_rows.disagreement(path, kb, doc_id, len(packed) // width, count)
@@ -53,7 +54,8 @@ def document_records(
             records.iso_instant(updated_at),
             packed,
             bool(truncated),
-            digest_bytes(content_hash),
+            digest_bytes(digest),
+            b"" if layout is None else records.pack_layout(sqlite_rows.layout_from_json(layout)),
         )
         loaded[kb].append((doc_id, record))
     for kb, orphans in chunks.items():

@@ -92,6 +92,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE documents ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
     UPDATE documents SET content_hash = kb_content_hash(text);
     """,
+    # A document's Layout (domain.layout) as JSON {"sections": [...], "pages": [...]}; NULL for
+    # a document without one (every document written before).
+    """
+    ALTER TABLE documents ADD COLUMN layout TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
