@@ -13,6 +13,7 @@ import pytest
 import postgres
 from adapters.postgres import schema as postgres_schema
 from adapters.sqlite import schema as sqlite_schema
+from aging import columns_since
 from entrypoints.app import close_app
 from entrypoints.backends.memory import DATABASE_FILE
 
@@ -102,14 +103,17 @@ def before_hashes(migrations: list[str]) -> int:
 def age(backend: str, data_dir: Path) -> None:
     """Make the stored documents look as kb-service wrote them before content hashes."""
     if backend == "memory":
+        version = before_hashes(sqlite_schema.MIGRATIONS)
         with sqlite3.connect(data_dir / DATABASE_FILE) as db:
-            db.execute("ALTER TABLE documents DROP COLUMN content_hash")
-            db.execute(f"PRAGMA user_version = {before_hashes(sqlite_schema.MIGRATIONS)}")
+            for table, column in columns_since(sqlite_schema.MIGRATIONS, version):
+                db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+            db.execute(f"PRAGMA user_version = {version}")
         db.close()
         return
     with psycopg.connect(postgres.database_url(), autocommit=True) as conn:
-        conn.execute("ALTER TABLE kb_documents DROP COLUMN content_hash")
         version = before_hashes(postgres_schema.MIGRATIONS)
+        for table, column in columns_since(postgres_schema.MIGRATIONS, version):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("UPDATE kb_schema SET version = %s", (version,))
 
 

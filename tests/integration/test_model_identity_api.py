@@ -1,7 +1,6 @@
 """Model identity over HTTP on both backends: what is shown, and stored data from before
 fingerprints (an older schema, a model path) migrated and adopted, or refused with the reason."""
 
-import re
 import sqlite3
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import postgres
 from adapters.postgres import schema as postgres_schema
 from adapters.sqlite import schema as sqlite_schema
+from aging import columns_since
 from entrypoints.app import close_app
 from entrypoints.backends.memory import DATABASE_FILE
 from fakes import FakeEmbedder
@@ -50,16 +50,6 @@ def test_info_and_the_knowledge_base_show_the_readable_name_and_fingerprint(
 def before_fingerprints(migrations: list[str]) -> int:
     """The schema version just before the migration that added `fingerprint`."""
     return next(i for i, step in enumerate(migrations) if "ADD COLUMN fingerprint" in step)
-
-
-def columns_since(migrations: list[str], version: int) -> list[tuple[str, str]]:
-    """(table, column) of every column the migrations from `version` on added: the ones a
-    store from before that version lacks, whatever migrations came later."""
-    return [
-        (table, column)
-        for step in migrations[version:]
-        for table, column in re.findall(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", step)
-    ]
 
 
 def age(backend: str, data_dir: Path) -> None:

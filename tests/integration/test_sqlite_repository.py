@@ -12,6 +12,7 @@ from adapters.sqlite import texts as sqlite_texts
 from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from contracts import DocumentRepositoryContract, make_doc, make_kb, unit_rows
+from domain.digests import content_hash
 from domain.errors import StorageError
 from domain.model import Layout
 
@@ -277,6 +278,7 @@ def database_before_layouts(path, kb, document, vectors):
     before = MIGRATIONS.index(next(m for m in MIGRATIONS if "ADD COLUMN layout" in m))
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as db:
+        db.create_function("kb_content_hash", 1, content_hash, deterministic=True)
         for step in MIGRATIONS[:before]:
             db.executescript(step)
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
