@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
-from domain.jobs import Job, JobCancelledError, JobStore
+from domain.jobs import MAX_REFUSALS, Job, JobCancelledError, JobStore, Refusal
 from domain.ports import Clock
 
 Cleanup = Callable[[], None]
@@ -69,3 +69,14 @@ class JobRun:
     def raise_if_cancelled(self) -> None:
         if self.cancelled():
             raise JobCancelledError(self.job.id)
+
+    def refuse(self, refusal: Refusal) -> None:
+        with self._lock:
+            kept = self.job.refused
+            if len(kept) < MAX_REFUSALS:
+                kept = (*kept, refusal)
+            self.job = replace(self.job, refused=kept, refused_count=self.job.refused_count + 1)
+
+    def tally(self, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            self.job = replace(self.job, counts=dict(counts))

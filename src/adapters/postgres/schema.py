@@ -115,6 +115,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kb_knowledge_bases ADD COLUMN building text;
     """,
+    # 5: a job's refusals (line, id, reason) and counts, as JSON (see domain.jobs.report_json).
+    """
+    ALTER TABLE kb_jobs ADD COLUMN report text;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
