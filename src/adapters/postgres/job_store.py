@@ -73,7 +73,7 @@ class PostgresJobStore:
                 report_json(job),
                 job.id,
                 job.id,
-            ),  # fmt: skip
+            ),
         )
         return _one(rows, job.id)
 

@@ -90,7 +90,7 @@ class SqliteJobStore:
                     stamp(job.updated_at),
                     report_json(job),
                     job.id,
-                ),  # fmt: skip
+                ),
             )
             return _one(db, job.id)
 
