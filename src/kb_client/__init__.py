@@ -27,6 +27,7 @@ from kb_client.models import (
     NewDocument,
     Page,
     Passage,
+    Refusal,
     SearchQuery,
 )
 from kb_client.transport import Transport
@@ -53,6 +54,7 @@ __all__ = [
     "Passage",
     "PayloadTooLarge",
     "RateLimited",
+    "Refusal",
     "SearchQuery",
     "ServerError",
     "ServiceUnavailable",
