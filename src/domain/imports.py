@@ -90,7 +90,7 @@ class DocumentImporter:
             if document.id in batch.ids or len(batch.documents) >= options.batch:
                 # A repeated id starts a batch of its own, so the later line wins, as in order.
                 self._commit(kb_name, batch, counts, job, options)
-                job.report(number - 1)
+                job.report(number - 1, durable=True)
                 batch = _Batch()
             batch.documents.append((number, document))
             batch.ids.add(document.id)

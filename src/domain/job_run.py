@@ -53,10 +53,11 @@ class JobRun:
     def job_id(self) -> str:
         return self.job.id
 
-    def report(self, done: int, total: int | None = None) -> None:
+    def report(self, done: int, total: int | None = None, durable: bool = False) -> None:
         with self._lock:
             total = self.job.total if total is None else total
-            if time.monotonic() - self._written >= self._interval or done == total:
+            due = time.monotonic() - self._written >= self._interval
+            if durable or due or done == total:
                 self._save(done=done, total=total)
             else:  # written by the next report or heartbeat: progress is not worth a commit each
                 self.job = replace(self.job, done=done, total=total)

@@ -140,8 +140,12 @@ class JobHandle(Protocol):
     def job_id(self) -> str:
         """The id of the job this work runs as."""
 
-    def report(self, done: int, total: int | None = None) -> None:
-        """`done` units of `total` (None: keep the total known so far) are done."""
+    def report(self, done: int, total: int | None = None, durable: bool = False) -> None:
+        """`done` units of `total` (None: keep the total known so far) are done.
+
+        Progress is written every so often; `durable` writes it now, for work whose `done`
+        says what a stopped job left committed (an import's batches).
+        """
 
     def cancelled(self) -> bool:
         """Whether the job should stop: a client cancelled it or the service is stopping.
