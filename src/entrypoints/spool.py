@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from flask import g, request
 from flask_smorest import abort
 
+log = logging.getLogger(__name__)
+
 BLOCK = 1 << 20  # bytes read from the upload at once
+# What uploads spool as (restore archives, NDJSON imports): a process killed mid-job leaves one.
+LEFTOVERS = ("kb-restore-*.kbar", "kb-import-*.ndjson")
 
 
 @dataclass(frozen=True)
@@ -60,3 +66,16 @@ def _copy(source: IO[bytes], target: IO[bytes], limit: int) -> int:
 def remove(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def remove_leftovers(folder: str) -> int:
+    """Remove the uploads a killed process left in `folder` (its jobs are failed by now); only
+    for a folder no other process spools to. Return how many."""
+    removed = 0
+    for pattern in LEFTOVERS:
+        for path in Path(folder).glob(pattern):
+            remove(str(path))
+            removed += 1
+    if removed:
+        log.warning("removed %d upload(s) left in %s by a process that stopped", removed, folder)
+    return removed

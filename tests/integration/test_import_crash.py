@@ -71,6 +71,8 @@ def test_a_killed_import_keeps_whole_batches_says_how_far_it_got_and_resumes(bac
             # PostgreSQL's workers share the jobs: one is failed once its heartbeat is 30 s old.
             ended = client.wait_for_job(job["id"], poll=0.5, timeout=90)
             assert (ended["status"], ended["error"]) == ("failed", RESTART_REASON)
+            # The memory backend's data folder is its own: the killed upload's spool is gone.
+            assert list((tmp_path / "data").glob("kb-import-*")) == []
             stored = list(client.iter_documents("kb", page_size=1000))
             # `done` is written with each commit: at most the batch committed as it was killed
             # is not counted yet.
