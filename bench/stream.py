@@ -1,6 +1,6 @@
 """Resident memory and speed of a streaming NDJSON import, with the fake model.
 
-    PYTHONPATH=src python -m bench.stream [--documents 100000] [--warmup 2000] [--backend memory|postgres]
+    PYTHONPATH=src python -m bench.stream [--documents 100000] [--warmup 2000] [--backend B]
 
 Starts the real gunicorn serving `tests/fake_wsgi.py` (the fake embedder: what is measured
 is the import, not a model), creates a knowledge base, and sends `--warmup` documents as one
