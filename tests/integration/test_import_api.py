@@ -157,3 +157,11 @@ def test_kb_client_streams_a_generator_and_follows_the_job(app, kb):
         assert (job["status"], job["done"], job["counts"]["added"]) == ("succeeded", 2000, 2000)
         assert seen[-1] == (2000, 2000) and len(produced) == 2000
         assert client.get_knowledge_base(kb)["document_count"] == 2000
+
+
+def test_a_rerun_finds_documents_with_every_kind_of_metadata_unchanged(client, kb):
+    metadata = {"tags": ["a", "b"], "score": 0.5, "whole": 2.0, "flag": True, "n": -3, "s": "é"}
+    body = lines({"id": "m", "text": "with metadata", "metadata": metadata})
+    assert finished(client, post(client, kb, body).headers["Location"])["counts"]["added"] == 1
+    again = finished(client, post(client, kb, body).headers["Location"])
+    assert again["counts"] == {"added": 0, "replaced": 0, "unchanged": 1}
