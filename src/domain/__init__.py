@@ -22,8 +22,9 @@ from domain.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
+from domain.imports import ImportOptions, OnConflict
 from domain.job_runner import Jobs
-from domain.jobs import Job, JobCancelledError, JobHandle, JobStatus, JobStore
+from domain.jobs import Job, JobCancelledError, JobHandle, JobStatus, JobStore, Refusal
 from domain.model import (
     Chunk,
     Chunking,
@@ -63,6 +64,7 @@ __all__ = [
     "DomainError",
     "Embedder",
     "Hit",
+    "ImportOptions",
     "InvalidInputError",
     "Job",
     "JobCancelledError",
@@ -83,8 +85,10 @@ __all__ = [
     "ModelUnavailableError",
     "NewDocument",
     "NotFoundError",
+    "OnConflict",
     "Page",
     "Passage",
+    "Refusal",
     "SearchRequest",
     "Span",
     "StorageError",

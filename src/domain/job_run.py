@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
-from domain.jobs import Job, JobCancelledError, JobStore
+from domain.jobs import MAX_REFUSALS, Job, JobCancelledError, JobStore, Refusal
 from domain.ports import Clock
 
 Cleanup = Callable[[], None]
@@ -53,10 +53,11 @@ class JobRun:
     def job_id(self) -> str:
         return self.job.id
 
-    def report(self, done: int, total: int | None = None) -> None:
+    def report(self, done: int, total: int | None = None, durable: bool = False) -> None:
         with self._lock:
             total = self.job.total if total is None else total
-            if time.monotonic() - self._written >= self._interval or done == total:
+            due = time.monotonic() - self._written >= self._interval
+            if durable or due or done == total:
                 self._save(done=done, total=total)
             else:  # written by the next report or heartbeat: progress is not worth a commit each
                 self.job = replace(self.job, done=done, total=total)
@@ -69,3 +70,14 @@ class JobRun:
     def raise_if_cancelled(self) -> None:
         if self.cancelled():
             raise JobCancelledError(self.job.id)
+
+    def refuse(self, refusal: Refusal) -> None:
+        with self._lock:
+            kept = self.job.refused
+            if len(kept) < MAX_REFUSALS:
+                kept = (*kept, refusal)
+            self.job = replace(self.job, refused=kept, refused_count=self.job.refused_count + 1)
+
+    def tally(self, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            self.job = replace(self.job, counts=dict(counts))

@@ -74,7 +74,12 @@ class Jobs:
         return failed
 
     def start(
-        self, kind: str, knowledge_base: str | None, work: Work, cleanup: Cleanup | None = None
+        self,
+        kind: str,
+        knowledge_base: str | None,
+        work: Work,
+        cleanup: Cleanup | None = None,
+        total: int | None = None,
     ) -> Job:
         """Queue `work` as a new job and return it (queued) at once.
 
@@ -82,10 +87,10 @@ class Jobs:
         is cancelled, `cleanup()` runs next, on the same thread: it removes whatever the work
         made, so a job that does not succeed leaves nothing half made. It also runs for a job
         cancelled (or stopped) before its work began, to remove what its work was given (an
-        uploaded file).
+        uploaded file). `total` is the work's size, when known before it starts.
         """
         now = self._clock()
-        job = Job(uuid.uuid4().hex, kind, knowledge_base, JobStatus.QUEUED, now, now)
+        job = Job(uuid.uuid4().hex, kind, knowledge_base, JobStatus.QUEUED, now, now, total=total)
         with self._lock:
             if self._closed.is_set():
                 raise StorageUnavailableError(
@@ -109,7 +114,15 @@ class Jobs:
         with self._lock:
             run = self._active.get(job_id)
         if run is not None and not job.finished:  # ours: its progress not yet written is news
-            job = replace(job, done=run.job.done, total=run.job.total)
+            ours = run.job
+            job = replace(
+                job,
+                done=ours.done,
+                total=ours.total,
+                refused=ours.refused,
+                refused_count=ours.refused_count,
+                counts=ours.counts,
+            )
         return job
 
     def unfinished(self, job_id: str) -> bool:

@@ -6,15 +6,38 @@ workers and restarts; `domain.job_runner.Jobs` runs them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from domain.errors import InvalidInputError
 
 RESTART_REASON = "the service stopped while this job was running"
 MAX_ERROR_CHARS = 2000  # an error is a sentence for a person, not a dump
+# A job keeps the first this many refusals word for word, and counts every one: a stream of
+# a million bad lines must not make its job a million rows long.
+MAX_REFUSALS = 1000
+MAX_REASON_CHARS = 300
+MAX_REFUSED_ID_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One input a job refused and went on without: its line (1-based), its id if it had a
+    readable one, and why."""
+
+    line: int
+    id: str | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > MAX_REASON_CHARS:
+            object.__setattr__(self, "reason", self.reason[: MAX_REASON_CHARS - 3] + "...")
+        if self.id is not None and len(self.id) > MAX_REFUSED_ID_CHARS:
+            object.__setattr__(self, "id", self.id[: MAX_REFUSED_ID_CHARS - 3] + "...")
 
 
 class JobStatus(StrEnum):
@@ -40,7 +63,9 @@ class Job:
 
     `done` of `total` units (documents, bytes: the kind says which) are done; `total` is None
     while unknown. `error` says why a failed job failed. `cancel_requested` tells the process
-    running the job, wherever it runs, that a client asked to stop it.
+    running the job, wherever it runs, that a client asked to stop it. `refused` holds the
+    first MAX_REFUSALS inputs the work refused and went on without, `refused_count` all of
+    them; `counts` are the kind's own tallies (an import's added, replaced, unchanged).
     """
 
     id: str
@@ -53,6 +78,9 @@ class Job:
     total: int | None = None
     error: str | None = None
     cancel_requested: bool = False
+    refused: tuple[Refusal, ...] = ()
+    refused_count: int = 0
+    counts: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", JobStatus(self.status))
@@ -62,6 +90,8 @@ class Job:
             raise InvalidInputError("a job's times must be timezone-aware")
         if self.done < 0 or (self.total is not None and self.total < 0):
             raise InvalidInputError("a job's progress cannot be negative")
+        if self.refused_count < len(self.refused):
+            raise InvalidInputError("a job's refused_count counts every refusal it lists")
         if self.error is not None and len(self.error) > MAX_ERROR_CHARS:
             object.__setattr__(self, "error", self.error[: MAX_ERROR_CHARS - 3] + "...")
 
@@ -110,8 +140,12 @@ class JobHandle(Protocol):
     def job_id(self) -> str:
         """The id of the job this work runs as."""
 
-    def report(self, done: int, total: int | None = None) -> None:
-        """`done` units of `total` (None: keep the total known so far) are done."""
+    def report(self, done: int, total: int | None = None, durable: bool = False) -> None:
+        """`done` units of `total` (None: keep the total known so far) are done.
+
+        Progress is written every so often; `durable` writes it now, for work whose `done`
+        says what a stopped job left committed (an import's batches).
+        """
 
     def cancelled(self) -> bool:
         """Whether the job should stop: a client cancelled it or the service is stopping.
@@ -123,6 +157,37 @@ class JobHandle(Protocol):
     def raise_if_cancelled(self) -> None:
         """Raise JobCancelledError if the job should stop."""
 
+    def refuse(self, refusal: Refusal) -> None:
+        """Record an input the work refused and went on without (written with the next report)."""
+
+    def tally(self, counts: Mapping[str, int]) -> None:
+        """Set the job's counts (written with the next report)."""
+
 
 class JobCancelledError(Exception):
     """Raised inside a job's work to stop it because it was cancelled (not a failure)."""
+
+
+def report_json(job: Job) -> str:
+    """A job's refusals and counts as one JSON text, for stores that keep them in one column."""
+    return json.dumps(
+        {
+            "refused": [[each.line, each.id, each.reason] for each in job.refused],
+            "refused_count": job.refused_count,
+            "counts": dict(job.counts),
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def report_fields(text: str | None) -> dict[str, Any]:
+    """The Job fields `report_json` wrote (none for a job stored before reports existed)."""
+    if not text:
+        return {}
+    report = json.loads(text)
+    return {
+        "refused": tuple(Refusal(*each) for each in report["refused"]),
+        "refused_count": report["refused_count"],
+        "counts": report["counts"],
+    }

@@ -11,6 +11,7 @@ from domain.archive_writer import SpooledArchive
 from domain.archives import ArchiveExporter
 from domain.catalog import Catalog, WriteContext
 from domain.documents import DocumentReader, DocumentWriter, new_document_id
+from domain.imports import DocumentImporter, ImportOptions
 from domain.jobs import JobHandle
 from domain.keywords import NoKeywordIndex
 from domain.knowledge_bases import KnowledgeBaseInfo, KnowledgeBaseUseCases
@@ -27,6 +28,7 @@ from domain.ports import (
 )
 from domain.ranking import Ranker, SearchRequest
 from domain.restores import ArchiveRestorer
+from domain.upserts import BatchUpserter
 
 __all__ = ["Clock", "KnowledgeBaseInfo", "KnowledgeBaseService", "new_document_id", "utc_now"]
 
@@ -71,6 +73,7 @@ class KnowledgeBaseService:
         self._ranker = Ranker(catalog, repository, embedder, snapshot)
         self._exporter = ArchiveExporter(catalog, repository, clock, snapshot)
         self._restorer = ArchiveRestorer(catalog, repository, repository, embedder)
+        self._importer = DocumentImporter(BatchUpserter(context, repository))
 
     def load(self) -> int:
         """Build every knowledge base's index from the repository; return how many."""
@@ -181,6 +184,18 @@ class KnowledgeBaseService:
         what would go.
         """
         return self._writer.delete(kb_name, document_ids, filter, dry_run)
+
+    def import_documents(
+        self, kb_name: str, stream: BinaryIO, job: JobHandle, options: ImportOptions
+    ) -> dict[str, int]:
+        """Import NDJSON documents (`{"id", "text", "metadata"?}` a line) from `stream`.
+
+        Committed `options.batch` documents at a time, each batch whole or not at all; an id
+        that exists is replaced (re-embedded only if its text changed; left alone if nothing
+        changed) or, with OnConflict.REFUSE, kept. Every refused line goes to `job` with its
+        number and reason; `done` counts lines settled. Returns added/replaced/unchanged.
+        """
+        return self._importer.run(kb_name, stream, job, options)
 
     # Archives
 

@@ -29,6 +29,7 @@ from entrypoints.paths import DocumentIdConverter, document_id_schema, install_p
 from entrypoints.readiness import Readiness
 from entrypoints.request_log import install_request_log
 from entrypoints.settings import Settings
+from entrypoints.spool import remove_leftovers
 from entrypoints.version import VERSION
 
 DOCS_ASSETS = "/docs/assets/"
@@ -108,6 +109,9 @@ def load(container: Container, freeze: bool) -> int:
     # processes, a job killed with its process is seen lost only later: look again now and then.
     service.discard_abandoned_restores(jobs.unfinished)
     jobs.sweep(lambda: service.discard_abandoned_restores(jobs.unfinished))
+    settings: Settings = container.settings()
+    if settings.spool_dir is not None:  # the memory backend's own folder: one process owns it
+        remove_leftovers(settings.spool_dir)
     if freeze:
         gc.freeze()
     return loaded

@@ -138,6 +138,12 @@ def _import(add: AddCommand) -> None:
     importing.add_argument("--create", action="store_true", help="create the knowledge base")
     importing.add_argument("--batch-size", type=int, default=64, help="documents per request")
     importing.add_argument("--no-progress", action="store_true", help="no progress bar")
+    importing.add_argument(
+        "--stream",
+        action="store_true",
+        help="send a .jsonl file as one streamed import job (automatic above 64 MiB): ids "
+        "that exist are replaced if changed; refused lines are listed with their numbers",
+    )
     importing.set_defaults(handler=commands.import_)
 
 

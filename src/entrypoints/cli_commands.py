@@ -14,6 +14,7 @@ from rich.table import Table
 
 from entrypoints.cli_import import import_documents
 from entrypoints.cli_sources import read_documents
+from entrypoints.cli_stream import stream_import, wants_stream
 from kb_client import Hit, KBClient, NotFound
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -194,6 +195,10 @@ def export_line(document: Any) -> str:
 
 def import_(args: argparse.Namespace) -> int:
     console = stderr()
+    if wants_stream(args.path, args.stream):
+        with client_of(args) as client:
+            ensure_knowledge_base(client, args.kb, args.create)
+            return stream_import(client, args.kb, args.path, console, not args.no_progress)
     documents = read_documents(args.path, lambda message: console.print(f"kb: {message}"))
     with client_of(args) as client:
         ensure_knowledge_base(client, args.kb, args.create)

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields
 
-from domain.jobs import Job, JobStatus
+from domain.jobs import MAX_REFUSALS, Job, JobStatus
 
 JOBS_PATH = "/v1/jobs"
 # For `@blp.response(202, JobSchema, headers=LOCATION)` on a view that starts a job.
@@ -17,6 +17,12 @@ LOCATION = {
         "schema": {"type": "string"},
     }
 }
+
+
+class RefusalSchema(ma.Schema):
+    line = fields.Integer(metadata={"description": "the input's line number, from 1"})
+    id = fields.String(allow_none=True, metadata={"description": "its id, if it had one"})
+    reason = fields.String()
 
 
 class JobSchema(ma.Schema):
@@ -31,6 +37,16 @@ class JobSchema(ma.Schema):
     error = fields.String(allow_none=True, metadata={"description": "why a failed job failed"})
     cancel_requested = fields.Boolean(
         metadata={"description": "a client asked to cancel it; it ends once its work stops"}
+    )
+    refused = fields.List(
+        fields.Nested(RefusalSchema),
+        metadata={"description": f"the first {MAX_REFUSALS} inputs refused (an import's lines)"},
+    )
+    refused_count = fields.Integer(metadata={"description": "every input refused"})
+    counts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "the kind's tallies: an import's added, replaced, unchanged"},
     )
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -37,6 +37,9 @@ class Settings:
     # An archive uploaded to restore is spooled to disk as it arrives, never held in memory:
     # its own bound, far above KB_MAX_BODY_BYTES.
     max_archive_bytes: int = 64 * 1024 * 1024 * 1024
+    # An NDJSON import is spooled the same way; each of its lines (a document) has a bound too.
+    max_import_bytes: int = 64 * 1024 * 1024 * 1024
+    max_import_line_bytes: int = 8 * 1024 * 1024
     max_batch_documents: int = 1000
     max_text_chars: int = 1_000_000
     max_query_chars: int = 10_000
@@ -77,6 +80,8 @@ class Settings:
             "embed_batch_size",
             "max_body_bytes",
             "max_archive_bytes",
+            "max_import_bytes",
+            "max_import_line_bytes",
             "ann_threshold",
             "database_pool_size",
             "database_timeout",

@@ -29,6 +29,7 @@ from kb_client.models import (
     NewDocument,
     Page,
     Passage,
+    Refusal,
     SearchQuery,
 )
 from kb_client.sync import (
@@ -69,6 +70,7 @@ __all__ = [
     "Passage",
     "PayloadTooLarge",
     "RateLimited",
+    "Refusal",
     "SearchQuery",
     "ServerError",
     "ServiceUnavailable",

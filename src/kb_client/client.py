@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Any, cast
 
 from kb_client.archives import ArchiveCalls
+from kb_client.imports import ImportCalls
 from kb_client.jobs import JobCalls
 from kb_client.models import (
     AddedDocument,
@@ -37,7 +38,7 @@ def _without_none(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-class KBClient(ArchiveCalls, JobCalls):
+class KBClient(ArchiveCalls, ImportCalls, JobCalls):
     """A kb-service at `url`; `api_key` is sent as `Authorization: Bearer <key>`.
 
     Calls raise `kb_client.KBError` subclasses (`NotFound`, `Conflict`, `Invalid`, ...).

@@ -136,8 +136,20 @@ class Page(TypedDict):
     next_cursor: NotRequired[str | None]
 
 
+class Refusal(TypedDict):
+    """An input a job refused and went on without (an import's line, from 1)."""
+
+    line: int
+    id: str | None
+    reason: str
+
+
 class Job(TypedDict):
-    """Long work on the service: `done` of `total` units (None: unknown yet)."""
+    """Long work on the service: `done` of `total` units (None: unknown yet).
+
+    An import's units are lines; its `refused` lists the first 1000 refused lines,
+    `refused_count` counts them all, and `counts` has added, replaced and unchanged.
+    """
 
     id: str
     kind: str
@@ -149,3 +161,6 @@ class Job(TypedDict):
     cancel_requested: bool
     created_at: str
     updated_at: str
+    refused: NotRequired[list[Refusal]]
+    refused_count: NotRequired[int]
+    counts: NotRequired[dict[str, int]]

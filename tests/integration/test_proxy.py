@@ -114,6 +114,20 @@ def test_an_archive_larger_than_any_other_body_passes_the_proxy_to_the_service(p
     assert answer.headers["X-Request-ID"] == "proxy-archive-1"
 
 
+def test_an_ndjson_import_larger_than_any_json_body_passes_the_proxy(proxy, expect_error):
+    # Over KB_MAX_BODY_BYTES: the documents location lets a stream through, and the service
+    # answers itself (no such knowledge base), not the proxy's 413.
+    line = b'{"id": "a", "text": "some text"}\n'
+    body = line * ((Settings().max_body_bytes + 2**20) // len(line))
+    head = (
+        b"POST /v1/knowledge-bases/missing/documents HTTP/1.1\r\nHost: kb\r\n"
+        b"Content-Type: application/x-ndjson\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    body = expect_error(send_raw(proxy.port, head, body), 404)
+    assert "missing" in body["message"]
+
+
 def test_what_gunicorn_refuses_in_html_the_proxy_refuses_in_the_error_shape(
     server, proxy, expect_error
 ):

@@ -122,6 +122,13 @@ def test_the_proxy_takes_an_archive_as_large_as_the_service_does():
     assert int(size) * 2**30 == Settings().max_archive_bytes
 
 
+def test_the_proxy_takes_an_ndjson_import_as_large_as_the_service_does():
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    imports = nginx[nginx.index("location ~ ^/v1/knowledge-bases/[^/]+/documents$") :]
+    (size,) = re.findall(r"client_max_body_size (\d+)g;", imports[: imports.index("}")])
+    assert int(size) * 2**30 == Settings().max_import_bytes
+
+
 def test_the_postgres_compose_runs_three_workers_on_a_healthy_pgvector_database():
     compose = load("docker-compose.yml")
     kb, db = compose["services"]["kb"], compose["services"]["db"]

@@ -9,10 +9,11 @@ from psycopg.rows import dict_row
 
 from adapters.postgres.database import PostgresDatabase
 from domain.errors import JobNotFoundError
-from domain.jobs import Job, JobStatus
+from domain.jobs import Job, JobStatus, report_fields, report_json
 
 COLUMNS = (
-    "id, kind, knowledge_base, status, done, total, error, cancel_requested, created_at, updated_at"
+    "id, kind, knowledge_base, status, done, total, error, cancel_requested, created_at, "
+    "updated_at, report"
 )
 UNFINISHED = "('queued', 'running')"
 
@@ -39,10 +40,10 @@ class PostgresJobStore:
 
     def add(self, job: Job) -> None:
         self._rows(
-            f"INSERT INTO kb_jobs ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO kb_jobs ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 job.id, job.kind, job.knowledge_base, job.status.value, job.done, job.total,
-                job.error, job.cancel_requested, job.created_at, job.updated_at,
+                job.error, job.cancel_requested, job.created_at, job.updated_at, report_json(job),
             ),
         )  # fmt: skip
 
@@ -59,11 +60,20 @@ class PostgresJobStore:
         # One statement: the row as it is after the update, or as it was if it had finished.
         rows = self._rows(
             "WITH changed AS (UPDATE kb_jobs SET status = %s, done = %s, total = %s, "
-            f"error = %s, updated_at = %s WHERE id = %s AND status IN {UNFINISHED} "
+            f"error = %s, updated_at = %s, report = %s WHERE id = %s AND status IN {UNFINISHED} "
             f"RETURNING {COLUMNS}) "
             f"SELECT {COLUMNS} FROM changed UNION ALL "
             f"SELECT {COLUMNS} FROM kb_jobs WHERE id = %s AND NOT EXISTS (SELECT 1 FROM changed)",
-            (job.status.value, job.done, job.total, job.error, job.updated_at, job.id, job.id),
+            (
+                job.status.value,
+                job.done,
+                job.total,
+                job.error,
+                job.updated_at,
+                report_json(job),
+                job.id,
+                job.id,
+            ),
         )
         return _one(rows, job.id)
 
@@ -100,4 +110,5 @@ def _one(rows: list[dict[str, Any]], job_id: str) -> Job:
 
 
 def _job(row: dict[str, Any]) -> Job:
-    return Job(**{**row, "status": JobStatus(row["status"])})
+    report = report_fields(row.pop("report"))
+    return Job(**{**row, "status": JobStatus(row["status"]), **report})

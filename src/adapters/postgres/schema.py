@@ -128,6 +128,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kb_documents ADD COLUMN layout jsonb;
     """,
+    # 7: a job's refusals (line, id, reason) and counts, as JSON (see domain.jobs.report_json).
+    """
+    ALTER TABLE kb_jobs ADD COLUMN report text;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

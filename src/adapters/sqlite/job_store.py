@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import JobNotFoundError, StorageError
-from domain.jobs import Job, JobStatus
+from domain.jobs import Job, JobStatus, report_fields, report_json
 
 UNFINISHED = "('queued', 'running')"
 COLUMNS = (
-    "id, kind, knowledge_base, status, done, total, error, cancel_requested, created_at, updated_at"
+    "id, kind, knowledge_base, status, done, total, error, cancel_requested, created_at, "
+    "updated_at, report"
 )
 BUSY_TIMEOUT_SECONDS = 30  # a big batch of documents may hold the file's write lock a while
 
@@ -62,7 +63,7 @@ class SqliteJobStore:
     def add(self, job: Job) -> None:
         with self._statements() as db:
             db.execute(
-                f"INSERT INTO jobs ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _row(job)
+                f"INSERT INTO jobs ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _row(job)
             )
 
     def get(self, job_id: str) -> Job:
@@ -79,9 +80,17 @@ class SqliteJobStore:
     def update(self, job: Job) -> Job:
         with self._statements() as db:
             db.execute(
-                "UPDATE jobs SET status = ?, done = ?, total = ?, error = ?, updated_at = ? "
-                f"WHERE id = ? AND status IN {UNFINISHED}",
-                (job.status.value, job.done, job.total, job.error, stamp(job.updated_at), job.id),
+                "UPDATE jobs SET status = ?, done = ?, total = ?, error = ?, updated_at = ?, "
+                f"report = ? WHERE id = ? AND status IN {UNFINISHED}",
+                (
+                    job.status.value,
+                    job.done,
+                    job.total,
+                    job.error,
+                    stamp(job.updated_at),
+                    report_json(job),
+                    job.id,
+                ),
             )
             return _one(db, job.id)
 
@@ -117,7 +126,7 @@ class SqliteJobStore:
 def _row(job: Job) -> tuple[Any, ...]:
     return (
         job.id, job.kind, job.knowledge_base, job.status.value, job.done, job.total, job.error,
-        int(job.cancel_requested), stamp(job.created_at), stamp(job.updated_at),
+        int(job.cancel_requested), stamp(job.created_at), stamp(job.updated_at), report_json(job),
     )  # fmt: skip
 
 
@@ -140,4 +149,5 @@ def _job(row: sqlite3.Row) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        **report_fields(row["report"]),
     )

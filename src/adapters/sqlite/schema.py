@@ -97,6 +97,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE documents ADD COLUMN layout TEXT;
     """,
+    # A job's refusals (line, id, reason) and counts, as JSON (see domain.jobs.report_json).
+    """
+    ALTER TABLE jobs ADD COLUMN report TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from typing import IO, Any
+from typing import Any
 
 from dependency_injector.wiring import Provide, inject
-from flask import Response, g, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields
@@ -23,6 +20,7 @@ from entrypoints.container import Container
 from entrypoints.job_response import LOCATION, JobSchema, accepted
 from entrypoints.json_body import Blueprint
 from entrypoints.settings import Settings
+from entrypoints.spool import remove, spool_request
 
 ARCHIVE_TYPE = "application/x-tar"
 # What a client may call an archive it uploads (tar, or tar compressed as `tar -czf` makes it).
@@ -30,7 +28,6 @@ UPLOAD_TYPES = frozenset(
     {ARCHIVE_TYPE, "application/octet-stream", "application/gzip", "application/x-gzip"}
 )
 EXTENSION = ".kbar"
-BLOCK = 1 << 20  # bytes read from the upload at once
 
 blp = Blueprint(
     "archives",
@@ -130,10 +127,10 @@ class KnowledgeBaseArchive(MethodView):
                 RESTORE_JOB,
                 kb,
                 _restore(service, kb, upload, args["reembed"], settings.spool_dir),
-                cleanup=lambda: _remove(upload),
+                cleanup=lambda: remove(upload),
             )
         except BaseException:
-            _remove(upload)
+            remove(upload)
             raise
         return accepted(job)
 
@@ -148,7 +145,7 @@ def _restore(
             with open(upload, "rb") as archive:
                 service.restore_archive(kb, archive, handle, reembed, spool_dir)
         finally:
-            _remove(upload)
+            remove(upload)
 
     return work
 
@@ -162,39 +159,7 @@ def _spool_upload(settings: Settings) -> str:
             f"application/octet-stream, not {request.mimetype or 'no content type'}",
         )
     limit = settings.max_archive_bytes
-    # This body is bounded by its own setting (read by the 413 handler), not KB_MAX_BODY_BYTES.
-    g.body_limit = ("KB_MAX_ARCHIVE_BYTES", limit)
-    request.max_content_length = limit
-    if request.content_length is not None and request.content_length > limit:
-        abort(413)
-    descriptor, path = tempfile.mkstemp(
-        prefix="kb-restore-", suffix=EXTENSION, dir=_folder(settings)
+    spooled = spool_request(
+        "KB_MAX_ARCHIVE_BYTES", limit, "kb-restore-", EXTENSION, settings.spool_dir
     )
-    try:
-        with os.fdopen(descriptor, "wb") as spool:
-            _copy(request.stream, spool, limit)
-    except BaseException:
-        _remove(path)
-        raise
-    return path
-
-
-def _copy(source: IO[bytes], target: IO[bytes], limit: int) -> None:
-    copied = 0
-    while block := source.read(BLOCK):
-        copied += len(block)
-        if copied > limit:  # a body sent without Content-Length (chunked) that goes on
-            abort(413)
-        target.write(block)
-
-
-def _folder(settings: Settings) -> str | None:
-    folder = settings.spool_dir
-    if folder is not None:
-        os.makedirs(folder, exist_ok=True)
-    return folder
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    return spooled.path

@@ -12,6 +12,7 @@ from domain.limits import Limits
 from domain.model import Document, NewDocument, Page
 from domain.services import KnowledgeBaseService
 from entrypoints.auth import reads, writes
+from entrypoints.blueprints.imports import IMPORT_ACCEPTED, IMPORT_DOC, imports_ndjson
 from entrypoints.container import Container
 from entrypoints.json_body import Blueprint
 from entrypoints.responses import (
@@ -40,12 +41,16 @@ blp = Blueprint(
 @blp.route("")
 class Documents(MethodView):
     @writes
+    @imports_ndjson
     @blp.arguments(AddDocumentsSchema())
+    @blp.doc(**IMPORT_DOC)
     @blp.response(201, AddedDocumentsSchema)
+    @blp.alt_response(202, **IMPORT_ACCEPTED)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @blp.alt_response(
         409, response="DEFAULT_ERROR", description="An id is taken; nothing was added."
     )
+    @blp.alt_response(413, response="DEFAULT_ERROR", description="Over KB_MAX_IMPORT_BYTES.")
     @inject
     def post(
         self,
@@ -54,7 +59,7 @@ class Documents(MethodView):
         service: KnowledgeBaseService = Provide[Container.service],
         limits: Limits = Provide[Container.limits],
     ) -> dict[str, Any]:
-        """Add one document or a batch (all or nothing)"""
+        """Add one document or a batch (all or nothing), or stream any number as NDJSON"""
         limits.check_documents([doc["text"] for doc in body["documents"]])
         documents = [NewDocument(**doc) for doc in body["documents"]]
         return {"items": service.add_documents(kb, documents)}
