@@ -53,7 +53,10 @@ class BatchUpserter:
             wanted = [doc for doc in documents if _needs_embedding(doc, before)]
             missing = [doc for doc in wanted if _id_of(doc) not in encoded]
             texts = [doc.text for doc in missing]
-            made = encode_texts(self._embedder, texts, kb.chunking, kb.chunk_overlap)
+            layouts = [doc.layout for doc in missing]
+            made = encode_texts(
+                self._embedder, texts, kb.chunking, kb.chunk_overlap, layouts=layouts
+            )
             encoded.update((_id_of(doc), each) for doc, each in zip(missing, made))
             with self._catalog.writing(kb_name, slot):
                 if self.current(kb_name, ids) == before:
@@ -108,13 +111,14 @@ class BatchUpserter:
             mine, labels = labels[: len(each.spans)], labels[len(each.spans) :]
             previous = before.get(doc_id)
             created_at = previous.created_at if previous is not None else now
-            made.append(_document(doc_id, doc.text, doc.metadata, created_at, now, each, mine))
+            made.append(_document(doc_id, doc, created_at, now, each, mine))
         return made
 
 
 def _needs_embedding(doc: NewDocument, before: Mapping[str, Document]) -> bool:
     previous = before.get(_id_of(doc))
-    return previous is None or previous.text != doc.text
+    # Chunks follow the text and its layout (windows end at its sections and pages).
+    return previous is None or (previous.text, previous.layout) != (doc.text, doc.layout)
 
 
 def _id_of(doc: NewDocument) -> str:
