@@ -6,7 +6,8 @@ Files come from clients and are not trusted: an extractor bounds what reading on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from itertools import pairwise
 from typing import Protocol
 
 from domain.errors import InvalidInputError
@@ -24,11 +25,11 @@ class ExtractedText:
     text: str
     title: str | None
     content_type: str
-    layout: Layout = Layout()
+    layout: Layout = field(default_factory=Layout)
 
     def __post_init__(self) -> None:
         for name, offsets in (("sections", self.layout.sections), ("pages", self.layout.pages)):
-            increasing = all(a < b for a, b in zip(offsets, offsets[1:]))
+            increasing = all(a < b for a, b in pairwise(offsets))
             if not increasing or any(not 0 <= each < len(self.text) for each in offsets):
                 raise InvalidInputError(f"layout {name} must increase and lie within the text")
 
@@ -59,6 +60,11 @@ class FileLimits:
 
 class TextExtractor(Protocol):
     """Reads uploaded files. Thread-safe; each call bounded by the extractor's FileLimits."""
+
+    def content_type(self, name: str, declared_type: str | None = None, head: bytes = b"") -> str:
+        """The type `extract` would read the file as (its name's extension, else
+        `declared_type`, else its first bytes `head` tell); UnsupportedFileTypeError if none."""
+        ...
 
     def extract(self, name: str, data: bytes, declared_type: str | None = None) -> ExtractedText:
         """The text of the file `name` (its extension and `declared_type`, the part's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -29,6 +30,7 @@ class UploadedFile:
     size: int
     read: Callable[[], bytes]
     content_type: str | None = None
+    head: bytes = b""  # its first bytes, for a type the name does not tell
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -61,13 +63,15 @@ class FileIngester:
         self._limits = limits
 
     def check(self, kb_name: str, files: Sequence[UploadedFile]) -> None:
-        """What can be told before reading a file: the knowledge base exists, every id is
-        valid, new and given once, the client's metadata within KB_MAX_METADATA_*."""
+        """What can be told before reading a file: every file is of a type read here
+        (UnsupportedFileTypeError), every id is valid, new and given once, the client's
+        metadata within KB_MAX_METADATA_*, and the knowledge base exists."""
         if not files:
             raise InvalidInputError("send at least one 'file' part", errors={"file": ["missing"]})
-        self._limits.check_documents(["" for _ in files])  # KB_MAX_BATCH_DOCUMENTS
+        for file in files:
+            self._extractor.content_type(file.name, file.content_type, file.head)
         ids = [validate_document_id(file.document_id) for file in files]
-        repeated = sorted({each for each in ids if ids.count(each) > 1})
+        repeated = sorted(each for each, count in Counter(ids).items() if count > 1)
         if repeated:
             raise InvalidInputError(
                 f"document id(s) {', '.join(map(repr, repeated))} appear more than once",

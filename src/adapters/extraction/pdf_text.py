@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from pypdf import PdfReader
+from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
 from adapters.extraction.text_builder import TextBuilder, Unreadable
@@ -39,8 +39,8 @@ def _open(reader: PdfReader) -> None:
     if not reader.is_encrypted:
         return
     try:
-        opened = reader.decrypt("")
+        opened = reader.decrypt("") != PasswordType.NOT_DECRYPTED
     except (DependencyError, FileNotDecryptedError, NotImplementedError):
-        opened = 0
+        opened = False
     if not opened:
         raise Unreadable("the PDF is encrypted with a password; send it decrypted")

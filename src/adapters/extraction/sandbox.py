@@ -57,6 +57,9 @@ class SandboxedTextExtractor:
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
 
+    def content_type(self, name: str, declared_type: str | None = None, head: bytes = b"") -> str:
+        return content_type_of(name, declared_type, head)
+
     def extract(self, name: str, data: bytes, declared_type: str | None = None) -> ExtractedText:
         if len(data) > self._limits.file_bytes.value:
             raise FileTooLargeError(name, str(self._limits.file_bytes))

@@ -25,7 +25,10 @@ def read_safely(reader: Any, content_type: str, data: bytes, limits: FileLimits)
     except Unreadable as reason:
         return "error", str(reason)
     except MemoryError:
-        return "error", f"reading it needed more memory than allowed: {limits.extraction_memory_bytes}"
+        return (
+            "error",
+            f"reading it needed more memory than allowed: {limits.extraction_memory_bytes}",
+        )
     except RecursionError:
         return "error", "the file is nested too deeply to read"
     except Exception as error:  # every parser fails in its own ways on a damaged file
