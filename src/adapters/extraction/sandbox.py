@@ -15,12 +15,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from adapters.extraction.formats import content_type_of, read_as
+from adapters.extraction.worker import READY
 from domain.errors import FileTooLargeError, FileUnreadableError
 from domain.extraction import ExtractedText, FileLimits
 
 log = logging.getLogger(__name__)
 
 Reader = Callable[[str, bytes, FileLimits], ExtractedText]
+STARTUP_SECONDS = 120  # for a new worker to import its parsers (not counted against a file)
 RECYCLE_AFTER = 100  # files a worker reads before a fresh one replaces it (its heap grows)
 
 
@@ -140,4 +142,12 @@ class SandboxedTextExtractor:
             os.close(requests_read)
             os.close(results_write)
         requests = Connection(requests_write, readable=False)
-        return _Worker(process, requests, Connection(results_read, writable=False))
+        worker = _Worker(process, requests, Connection(results_read, writable=False))
+        try:
+            ready = worker.results.poll(STARTUP_SECONDS) and worker.results.recv() == READY
+        except EOFError:
+            ready = False
+        if not ready:
+            worker.stop()
+            raise RuntimeError(f"an extraction worker did not start: exit code {process.poll()}")
+        return worker

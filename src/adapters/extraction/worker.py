@@ -15,6 +15,7 @@ from adapters.extraction.formats import read_as  # noqa: F401 (imported once, be
 from adapters.extraction.text_builder import Unreadable
 from domain.extraction import FileLimits
 
+READY = "ready"
 Outcome = tuple[str, Any]  # ("text", ExtractedText) or ("error", why)
 
 
@@ -39,6 +40,7 @@ def read_safely(reader: Any, content_type: str, data: bytes, limits: FileLimits)
 
 def serve(requests: Connection, results: Connection, memory: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    results.send(READY)  # imports done: from now on the parent's clock is the file's
     while True:
         try:
             reader, content_type, data, limits = requests.recv()
