@@ -21,7 +21,9 @@ def limits(seconds: int = 30, memory: int = 1 << 30, file_bytes: int = 1 << 20) 
         "extracted_bytes": 1 << 24, "extraction_seconds": seconds,
         "extraction_memory_bytes": memory,
     }  # fmt: skip
-    return FileLimits(**{name: Limit(value, f"KB_{name.upper()}") for name, value in values.items()})
+    return FileLimits(
+        **{name: Limit(value, f"KB_{name.upper()}") for name, value in values.items()}
+    )
 
 
 @pytest.fixture

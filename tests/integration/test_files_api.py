@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import assert_error
 from flask import Flask
 from flask.testing import FlaskClient
 
-from conftest import assert_error
 from domain.extraction import NO_TEXT
 from file_samples import billion_laughs, pdf, word, zip_bomb
 

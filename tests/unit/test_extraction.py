@@ -10,7 +10,7 @@ from adapters.extraction.text_builder import Unreadable
 from domain.errors import UnsupportedFileTypeError
 from domain.extraction import NO_TEXT, FileLimits
 from domain.limits import Limit
-from file_samples import billion_laughs, pdf, with_member, word, zip_bomb
+from file_samples import billion_laughs, pdf, word, zip_bomb
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -21,7 +21,9 @@ def limits(**values: int) -> FileLimits:
         "extracted_bytes": 1 << 24, "extraction_seconds": 30, "extraction_memory_bytes": 1 << 31,
     }  # fmt: skip
     defaults.update(values)
-    return FileLimits(**{name: Limit(value, f"KB_{name.upper()}") for name, value in defaults.items()})
+    return FileLimits(
+        **{name: Limit(value, f"KB_{name.upper()}") for name, value in defaults.items()}
+    )
 
 
 def test_pdf_pages_begin_where_each_page_text_begins():

@@ -93,7 +93,9 @@ def limits(**values):
     )  # fmt: skip
     defaults.update(text_chars=10_000, metadata_bytes=10_000)
     defaults.update(values)
-    return Limits(**{name: Limit(value, f"KB_MAX_{name.upper()}") for name, value in defaults.items()})
+    return Limits(
+        **{name: Limit(value, f"KB_MAX_{name.upper()}") for name, value in defaults.items()}
+    )
 
 
 @pytest.fixture

@@ -137,4 +137,3 @@ def _ingest(
 def _remove_all(paths: Sequence[str]) -> None:
     for path in paths:
         remove(path)
-
