@@ -323,5 +323,5 @@ def test_the_client_uploads_files_and_waits_for_the_job_of_a_large_upload(make_a
         assert client.get_document("kb", "y")["metadata"]["title"] == "Doc 2"
         with pytest.raises(JobFailed, match="OCR"):
             client.upload_files("kb", [*files[:2], ("scan.pdf", pdf([""]))], ids=["p", "q", "r"])
-        with pytest.raises(Invalid, match="scan.pdf"):
+        with pytest.raises(Invalid, match=r"scan\.pdf"):
             client.upload_files("kb", [("scan.pdf", pdf([""]))])

@@ -97,7 +97,7 @@ def test_docx_without_a_title_property_is_titled_by_its_first_heading():
 
 
 def test_docx_that_unpacks_past_the_limit_is_refused_before_parsing():
-    with pytest.raises(Unreadable, match="unpacks to .* KB_EXTRACTED_BYTES is 1000000"):
+    with pytest.raises(Unreadable, match=r"unpacks to \d+ bytes: KB_EXTRACTED_BYTES is 1000000"):
         read_as(DOCX, zip_bomb(5_000_000), limits(extracted_bytes=1_000_000))
 
 
@@ -110,7 +110,7 @@ def test_docx_whose_zip_lies_about_a_member_size_is_refused():
             name_at = at + (30 if signature == b"PK\x03\x04" else 46)
             if bomb[name_at : name_at + 17] == b"word/document.xml":
                 bomb[at + offset : at + offset + 4] = (100).to_bytes(4, "little")
-    with pytest.raises(Unreadable, match="damaged .*word/document.xml"):
+    with pytest.raises(Unreadable, match=r"damaged \(word/document\.xml"):
         read_as(DOCX, bytes(bomb), limits())
 
 
