@@ -164,3 +164,9 @@ def test_a_pdf_without_an_extension_is_known_by_its_first_bytes():
 def test_other_types_are_unsupported(name):
     with pytest.raises(UnsupportedFileTypeError, match="unsupported file type"):
         content_type_of(name, "application/octet-stream")
+
+
+def test_html_in_another_encoding_is_read_by_its_meta_charset():
+    page = '<meta charset="iso-8859-1"><title>Café</title><p>Crème brûlée.</p>'
+    extracted = read_as("text/html", page.encode("latin-1"), limits())
+    assert extracted.title == "Café" and extracted.text == "Crème brûlée."

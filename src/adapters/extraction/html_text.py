@@ -37,7 +37,11 @@ NOT_TEXT = (Comment, Declaration, Doctype, ProcessingInstruction)
 
 def html_text(data: bytes) -> ExtractedText:
     """The text of the page's <main> (or <article>, or <body>); its <title>, else first heading."""
-    soup = BeautifulSoup(data, "html.parser")
+    try:  # most pages are UTF-8: guessing an encoding from the bytes is slow on a large page
+        markup: str | bytes = data.decode("utf-8")
+    except UnicodeDecodeError:
+        markup = data  # BeautifulSoup reads a <meta charset>, else guesses
+    soup = BeautifulSoup(markup, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     for tag in soup(LEFT_OUT):
         tag.decompose()

@@ -7,7 +7,9 @@ MEMORY` (two pipe descriptors and a byte count); it ends when its requests pipe 
 from __future__ import annotations
 
 import resource
+import signal
 import sys
+import warnings
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -40,6 +42,9 @@ def read_safely(reader: Any, content_type: str, data: bytes, limits: FileLimits)
 
 def serve(requests: Connection, results: Connection, memory: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # The service decides when a worker stops (it closes the pipe): not a terminal's Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.simplefilter("ignore")  # a damaged file's parser warnings are not the log's news
     results.send(READY)  # imports done: from now on the parent's clock is the file's
     while True:
         try:
