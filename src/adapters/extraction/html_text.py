@@ -30,7 +30,7 @@ BLOCKS = HEADINGS | frozenset(
 # Not the page's content: chrome around it, and what is never shown as text.
 LEFT_OUT = (
     "script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside", "form",
-    "iframe", "head", "button", "select",
+    "iframe", "head", "title", "button", "select",
 )  # fmt: skip
 NOT_TEXT = (Comment, Declaration, Doctype, ProcessingInstruction)
 
