@@ -38,6 +38,18 @@ def pdf(pages: Sequence[str], title: str | None = None, password: str | None = N
     return bytes(document.output())
 
 
+def pdf_with_bookmarks(sections: Sequence[tuple[str, str]]) -> bytes:
+    """A PDF of (heading, body) sections, a page each, every heading a bookmark."""
+    document = FPDF()
+    document.set_font("helvetica", size=12)
+    for heading, body in sections:
+        document.add_page()
+        document.start_section(heading)
+        document.multi_cell(0, 10, heading, new_x="LMARGIN", new_y="NEXT")
+        document.multi_cell(0, 10, body, new_x="LMARGIN", new_y="NEXT")
+    return bytes(document.output())
+
+
 def word(blocks: Sequence[tuple[str, str]], title: str | None = None) -> bytes:
     """A .docx of (style, text) paragraphs: style "Heading 1", "Title" or "" (Normal)."""
     document = docx.Document()

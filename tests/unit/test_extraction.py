@@ -10,7 +10,7 @@ from adapters.extraction.text_builder import Unreadable
 from domain.errors import UnsupportedFileTypeError
 from domain.extraction import NO_TEXT, FileLimits
 from domain.limits import Limit
-from file_samples import billion_laughs, pdf, word, zip_bomb
+from file_samples import billion_laughs, pdf, pdf_with_bookmarks, word, zip_bomb
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -36,6 +36,17 @@ def test_pdf_pages_begin_where_each_page_text_begins():
     assert text[starts[0] :].startswith("Dogs bark")
     assert text[starts[2] :].startswith("Birds sing")
     assert starts[0] < starts[1] < starts[2]
+
+
+def test_pdf_bookmarks_are_sections_where_their_headings_begin():
+    sections = [("Getting started", "Install it."), ("Going further", "Tune it. " * 30)]
+    extracted = read_as("application/pdf", pdf_with_bookmarks(sections), limits())
+    text = extracted.text
+    assert [text[start:].split("\n")[0] for start in extracted.layout.sections] == [
+        "Getting started",
+        "Going further",
+    ]
+    assert extracted.layout.sections[1] == extracted.layout.pages[0]
 
 
 def test_pdf_without_a_text_layer_is_refused_as_needing_ocr():

@@ -48,16 +48,20 @@ class TextBuilder:
         self._append(clean(text).strip())
 
     @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    @property
     def has_text(self) -> bool:
         return any(part.strip() for part in self._parts)
 
     def build(self, content_type: str, title: str | None) -> ExtractedText:
-        text = "".join(self._parts)
+        text = self.text
         if not text.strip():
             raise Unreadable("the file holds no text")
         # A blank last page begins where the text ends: no chunk can lie on it.
         pages = tuple(offset for offset in self.pages if offset < len(text))
-        layout = Layout(sections=tuple(self.sections), pages=pages)
+        layout = Layout(sections=tuple(sorted(set(self.sections))), pages=pages)
         title = " ".join(title.split()) if title else None
         return ExtractedText(text, title or self.first_heading, content_type, layout)
 
