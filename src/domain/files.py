@@ -109,8 +109,10 @@ class FileIngester:
         job.report(0, len(files))
         remaining = iter(files)
         while batch := list(islice(remaining, FILES_BATCH)):
-            job.raise_if_cancelled()
-            documents = [self.document(file) for file in batch]
+            documents = []
+            for file in batch:  # a file may take up to KB_EXTRACTION_SECONDS: look in between
+                job.raise_if_cancelled()
+                documents.append(self.document(file))
             job.raise_if_cancelled()
             stored = self._service.add_documents(kb_name, documents)
             added.extend(document.id for document in stored)
