@@ -6,6 +6,7 @@ Subclass one in a test module and provide its fixture (`make_index`, `make_repos
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import threading
@@ -297,6 +298,31 @@ class DocumentRepositoryContract:
         where = parse_filter({"even": True})
         assert [d.id for d in repo.list_documents("kb", 2, where=where)] == ["d0", "d2"]
         assert [d.id for d in repo.list_documents("kb", 5, after="d2", where=where)] == ["d4"]
+
+    def test_digests_list_ids_hashes_and_metadata_by_page_and_filter(self, repo):
+        docs = [
+            make_doc(f"d{i}", [i + 1], text=f"body {i}", n=i, even=i % 2 == 0) for i in range(5)
+        ]
+        self.add(repo, *docs)
+        first = repo.list_digests("kb", 2)
+        assert [(d.id, d.metadata) for d in first] == [(x.id, x.metadata) for x in docs[:2]]
+        expected = "sha256:" + hashlib.sha256(b"body 0").hexdigest()
+        assert first[0].content_hash == expected == docs[0].content_hash
+        assert [d.id for d in repo.list_digests("kb", 10, after="d1")] == ["d2", "d3", "d4"]
+        where = parse_filter({"even": True})
+        assert [d.id for d in repo.list_digests("kb", 2, after="d0", where=where)] == ["d2", "d4"]
+        with pytest.raises(KnowledgeBaseNotFoundError):
+            repo.list_digests("nope", 10)
+
+    def test_a_replaced_documents_hash_is_its_new_texts_and_a_metadata_update_keeps_it(self, repo):
+        self.add(repo, make_doc("a", [1], text="old text"))
+        repo.replace_document("kb", make_doc("a", [2], text="new text"), unit_rows(1))
+        repo.update_metadata("kb", "a", {"tag": "x"}, T0)
+        (digest,) = repo.list_digests("kb", 10)
+        assert digest.content_hash == "sha256:" + hashlib.sha256(b"new text").hexdigest()
+        assert digest.metadata == {"tag": "x"}
+        assert repo.get_document("kb", "a").content_hash == digest.content_hash
+        assert repo.list_documents("kb", 10)[0].content_hash == digest.content_hash
 
     def test_an_unpublished_knowledge_base_takes_documents_but_no_read_finds_it(self, repo):
         repo.add_knowledge_base(make_kb("new"), building="job-1")

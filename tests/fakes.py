@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from domain.digests import DocumentDigest
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -118,6 +119,7 @@ class FakeVectorIndex:
     def __init__(self, dimension: int) -> None:
         self._dimension = dimension
         self._vectors: dict[int, Vectors] = {}
+        self.expected: list[int] = []  # every `expect` hint, for tests of who gives them
 
     @property
     def dimension(self) -> int:
@@ -125,6 +127,9 @@ class FakeVectorIndex:
 
     def __len__(self) -> int:
         return len(self._vectors)
+
+    def expect(self, count: int) -> None:
+        self.expected.append(count)
 
     def add(self, labels: np.ndarray, vectors: Vectors) -> None:
         keys = [int(label) for label in labels]
@@ -260,6 +265,12 @@ class FakeDocumentRepository:
         docs = self._docs(kb)
         chosen = [docs[i] for i in sorted(docs) if after is None or i > after]
         return [d for d in chosen if where is None or matches(where, d.metadata)][:limit]
+
+    def list_digests(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[DocumentDigest]:
+        listed = self.list_documents(kb, limit, after, where)
+        return [DocumentDigest(d.id, d.content_hash, d.metadata) for d in listed]
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         docs = self._docs(kb).values()

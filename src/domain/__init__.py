@@ -3,6 +3,7 @@
 from domain.archive import ArchiveHeader, ArchiveManifest
 from domain.archive_reader import read_archive
 from domain.archive_writer import write_archive
+from domain.digests import DocumentDigest, content_hash
 from domain.errors import (
     ArchiveInvalidError,
     ConflictError,
@@ -54,6 +55,7 @@ __all__ = [
     "Chunking",
     "ConflictError",
     "Document",
+    "DocumentDigest",
     "DocumentExistsError",
     "DocumentNotFoundError",
     "DocumentRepository",
@@ -90,6 +92,7 @@ __all__ = [
     "VectorIndex",
     "VectorIndexFactory",
     "by_dimension",
+    "content_hash",
     "read_archive",
     "write_archive",
 ]

@@ -77,6 +77,7 @@ class Catalog:
 
     def _fill(self, kb: KnowledgeBase, slot: Slot, labels: Labels, vectors: Vectors) -> None:
         if len(labels):
+            slot.index.expect(len(labels))
             slot.index.add(labels, vectors)
         chunks = self._store.stats(kb.name).chunk_count
         if len(slot.index) != chunks:

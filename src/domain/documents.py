@@ -175,11 +175,18 @@ class DocumentReader:
         return self._documents.get_document(kb_name, validate_document_id(document_id))
 
     def page(
-        self, kb_name: str, limit: int, cursor: str | None, filter: Mapping[str, Any] | None
+        self,
+        kb_name: str,
+        limit: int,
+        cursor: str | None,
+        filter: Mapping[str, Any] | None,
+        digests: bool = False,
     ) -> Page:
+        """Documents, or with `digests` only their DocumentDigests (no text read)."""
         where = parse_filter(filter) if filter is not None else None
         validate_name(kb_name)
-        found = self._documents.list_documents(kb_name, limit + 1, decode_cursor(cursor), where)
+        listing = self._documents.list_digests if digests else self._documents.list_documents
+        found: list[Any] = listing(kb_name, limit + 1, decode_cursor(cursor), where)
         more = len(found) > limit
         return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 Work = Callable[[JobHandle], None]
 RETENTION = timedelta(days=7)  # finished jobs are forgotten this long after they ended
+HEARTBEAT_SECONDS = 2.0  # how often a running job's process records a sign of life
 
 
 class Jobs:
@@ -45,7 +46,7 @@ class Jobs:
         workers: int = 2,
         exclusive: bool = True,
         clock: Clock = utc_now,
-        heartbeat: float = 2.0,
+        heartbeat: float = HEARTBEAT_SECONDS,
         stale_after: float = 30.0,
         progress_interval: float = 0.5,
         stop_timeout: float = 10.0,
@@ -219,6 +220,20 @@ class Jobs:
         run.save(status=status, error=error, total=total)
 
     # Signs of life, and jobs that lost theirs
+
+    def sweep(self, task: Callable[[], object]) -> None:
+        """Run `task` every `stale_after` seconds until the runner closes, e.g. to remove what
+        lost jobs left (a restore's unpublished knowledge base) once they are seen lost: on a
+        store shared by processes, a job killed with its process is lost only after a while."""
+
+        def loop() -> None:
+            while not self._closed.wait(self._stale.total_seconds()):
+                try:
+                    task()
+                except Exception:  # the store is down: try again next round
+                    log.exception("cleaning up after lost jobs failed; trying again later")
+
+        threading.Thread(target=loop, name="kb-job-sweep", daemon=True).start()
 
     def _start_heartbeat(self) -> None:
         if self._beating is None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.digests import content_hash
 from domain.errors import InvalidInputError
 
 Scalar = str | int | float | bool
@@ -201,11 +202,15 @@ class Document:
     updated_at: datetime
     chunks: tuple[Chunk, ...] = ()
     truncated: bool = False
+    # Always the hash of `text` (set here, whatever is passed, so `replace` cannot leave a
+    # stale one); stored so listings need no text (see domain.digests).
+    content_hash: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         validate_document_id(self.id)
         validate_text(self.text)
         object.__setattr__(self, "metadata", validate_metadata(self.metadata))
+        object.__setattr__(self, "content_hash", content_hash(self.text))
 
 
 @dataclass(frozen=True)

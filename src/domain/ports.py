@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from domain.digests import DocumentDigest
 from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 
@@ -72,6 +73,13 @@ class VectorIndex(Protocol):
 
     def add(self, labels: Labels, vectors: Vectors) -> None:
         """Add rows of `vectors` (n, dimension) under `labels` (n,); labels must be new."""
+
+    def expect(self, count: int) -> None:
+        """A hint: about `count` vectors are about to be added in bulk (a restore, a load).
+
+        An index that builds itself from its contents (FAISS IVF) may build directly for that
+        size; one that needs nothing (pgvector) ignores it. Results never depend on it.
+        """
 
     def remove(self, labels: Collection[int]) -> int:
         """Remove the given labels (unknown ones are ignored); return how many went."""
@@ -194,6 +202,12 @@ class DocumentLookup(Protocol):
         self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
     ) -> list[Document]:
         """Up to `limit` documents ordered by id, ids strictly after `after`, matching `where`."""
+
+    def list_digests(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[DocumentDigest]:
+        """As `list_documents`, only ids, content hashes and metadata: no text is read, so
+        a client can compare a whole knowledge base with its source quickly."""
 
 
 class DocumentStore(DocumentLookup, Protocol):

@@ -67,6 +67,8 @@ class ArchiveRestorer:
             kb = self._plan(name, manifest, reembed)
             job.report(0, manifest.document_count)
             slot = self._catalog.reserve(kb, job.job_id)
+            if not reembed:  # the archive's chunks are the knowledge base's, one for one
+                slot.index.expect(manifest.chunk_count)
             try:
                 self._fill(kb, slot, entries, reembed, job)
                 # The reader checked the checksums and counts as the last entry went by.

@@ -145,6 +145,18 @@ class KnowledgeBaseService:
         """A page of documents by id; the cursor is the last id, so inserts never shift pages."""
         return self._reader.page(kb_name, limit, cursor, filter)
 
+    def list_document_digests(
+        self,
+        kb_name: str,
+        limit: int = 100,
+        cursor: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> Page:
+        """`list_documents` with only each document's DocumentDigest (id, content_hash,
+        metadata): no text is read, so a client compares a whole knowledge base with its
+        source in a few pages."""
+        return self._reader.page(kb_name, limit, cursor, filter, digests=True)
+
     def delete_document(self, kb_name: str, document_id: str) -> None:
         """Remove one document and its vectors; DocumentNotFoundError if absent."""
         self._writer.delete_one(kb_name, document_id)

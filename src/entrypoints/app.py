@@ -113,8 +113,10 @@ def load(container: Container, freeze: bool) -> int:
         gc.freeze()
     loaded = service.load()
     jobs: Jobs = container.jobs()  # finds the jobs a stopped process left unfinished, fails them
-    # What their restores had built, unpublished, goes with them.
+    # What their restores had built, unpublished, goes with them; on a database shared by
+    # processes, a job killed with its process is seen lost only later: look again now and then.
     service.discard_abandoned_restores(jobs.unfinished)
+    jobs.sweep(lambda: service.discard_abandoned_restores(jobs.unfinished))
     if freeze:
         gc.freeze()
     return loaded

@@ -13,6 +13,7 @@ from pathlib import Path
 from entrypoints import cli_commands as commands
 from entrypoints.cli_archive import add_archive_commands
 from entrypoints.cli_sources import InputError
+from entrypoints.cli_sync import add_sync_command
 from kb_client import KBConnectionError, KBError
 
 EXIT_CODES = """exit codes:
@@ -91,7 +92,14 @@ def add_client_commands(commands_: argparse._SubParsersAction[argparse.ArgumentP
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    for adding in (_create_and_list, _import, _search, _export, add_archive_commands):
+    for adding in (
+        _create_and_list,
+        _import,
+        _search,
+        _export,
+        add_archive_commands,
+        add_sync_command,
+    ):
         adding(add)
 
 

@@ -68,9 +68,9 @@ def run_extractor(limits: FileLimits, workers: int) -> Iterator[TextExtractor]:
         extractor.close()
 
 
-def run_jobs(store: JobStore, workers: int, exclusive: bool) -> Iterator[Jobs]:
+def run_jobs(store: JobStore, workers: int, exclusive: bool, stale_after: int) -> Iterator[Jobs]:
     """The one job runner of the process (a singleton that stops its jobs on shutdown)."""
-    jobs = Jobs(store, workers=workers, exclusive=exclusive)
+    jobs = Jobs(store, workers=workers, exclusive=exclusive, stale_after=stale_after)
     try:
         yield jobs
     finally:
@@ -125,6 +125,7 @@ class Container(containers.DeclarativeContainer):
         store=job_store,
         workers=settings.provided.job_workers,
         exclusive=backend.provided.jobs_exclusive.call(),
+        stale_after=settings.provided.job_stale_seconds,
     )
 
     service = providers.Singleton(

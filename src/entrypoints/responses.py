@@ -66,6 +66,7 @@ class AddedDocumentSchema(ma.Schema):
     id = fields.String()
     chunks = Count()
     truncated = fields.Boolean()
+    content_hash = fields.String(metadata={"description": '"sha256:" + hex SHA-256 of the text'})
 
 
 class AddedDocumentsSchema(ma.Schema):
@@ -73,9 +74,12 @@ class AddedDocumentsSchema(ma.Schema):
 
 
 class DocumentSchema(ma.Schema):
-    """Dumps a Document."""
+    """Dumps a Document (or, in a listing that asked for fewer fields, a dict of those)."""
 
     id = fields.String()
+    content_hash = fields.String(
+        metadata={"description": '"sha256:" + hex SHA-256 of the text, UTF-8 encoded'}
+    )
     text = fields.String()
     metadata = fields.Dict()
     created_at = fields.DateTime()

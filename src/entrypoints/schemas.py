@@ -145,10 +145,40 @@ class DeleteDocumentsSchema(ma.Schema):
             raise ma.ValidationError("Give 'ids', 'filter' or both.", "_schema")
 
 
+DOCUMENT_FIELDS = (
+    "id", "content_hash", "metadata", "text", "created_at", "updated_at", "chunks", "truncated",
+)  # fmt: skip
+DIGEST_FIELDS = frozenset(("id", "content_hash", "metadata"))  # listed without reading texts
+
+
 class DocumentListArgsSchema(PageArgsSchema):
     filter = fields.String(
         metadata={"description": 'Mongo-style metadata filter as JSON, e.g. {"lang": "en"}'}
     )
+    # Not named `fields`: that name would hide marshmallow's `fields` module in this class body.
+    document_fields = fields.String(
+        data_key="fields",
+        attribute="fields",
+        metadata={
+            "description": "Comma-separated fields each item keeps (id always), of "
+            f"{', '.join(DOCUMENT_FIELDS)}. Only id, content_hash and metadata: no text is "
+            "read, the fast way to compare a knowledge base with its source."
+        },
+    )
+
+    @ma.post_load
+    def split_fields(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "fields" in data:
+            asked = [name.strip() for name in data["fields"].split(",") if name.strip()]
+            unknown = sorted(set(asked) - set(DOCUMENT_FIELDS))
+            if unknown or not asked:
+                raise ma.ValidationError(
+                    f"Unknown field(s) {', '.join(unknown) or '(none given)'}; choose from "
+                    f"{', '.join(DOCUMENT_FIELDS)}.",
+                    "fields",
+                )
+            data["fields"] = ["id", *(name for name in dict.fromkeys(asked) if name != "id")]
+        return data
 
     @ma.post_load
     def parse_filter(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from typing import Any
 
 from domain.errors import InvalidInputError
 from domain.extraction import FileLimits
+from domain.job_runner import HEARTBEAT_SECONDS as JOB_HEARTBEAT_SECONDS
 from domain.limits import Limit, Limits
 from domain.search_request import MAX_TOP_K
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory", "postgres")
 RUNTIMES = ("auto", "onnx", "torch")
+MIN_JOB_STALE_SECONDS = 5
 
 
 class SettingsError(ValueError):
@@ -66,6 +68,10 @@ class Settings:
     # An upload over either size answers 202 with a job instead of 201 when done.
     files_job_bytes: int = 4 * 1024 * 1024
     files_job_files: int = 16
+    # A job whose process wrote no heartbeat (every 2 s) for this long is taken as lost (its
+    # process was killed): it is failed, and what its restore had built is removed. Only
+    # backends shared by several processes wait for it; the memory backend knows at start.
+    job_stale_seconds: int = 30
     # Keys never appear in repr(), so logging the settings cannot leak them.
     api_keys: str = field(default="", repr=False)
     read_only_api_keys: str = field(default="", repr=False)
@@ -119,6 +125,11 @@ class Settings:
             raise SettingsError(error.message) from None
         if set(self.admin_keys) & set(self.read_only_keys):
             raise SettingsError("a key is in both KB_API_KEYS and KB_READ_ONLY_API_KEYS")
+        if self.job_stale_seconds < MIN_JOB_STALE_SECONDS:
+            raise SettingsError(
+                f"KB_JOB_STALE_SECONDS must be at least {MIN_JOB_STALE_SECONDS}: a job's "
+                f"process writes its heartbeat every {JOB_HEARTBEAT_SECONDS:g} s"
+            )
         if not 0 < self.port < 65536:
             raise SettingsError(f"KB_PORT={self.port} is not a TCP port")
         if self.backend == "memory" and self.workers != 1:

@@ -21,6 +21,7 @@ from kb_client.models import (
     AddedDocument,
     DeleteResult,
     Document,
+    DocumentHash,
     Hit,
     Info,
     Job,
@@ -30,6 +31,17 @@ from kb_client.models import (
     Passage,
     SearchQuery,
 )
+from kb_client.sync import (
+    FileSender,
+    Skipped,
+    SourceFile,
+    SourceText,
+    SyncReport,
+    content_hash,
+    plan_sync,
+    sync_knowledge_base,
+)
+from kb_client.sync_sources import SourceError, folder_source, jsonl_source, read_source
 from kb_client.transport import Transport
 
 __all__ = [
@@ -38,6 +50,8 @@ __all__ = [
     "Conflict",
     "DeleteResult",
     "Document",
+    "DocumentHash",
+    "FileSender",
     "Forbidden",
     "Hit",
     "Info",
@@ -58,6 +72,17 @@ __all__ = [
     "SearchQuery",
     "ServerError",
     "ServiceUnavailable",
+    "Skipped",
+    "SourceError",
+    "SourceFile",
+    "SourceText",
+    "SyncReport",
     "Transport",
     "Unauthorized",
+    "content_hash",
+    "folder_source",
+    "jsonl_source",
+    "plan_sync",
+    "read_source",
+    "sync_knowledge_base",
 ]

@@ -18,6 +18,8 @@ from kb_client.models import (
     Chunking,
     DeleteResult,
     Document,
+    DocumentField,
+    DocumentHash,
     Filter,
     Hit,
     HitField,
@@ -118,10 +120,25 @@ class KBClient(ArchiveCalls, FileCalls):
         return cast(Document, self._call("GET", document_path(kb, id)))
 
     def list_documents(
-        self, kb: str, limit: int = 100, cursor: str | None = None, filter: Filter | None = None
+        self,
+        kb: str,
+        limit: int = 100,
+        cursor: str | None = None,
+        filter: Filter | None = None,
+        fields: Iterable[DocumentField] | None = None,
     ) -> Page:
-        params = _without_none(limit=limit, cursor=cursor, filter=_json(filter))
+        """A page of documents; `fields` keeps only those (and id) in each item."""
+        chosen = None if fields is None else ",".join(fields)
+        params = _without_none(limit=limit, cursor=cursor, filter=_json(filter), fields=chosen)
         return cast(Page, self._call("GET", documents_path(kb), params=params))
+
+    def iter_document_hashes(
+        self, kb: str, filter: Filter | None = None, page_size: int = 1000
+    ) -> Iterator[DocumentHash]:
+        """Every document's id, content_hash and metadata by id, no text: the service reads
+        none either, so a whole knowledge base is compared with its source quickly."""
+        fields: list[DocumentField] = ["id", "content_hash", "metadata"]
+        return _pages(lambda cursor: self.list_documents(kb, page_size, cursor, filter, fields))
 
     def iter_documents(
         self, kb: str, filter: Filter | None = None, page_size: int = 100

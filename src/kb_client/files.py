@@ -63,6 +63,7 @@ class FileCalls(JobCalls):
         document = cast(Document, self._call("GET", document_path(kb, id)))
         return {
             "id": document["id"],
+            "content_hash": document["content_hash"],
             "chunks": document["chunks"],
             "truncated": document["truncated"],
         }

@@ -37,16 +37,34 @@ class AddedDocument(TypedDict):
     id: str
     chunks: int
     truncated: bool
+    content_hash: str
 
 
 class Document(TypedDict):
     id: str
+    content_hash: str
     text: str
     metadata: Metadata
     created_at: str
     updated_at: str
     chunks: int
     truncated: bool
+
+
+DocumentField = Literal[
+    "id", "content_hash", "metadata", "text", "created_at", "updated_at", "chunks", "truncated"
+]
+
+
+class DocumentHash(TypedDict):
+    """A listing's item with fields id, content_hash and metadata (`iter_document_hashes`).
+
+    content_hash is "sha256:" + hex SHA-256 of the text's UTF-8 bytes (`kb_client.content_hash`).
+    """
+
+    id: str
+    content_hash: str
+    metadata: Metadata
 
 
 class DeleteResult(TypedDict):

@@ -20,7 +20,7 @@ from server import KB, server_env
 
 COMMANDS = [
     *["serve", "download-model", "create", "list", "info", "import", "search", "export"],
-    *["backup", "restore", "copy"],
+    *["backup", "restore", "copy", "sync"],
 ]
 
 

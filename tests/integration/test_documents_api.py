@@ -6,6 +6,7 @@ Upsert and patch semantics, timestamps and batching are tested once on the servi
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 import pytest
@@ -28,7 +29,12 @@ def test_adding_one_document_with_a_client_id_returns_201_with_its_chunk_count(c
     )
 
     assert response.status_code == 201
-    assert response.get_json() == {"items": [{"id": "faq-1", "chunks": 1, "truncated": False}]}
+    digest = hashlib.sha256(b"How do I reset my password?").hexdigest()
+    assert response.get_json() == {
+        "items": [
+            {"id": "faq-1", "chunks": 1, "truncated": False, "content_hash": f"sha256:{digest}"}
+        ]
+    }
 
 
 def test_an_added_document_reads_back_with_its_text_metadata_and_timestamps(client, kb):

@@ -58,6 +58,7 @@ def age(backend: str, data_dir: Path) -> None:
         with sqlite3.connect(data_dir / DATABASE_FILE) as db:
             db.execute("ALTER TABLE knowledge_bases DROP COLUMN fingerprint")
             db.execute("ALTER TABLE knowledge_bases DROP COLUMN building")  # a later migration
+            db.execute("ALTER TABLE documents DROP COLUMN content_hash")  # a later migration
             db.execute("UPDATE knowledge_bases SET model = ?", (OLD_PATH,))
             db.execute(f"PRAGMA user_version = {before_fingerprints(sqlite_schema.MIGRATIONS)}")
         db.close()
@@ -65,6 +66,7 @@ def age(backend: str, data_dir: Path) -> None:
     with psycopg.connect(postgres.database_url(), autocommit=True) as conn:
         conn.execute("ALTER TABLE kb_knowledge_bases DROP COLUMN fingerprint")
         conn.execute("ALTER TABLE kb_knowledge_bases DROP COLUMN building")  # a later migration
+        conn.execute("ALTER TABLE kb_documents DROP COLUMN content_hash")  # a later migration
         conn.execute("UPDATE kb_knowledge_bases SET model = %s", (OLD_PATH,))
         version = before_fingerprints(postgres_schema.MIGRATIONS)
         conn.execute("UPDATE kb_schema SET version = %s", (version,))

@@ -1,11 +1,13 @@
 """The durable repository: the port contract, plus surviving a reopen and refusing foreign files."""
 
+import hashlib
 import json
 import sqlite3
 
 import numpy as np
 import pytest
 
+from adapters.sqlite import texts as sqlite_texts
 from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from contracts import DocumentRepositoryContract, make_doc, make_kb, unit_rows
@@ -237,3 +239,32 @@ def test_a_database_of_the_first_schema_version_is_migrated_and_loads(path):
     db.close()
     with pytest.raises(StorageError, match="document 'a'"):
         SqliteDocumentRepository(path)
+
+
+def test_hashes_are_listed_from_ram_after_a_reopen_without_reading_a_text(path, monkeypatch):
+    repo = SqliteDocumentRepository(path)
+    repo.add_knowledge_base(make_kb())
+    document = make_doc("a", [1], text="kept text", tag="x")
+    repo.add_documents("kb", [document], unit_rows(1))
+    repo = reopen(repo, path)
+
+    def no_texts(*args):
+        raise AssertionError("a hash listing read texts from the file")
+
+    monkeypatch.setattr(sqlite_texts, "read", no_texts)
+    (digest,) = repo.list_digests("kb", 10)
+    assert (digest.id, digest.content_hash, digest.metadata) == (
+        "a",
+        document.content_hash,
+        {"tag": "x"},
+    )
+    repo.close()
+
+
+def test_a_first_version_database_gets_the_content_hashes_of_its_texts(path):
+    document = make_doc("a", [1, 2], text="old stored text")
+    first_version_database(path, make_kb(), document, unit_rows(2))
+    repo = SqliteDocumentRepository(path)
+    expected = "sha256:" + hashlib.sha256(b"old stored text").hexdigest()
+    assert [d.content_hash for d in repo.list_digests("kb", 10)] == [expected]
+    repo.close()

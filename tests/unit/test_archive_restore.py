@@ -162,3 +162,19 @@ def test_leftovers_of_finished_jobs_are_discarded_and_running_ones_kept(service,
     repository.add_knowledge_base(a.__class__(**{**a.__dict__, "name": "live"}), building="j2")
     assert service.discard_abandoned_restores(lambda job_id: job_id == "j2") == ["dead"]
     assert repository.unpublished_knowledge_bases() == [("live", "j2")]
+
+
+def test_the_index_is_told_how_many_vectors_a_restore_brings(repository, embedder, archive):
+    made: list[FakeVectorIndex] = []
+
+    def index_for(dimension):
+        made.append(FakeVectorIndex(dimension))
+        return made[-1]
+
+    service = KnowledgeBaseService(embedder, repository, by_dimension(index_for))
+    chunks = sum(len(service.get_document("kb", i).chunks) for i in ("long", "s"))
+    service.restore_archive("copy", io.BytesIO(archive), FakeJobHandle())
+    service.restore_archive("again", io.BytesIO(archive), FakeJobHandle(), reembed=True)
+    # The stored vectors come one for one; re-embedded texts may chunk differently: no hint.
+    assert [index.expected for index in made[-2:]] == [[chunks], []]
+    assert chunks > 2

@@ -313,3 +313,24 @@ def test_work_that_ignores_the_stop_is_left_running_for_the_next_start(store):
     assert store.get(job.id).status is JobStatus.RUNNING
     assert Jobs(store).get(job.id).error == RESTART_REASON
     release.set()
+
+
+def test_a_sweep_runs_every_stale_period_until_the_runner_closes(store, make_jobs):
+    jobs = make_jobs(exclusive=False, stale_after=0.05)
+    rounds: list[int] = []
+
+    def task() -> None:
+        rounds.append(1)
+        if len(rounds) == 2:
+            raise RuntimeError("the store is down")  # logged; the sweep goes on
+
+    jobs.sweep(task)
+    deadline = time.monotonic() + 5
+    while len(rounds) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(rounds) >= 4
+    jobs.close()
+    time.sleep(0.2)
+    settled = len(rounds)
+    time.sleep(0.2)
+    assert len(rounds) == settled

@@ -37,3 +37,10 @@ def test_an_unknown_backend_or_runtime_is_named():
         Settings(backend="chroma")
     with pytest.raises(SettingsError, match="KB_EMBEDDING_RUNTIME"):
         Settings(embedding_runtime="tensorflow")
+
+
+def test_a_job_is_taken_for_lost_after_30_seconds_unless_told_but_not_before_its_heartbeats():
+    assert Settings().job_stale_seconds == 30
+    assert Settings.from_env({"KB_JOB_STALE_SECONDS": "5"}).job_stale_seconds == 5
+    with pytest.raises(SettingsError, match="KB_JOB_STALE_SECONDS must be at least 5"):
+        Settings.from_env({"KB_JOB_STALE_SECONDS": "4"})

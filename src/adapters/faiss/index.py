@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from adapters.faiss import ivf, rebuild
+from adapters.faiss.bulk import BulkLoad
 from adapters.heap import release_free_memory
 from domain.ports import IndexInfo, Labels, Vectors
 
@@ -53,6 +54,7 @@ class FaissVectorIndex:
         self._changes: list[_Change] | None = None  # recorded while a build runs
         self._builder: threading.Thread | None = None
         self._failed_at: int | None = None
+        self._bulk: BulkLoad | None = None  # while `expect`ed vectors go straight into IVF
 
     @property
     def dimension(self) -> int:
@@ -91,20 +93,50 @@ class FaissVectorIndex:
         if len(np.unique(labels)) != len(labels):
             raise ValueError("labels must be unique")
         with self._mutex:
-            index = self._current
             if labels.min() <= self._highest and any(
-                ivf.contains(index, label) for label in labels
+                ivf.contains(self._current, label) for label in labels
             ):
                 raise ValueError("labels must not be in the index yet")
-            ivf.add(index, labels, vectors)
+            if self._bulk is not None:
+                self._bulk_add(labels, vectors)
+            else:
+                ivf.add(self._current, labels, vectors)
             self._highest = max(self._highest, int(labels.max()))
             if self._changes is not None:
                 self._changes.append((labels.copy(), vectors.copy()))
             self._maybe_rebuild()
 
+    def expect(self, count: int) -> None:
+        """About `count` vectors are about to be added to this empty index, in one or more
+        batches (a restore, a load at start): past the ANN threshold, train the IVF lists on the
+        first of them and add the rest straight in, instead of an exact index and a rebuild.
+
+        Only a hint: ignored unless the index is empty, exact and not rebuilding; a load that
+        brings fewer vectors leaves a valid IVF index with the default probes.
+        """
+        with self._mutex:
+            if count <= self._threshold or len(self) or self.approximate or self._builder:
+                return
+            self._bulk = BulkLoad(count)
+            self._trained_for = count
+
+    def _bulk_add(self, labels: Labels, vectors: Vectors) -> None:
+        """Add under the mutex during a bulk load; end it once every expected vector is in."""
+        assert self._bulk is not None
+        before = self._current
+        self._current = self._bulk.add(before, labels, vectors)
+        if self._current is not before:
+            del before
+            release_free_memory()  # the exact index that held the training sample
+        if self._bulk.complete(self._current):
+            self._bulk = None
+
     def remove(self, labels: Collection[int]) -> int:
         keys = np.fromiter(labels, dtype=np.int64, count=len(labels))
         with self._mutex:
+            if self._bulk is not None:  # a remove ends a bulk load: ordinary writes from now
+                self._bulk.complete(self._current, anyway=True)
+                self._bulk = None
             removed = ivf.remove(self._current, keys)
             if removed and self._changes is not None:
                 self._changes.append((keys, None))
@@ -157,7 +189,7 @@ class FaissVectorIndex:
 
     def _maybe_rebuild(self) -> None:
         """Start a rebuild if one is due; the caller holds `self._mutex`."""
-        if self._builder is not None:
+        if self._builder is not None or self._bulk is not None:
             return
         if self._wanted_lists() is None:
             return

@@ -10,9 +10,10 @@ A record may leave the text out (it then reads back as ""): the SQLite repositor
 texts in its file, not in RAM.
 
 Layout: header (created and updated as UTC microseconds and UTC offsets in microseconds,
-truncated, chunk count, metadata length), then per chunk (label, start, end), then the
-metadata (marshal), then the text (UTF-8; lone surrogates, valid in a JSON string, pass
-through as they are).
+truncated, chunk count, metadata length), then the text's 32-byte SHA-256 (its content hash,
+kept even where the text is not), then per chunk (label, start, end), then the metadata
+(marshal), then the text (UTF-8; lone surrogates, valid in a JSON string, pass through as
+they are).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+from domain.digests import DIGEST_SIZE, DocumentDigest, digest_bytes, hash_of_digest
 from domain.model import Chunk, Document, Span
 
 HEADER = struct.Struct("<qqqq?II")
 CHUNK = struct.Struct("<qqq")
+CHUNKS_AT = HEADER.size + DIGEST_SIZE  # where the chunks begin
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ENCODING, ERRORS = "utf-8", "surrogatepass"
 MICROSECOND = timedelta(microseconds=1)
@@ -44,6 +47,7 @@ def pack(document: Document, with_text: bool = True) -> bytes:
         instant(document.updated_at),
         pack_chunks((chunk.id, chunk.span.start, chunk.span.end) for chunk in document.chunks),
         document.truncated,
+        digest_bytes(document.content_hash),
     )
 
 
@@ -54,11 +58,13 @@ def pack_fields(
     updated_at: tuple[int, int],
     chunks: bytes,
     truncated: bool,
+    digest: bytes,
 ) -> bytes:
-    """A record from its fields, each packed by the `pack_*` function or `instant`."""
+    """A record from its fields, each packed by the `pack_*` function or `instant`; `digest`
+    is the text's raw SHA-256 (`domain.digests.text_digest`)."""
     count = len(chunks) // CHUNK.size
     header = HEADER.pack(*created_at, *updated_at, truncated, count, len(metadata))
-    return b"".join((header, chunks, metadata, text.encode(ENCODING, ERRORS)))
+    return b"".join((header, digest, chunks, metadata, text.encode(ENCODING, ERRORS)))
 
 
 def pack_metadata(metadata: Mapping[str, Any]) -> bytes:
@@ -89,10 +95,10 @@ def unpack(document_id: str, record: bytes) -> Document:
         record
     )
     if count == 1:
-        chunks: tuple[Chunk, ...] = (_chunk(*CHUNK.unpack_from(record, HEADER.size)),)
+        chunks: tuple[Chunk, ...] = (_chunk(*CHUNK.unpack_from(record, CHUNKS_AT)),)
     else:
         chunks = tuple(_chunk(*chunk) for chunk in CHUNK.iter_unpack(_chunk_bytes(record, count)))
-    start = HEADER.size + count * CHUNK.size
+    start = CHUNKS_AT + count * CHUNK.size
     fields = {
         "id": document_id,
         "text": record[start + size :].decode(ENCODING, ERRORS),
@@ -101,25 +107,31 @@ def unpack(document_id: str, record: bytes) -> Document:
         "updated_at": _datetime(updated, updated_offset),
         "chunks": chunks,
         "truncated": truncated,
+        "content_hash": _hash(record),
     }
     return trusted(Document, fields)
 
 
+def digest(document_id: str, record: bytes) -> DocumentDigest:
+    """The document's id, content hash and metadata, its text left unread."""
+    return DocumentDigest(document_id, _hash(record), metadata(record))
+
+
 def metadata(record: bytes) -> dict[str, Any]:
     *_, count, size = HEADER.unpack_from(record)
-    return _metadata(record, HEADER.size + count * CHUNK.size, size)
+    return _metadata(record, CHUNKS_AT + count * CHUNK.size, size)
 
 
 def chunk_ids(record: bytes) -> list[int]:
     count = HEADER.unpack_from(record)[5]
     if count == 1:
-        return [CHUNK.unpack_from(record, HEADER.size)[0]]
+        return [CHUNK.unpack_from(record, CHUNKS_AT)[0]]
     return [label for label, _, _ in CHUNK.iter_unpack(_chunk_bytes(record, count))]
 
 
 def with_metadata(record: bytes, metadata: dict[str, Any], updated_at: datetime) -> bytes:
     created, created_offset, _, _, truncated, count, size = HEADER.unpack_from(record)
-    start = HEADER.size + count * CHUNK.size
+    start = CHUNKS_AT + count * CHUNK.size
     return pack_fields(
         record[start + size :].decode(ENCODING, ERRORS),
         pack_metadata(metadata),
@@ -127,6 +139,7 @@ def with_metadata(record: bytes, metadata: dict[str, Any], updated_at: datetime)
         instant(updated_at),
         bytes(_chunk_bytes(record, count)),
         truncated,
+        record[HEADER.size : CHUNKS_AT],
     )
 
 
@@ -144,7 +157,11 @@ def _chunk(label: int, start: int, end: int) -> Chunk:
 
 
 def _chunk_bytes(record: bytes, count: int) -> memoryview:
-    return memoryview(record)[HEADER.size : HEADER.size + count * CHUNK.size]
+    return memoryview(record)[CHUNKS_AT : CHUNKS_AT + count * CHUNK.size]
+
+
+def _hash(record: bytes) -> str:
+    return hash_of_digest(record[HEADER.size : CHUNKS_AT])
 
 
 def _metadata(record: bytes, start: int, size: int) -> dict[str, Any]:

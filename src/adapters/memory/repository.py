@@ -14,6 +14,7 @@ import numpy as np
 
 from adapters.memory import document_records as records
 from adapters.memory.chunk_owners import ChunkOwners
+from domain.digests import DocumentDigest
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -215,6 +216,25 @@ class InMemoryDocumentRepository:
         for doc_id, record in candidates:
             if matches(where, records.metadata(record)):
                 found.append(records.unpack(doc_id, record))
+                if len(found) == limit:
+                    break
+        return found
+
+    def list_digests(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[DocumentDigest]:
+        """From the records alone: the SQLite repository answers with this, reading no text."""
+        with self._lock:
+            shelf = self._shelf(kb)
+            start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
+            if where is None:
+                chosen = shelf.ordered_ids[start : start + limit]
+                return [records.digest(i, shelf.records[i]) for i in chosen]
+            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids[start:]]
+        found: list[DocumentDigest] = []
+        for doc_id, record in candidates:
+            if matches(where, records.metadata(record)):
+                found.append(records.digest(doc_id, record))
                 if len(found) == limit:
                     break
         return found

@@ -73,6 +73,9 @@ class PgVectorIndex:
             ).fetchone()
         return 0 if row is None else int(row[0])
 
+    def expect(self, count: int) -> None:
+        """Nothing to prepare: the rows are the index, and HNSW builds in the background."""
+
     def add(self, labels: Labels, vectors: Vectors) -> None:
         if not len(labels):
             return

@@ -18,17 +18,22 @@ from psycopg.types.json import Json
 from adapters.postgres.database import PostgresDatabase
 from adapters.postgres.filters import where_sql
 from adapters.postgres.rows import (
+    DIGEST_COLUMNS,
     DOC_COLUMNS,
     KB_COLUMNS,
+    MAX_LIMIT,
     add_counts,
+    digest_from_row,
     document_from_row,
     insert_documents,
     kb_from_row,
     lock_kb,
+    page_rows,
     require_kb,
     taken_ids,
 )
 from adapters.postgres.schema import DROP_WAIT, drop_hnsw_index, drop_index_or_warn
+from domain.digests import DocumentDigest
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -39,8 +44,6 @@ from domain.errors import (
 from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
-
-MAX_LIMIT = 2**62  # LIMIT takes a bigint; "no limit" (sys.maxsize) is capped to this
 
 
 class PostgresDocumentRepository:
@@ -235,15 +238,16 @@ class PostgresDocumentRepository:
     def list_documents(
         self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
     ) -> list[Document]:
-        condition, params = (sql.SQL("TRUE"), []) if where is None else where_sql(where)
-        query = sql.SQL(
-            "SELECT {columns} FROM kb_documents WHERE kb = %s AND (%s::text IS NULL OR id > %s) "
-            "AND {where} ORDER BY id LIMIT %s"
-        ).format(columns=sql.SQL(DOC_COLUMNS), where=condition)
         with self._db.connection() as conn:
-            require_kb(conn, kb)
-            rows = conn.execute(query, [kb, after, after, *params, min(limit, MAX_LIMIT)])
-            return [document_from_row(row) for row in rows.fetchall()]
+            rows = page_rows(conn, kb, DOC_COLUMNS, (limit, after), where)
+        return [document_from_row(row) for row in rows]
+
+    def list_digests(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[DocumentDigest]:
+        with self._db.connection() as conn:  # the stored hashes: no text leaves the database
+            rows = page_rows(conn, kb, DIGEST_COLUMNS, (limit, after), where)
+        return [digest_from_row(row) for row in rows]
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         condition, params = where_sql(where)

@@ -9,10 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Json
 
 from adapters.memory.document_records import trusted
+from adapters.postgres.filters import where_sql
+from domain.digests import DocumentDigest
 from domain.errors import KnowledgeBaseNotFoundError
+from domain.filters import Filter
 from domain.model import Chunk, Chunking, Document, KnowledgeBase, Span
 
 KB_COLUMNS = (
@@ -20,15 +24,18 @@ KB_COLUMNS = (
     "fingerprint"
 )
 DOC_COLUMNS = (
-    "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, chunk_ends"
+    "id, text, metadata, created_at, updated_at, truncated, chunk_labels, chunk_starts, "
+    "chunk_ends, content_hash"
 )
+DIGEST_COLUMNS = "id, content_hash, metadata"
+MAX_LIMIT = 2**62  # LIMIT takes a bigint; "no limit" (sys.maxsize) is capped to this
 
 
 def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence[Document]) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO kb_documents (kb, {DOC_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     kb,
@@ -41,6 +48,7 @@ def insert_documents(conn: psycopg.Connection[Any], kb: str, documents: Sequence
                     [c.id for c in doc.chunks],
                     [c.span.start for c in doc.chunks],
                     [c.span.end for c in doc.chunks],
+                    doc.content_hash,
                 )
                 for doc in documents
             ],
@@ -104,7 +112,7 @@ def kb_from_row(row: Sequence[Any]) -> KnowledgeBase:
 
 
 def document_from_row(row: Sequence[Any]) -> Document:
-    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends = row
+    doc_id, text, metadata, created_at, updated_at, truncated, labels, starts, ends, hashed = row
     chunks = tuple(
         Chunk(int(label), Span(start, end)) for label, start, end in zip(labels, starts, ends)
     )
@@ -116,5 +124,30 @@ def document_from_row(row: Sequence[Any]) -> Document:
         "updated_at": updated_at,
         "chunks": chunks,
         "truncated": truncated,
+        "content_hash": hashed,
     }
     return trusted(Document, fields)  # validated when stored, as the memory backend's records
+
+
+def page_rows(
+    conn: psycopg.Connection[Any],
+    kb: str,
+    columns: str,
+    page: tuple[int, str | None],
+    where: Filter | None,
+) -> list[Any]:
+    """`columns` of up to `limit` documents by id, ids after `after`, matching `where`, where
+    `page` is (limit, after); KnowledgeBaseNotFoundError for an unknown knowledge base."""
+    limit, after = page
+    condition, params = (sql.SQL("TRUE"), []) if where is None else where_sql(where)
+    query = sql.SQL(
+        "SELECT {columns} FROM kb_documents WHERE kb = %s AND (%s::text IS NULL OR id > %s) "
+        "AND {where} ORDER BY id LIMIT %s"
+    ).format(columns=sql.SQL(columns), where=condition)
+    require_kb(conn, kb)
+    return conn.execute(query, [kb, after, after, *params, min(limit, MAX_LIMIT)]).fetchall()
+
+
+def digest_from_row(row: Sequence[Any]) -> DocumentDigest:
+    doc_id, hashed, metadata = row
+    return DocumentDigest(doc_id, hashed, metadata)

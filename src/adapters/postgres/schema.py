@@ -115,6 +115,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kb_knowledge_bases ADD COLUMN building text;
     """,
+    # 5: each document's content hash (domain.digests: "sha256:" + hex of the UTF-8 text), so a
+    # listing of hashes reads no text; older rows get theirs computed here.
+    """
+    ALTER TABLE kb_documents ADD COLUMN content_hash text;
+    UPDATE kb_documents
+        SET content_hash = 'sha256:' || encode(sha256(convert_to(text, 'UTF8')), 'hex');
+    ALTER TABLE kb_documents ALTER COLUMN content_hash SET NOT NULL;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -19,6 +19,7 @@ from adapters.sqlite import rows as sqlite_rows
 from adapters.sqlite import scans, texts
 from adapters.sqlite.schema import open_database
 from adapters.sqlite.writes import SqliteWrites
+from domain.digests import DocumentDigest
 from domain.errors import (
     DocumentExistsError,
     KnowledgeBaseExistsError,
@@ -110,6 +111,11 @@ class SqliteDocumentRepository:
     ) -> list[Document]:
         with self._lock:
             return self._filled(kb, self._cache.list_documents(kb, limit, after, where))
+
+    def list_digests(
+        self, kb: str, limit: int, after: str | None = None, where: Filter | None = None
+    ) -> list[DocumentDigest]:
+        return self._cache.list_digests(kb, limit, after, where)  # hashes are in RAM: no text
 
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         return self._cache.chunk_ids_matching(kb, where)
@@ -260,7 +266,7 @@ class SqliteDocumentRepository:
     def _insert(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         self._db.executemany(
             "INSERT INTO documents (kb, id, text, metadata, created_at, updated_at, truncated, "
-            "chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "chunk_count, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [sqlite_rows.document_row(kb, doc) for doc in documents],
         )
         chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]

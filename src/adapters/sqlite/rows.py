@@ -44,7 +44,7 @@ def kb_from_row(row: sqlite3.Row) -> KnowledgeBase:
 def document_row(kb: str, doc: Document) -> tuple[Any, ...]:
     return (
         kb, doc.id, doc.text, json.dumps(dict(doc.metadata)), doc.created_at.isoformat(),
-        doc.updated_at.isoformat(), int(doc.truncated), len(doc.chunks),
+        doc.updated_at.isoformat(), int(doc.truncated), len(doc.chunks), doc.content_hash,
     )  # fmt: skip
 
 

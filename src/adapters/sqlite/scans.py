@@ -15,6 +15,7 @@ import numpy as np
 
 from adapters.memory import document_records as records
 from adapters.sqlite import rows as sqlite_rows
+from domain.digests import digest_bytes
 from domain.errors import StorageError
 from domain.ports import Labels, Vectors
 
@@ -36,11 +37,12 @@ def document_records(
         of_kb[doc_id] = of_kb[doc_id] + packed if doc_id in of_kb else packed
     loaded: dict[str, list[tuple[str, bytes]]] = {kb: [] for kb in names}
     rows = db.execute(
-        "SELECT kb, id, metadata, created_at, updated_at, truncated, chunk_count FROM documents"
+        "SELECT kb, id, metadata, created_at, updated_at, truncated, chunk_count, content_hash "
+        "FROM documents"
     )
     rows.row_factory = None
     width = records.CHUNK.size
-    for kb, doc_id, metadata, created_at, updated_at, truncated, count in rows:
+    for kb, doc_id, metadata, created_at, updated_at, truncated, count, content_hash in rows:
         packed = chunks[kb].pop(doc_id, b"")
         if len(packed) != count * width:
             raise sqlite_rows.disagreement(path, kb, doc_id, len(packed) // width, count)
@@ -51,6 +53,7 @@ def document_records(
             records.iso_instant(updated_at),
             packed,
             bool(truncated),
+            digest_bytes(content_hash),
         )
         loaded[kb].append((doc_id, record))
     for kb, orphans in chunks.items():

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import IO
 
+from domain.digests import content_hash
 from domain.errors import StorageError
 
 APPLICATION_ID = 0x4B425356  # "KBSV" in the SQLite header: marks the file as ours
@@ -84,6 +85,12 @@ MIGRATIONS: list[str] = [
     # sees it, and a start removes it if its job is over.
     """
     ALTER TABLE knowledge_bases ADD COLUMN building TEXT;
+    """,
+    # Each document's content hash (domain.digests), so a listing of hashes reads no text.
+    # Rows of older versions get theirs here: kb_content_hash is registered by `_migrate`.
+    """
+    ALTER TABLE documents ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
+    UPDATE documents SET content_hash = kb_content_hash(text);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -214,6 +221,7 @@ def _check_identity(db: sqlite3.Connection, path: Path) -> None:
 
 def _migrate(db: sqlite3.Connection) -> None:
     (version,) = db.execute("PRAGMA user_version").fetchone()
+    db.create_function("kb_content_hash", 1, content_hash, deterministic=True)
     for step in range(version, SCHEMA_VERSION):
         db.execute("BEGIN IMMEDIATE")
         try:
