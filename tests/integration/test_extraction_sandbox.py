@@ -3,6 +3,9 @@ worker process and is refused with a reason; the service goes on."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -81,3 +84,15 @@ def test_the_real_reader_works_after_a_refusal(make):
 def test_a_file_over_the_size_limit_is_refused_before_a_worker_sees_it(make):
     with pytest.raises(FileTooLargeError, match="KB_FILE_BYTES is 10"):
         make(file_bytes=10).extract("big.txt", b"x" * 11)
+
+
+def test_the_service_process_never_loads_a_parser():
+    check = (
+        "import sys, entrypoints.app, entrypoints.container; "
+        "print(sorted({'pypdf', 'bs4', 'docx', 'lxml'} & set(sys.modules)))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path)}
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env=env, check=True
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -9,11 +9,10 @@ import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from adapters.extraction.file_types import DOCX
 from adapters.extraction.text_builder import TextBuilder
 from adapters.extraction.zip_guard import check_zip
 from domain.extraction import ExtractedText, FileLimits
-
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def docx_text(data: bytes, limits: FileLimits) -> ExtractedText:

@@ -15,10 +15,10 @@ from bs4.element import (
     Tag,
 )
 
+from adapters.extraction.file_types import HTML
 from adapters.extraction.text_builder import TextBuilder
 from domain.extraction import ExtractedText
 
-HTML = "text/html"
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 BLOCKS = HEADINGS | frozenset(
     {

@@ -6,12 +6,10 @@ from itertools import accumulate
 
 from markdown_it import MarkdownIt
 
+from adapters.extraction.file_types import MARKDOWN, TEXT
 from adapters.extraction.text_builder import Unreadable, clean
 from domain.extraction import ExtractedText
 from domain.model import Layout
-
-MARKDOWN = "text/markdown"
-TEXT = "text/plain"
 
 
 def decoded(data: bytes) -> str:

@@ -11,10 +11,10 @@ from typing import Any
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
+from adapters.extraction.file_types import PDF
 from adapters.extraction.text_builder import TextBuilder, Unreadable
 from domain.extraction import NO_TEXT, ExtractedText, FileLimits
 
-PDF = "application/pdf"
 MAX_OUTLINE = 10_000  # bookmarks looked up: a hostile outline may be huge
 
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from adapters.extraction.formats import content_type_of, read_as
-from adapters.extraction.worker import READY
+from adapters.extraction.file_types import content_type_of
 from domain.errors import FileTooLargeError, FileUnreadableError
 from domain.extraction import ExtractedText, FileLimits
 
 log = logging.getLogger(__name__)
 
 Reader = Callable[[str, bytes, FileLimits], ExtractedText]
+READY = "ready"  # a new worker's first message: its parsers are loaded
 STARTUP_SECONDS = 120  # for a new worker to import its parsers (not counted against a file)
 RECYCLE_AFTER = 100  # files a worker reads before a fresh one replaces it (its heap grows)
 
@@ -42,20 +42,20 @@ class _Worker:
 
 
 class SandboxedTextExtractor:
-    """The TextExtractor port: reads files with `read_as` in worker processes.
+    """The TextExtractor port: reads files with `formats.read_as` in worker processes.
 
     Each worker is a fresh interpreter (none of the service's threads, model or stores) limited
     to `extraction_memory_bytes` of address space. A file that takes longer than
     `extraction_seconds`, or kills its worker, costs that worker (a new one starts) and is
     refused; one that reads is answered and the worker kept for the next. At most `workers`
     files are read at once; more callers wait. `reader` is for tests: a module-level function
-    run in the worker instead of read_as.
+    run in the worker instead of `read_file`.
     """
 
-    def __init__(self, limits: FileLimits, workers: int = 2, reader: Reader = read_as) -> None:
+    def __init__(self, limits: FileLimits, workers: int = 2, reader: Reader | None = None) -> None:
         self._limits = limits
         self._slots = threading.BoundedSemaphore(max(1, workers))
-        self._reader = reader
+        self._reader = reader or read_file
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
 
@@ -151,3 +151,11 @@ class SandboxedTextExtractor:
             worker.stop()
             raise RuntimeError(f"an extraction worker did not start: exit code {process.poll()}")
         return worker
+
+
+def read_file(content_type: str, data: bytes, limits: FileLimits) -> ExtractedText:
+    """`formats.read_as`, imported when called: the parsers (pypdf, lxml, ...) load in the
+    worker processes, never in the service's."""
+    from adapters.extraction.formats import read_as
+
+    return read_as(content_type, data, limits)

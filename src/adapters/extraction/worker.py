@@ -14,10 +14,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from adapters.extraction.formats import read_as  # noqa: F401 (imported once, before any file)
+from adapters.extraction.sandbox import READY
 from adapters.extraction.text_builder import Unreadable
 from domain.extraction import FileLimits
 
-READY = "ready"
 Outcome = tuple[str, Any]  # ("text", ExtractedText) or ("error", why)
 
 
