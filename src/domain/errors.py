@@ -130,3 +130,25 @@ class StorageUnavailableError(StorageError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnsupportedFileTypeError(DomainError):
+    """An uploaded file is of a type no extractor reads (the edge answers 415)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name!r}: {reason}", errors={"file": {name: [reason]}})
+
+
+class FileUnreadableError(InvalidInputError):
+    """No text could be taken from an uploaded file: malformed, encrypted, without a text
+    layer, or over a limit on what extracting it may cost. The message says which."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name!r}: {reason}", errors={"file": {name: [reason]}})
+
+
+class FileTooLargeError(DomainError):
+    """An uploaded file is larger than KB_MAX_FILE_BYTES (the edge answers 413)."""
+
+    def __init__(self, name: str, limit: str) -> None:
+        super().__init__(f"{name!r} is too large: {limit}", errors={"file": {name: [limit]}})

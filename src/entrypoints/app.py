@@ -18,7 +18,16 @@ from domain.ports import Embedder, KnowledgeBaseStore
 from domain.services import KnowledgeBaseService
 from entrypoints import metrics
 from entrypoints.auth import install_auth
-from entrypoints.blueprints import archives, documents, jobs, knowledge_bases, search, system, web
+from entrypoints.blueprints import (
+    archives,
+    documents,
+    files,
+    jobs,
+    knowledge_bases,
+    search,
+    system,
+    web,
+)
 from entrypoints.blueprints import metrics as metrics_page
 from entrypoints.container import Container
 from entrypoints.cors import install_cors
@@ -126,6 +135,7 @@ def _register_api(app: Flask, settings: Settings) -> None:
         archives.blp,
         documents.blp,
         documents.bulk,
+        files.blp,
         search.blp,
         jobs.blp,
         system.blp,

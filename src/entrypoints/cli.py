@@ -127,8 +127,10 @@ def _create_and_list(add: AddCommand) -> None:
 def _import(add: AddCommand) -> None:
     importing = add(
         "import",
-        "add a folder of .txt/.md files or a JSONL file, resumably",
-        "In a folder, every .txt/.md file is a document whose id is its relative path. A JSONL "
+        "add a folder of .txt/.md/.pdf/.html/.docx files or a JSONL file, resumably",
+        "In a folder, every .txt/.md file is a document whose id is its relative path; .pdf, "
+        ".html/.htm and .docx files go through the service's file upload, which extracts their "
+        "text (same ids; unreadable ones are skipped with a warning). A JSONL "
         'file has one {"id", "text", "metadata"?} object per line, as `kb export` writes. Ids '
         "the knowledge base already holds are skipped, so an interrupted import resumes when "
         "run again.",

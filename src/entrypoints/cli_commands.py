@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from entrypoints.cli_files import find_files, import_files
 from entrypoints.cli_import import import_documents
 from entrypoints.cli_sources import read_documents
 from entrypoints.cli_stream import stream_import, wants_stream
@@ -205,6 +206,10 @@ def import_(args: argparse.Namespace) -> int:
         report = import_documents(
             client, args.kb, documents, args.batch_size, console, not args.no_progress
         )
+        if args.path.is_dir():  # and its .pdf, .html and .docx files, through the file upload
+            report = report.plus(
+                import_files(client, args.kb, find_files(args.path), console, not args.no_progress)
+            )
     rate = report.added / report.seconds if report.seconds else 0.0
     print(
         f"imported {report.added} documents into {args.kb} "

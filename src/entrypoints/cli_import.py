@@ -34,6 +34,11 @@ class ImportReport:
     skipped: int = 0
     seconds: float = 0.0
 
+    def plus(self, other: ImportReport) -> ImportReport:
+        """Both imports' counts and time, as one."""
+        total = self.added + other.added, self.skipped + other.skipped
+        return ImportReport(*total, self.seconds + other.seconds)
+
 
 def existing_ids(client: KBClient, kb: str) -> set[str]:
     """Ids the knowledge base already holds: these are skipped, which makes imports resumable."""

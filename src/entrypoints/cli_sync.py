@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from entrypoints.cli_commands import client_of, ensure_knowledge_base
+from entrypoints.cli_files import batches, upload_batch
 from entrypoints.cli_sources import InputError
 from kb_client import (
     FileSender,
     KBClient,
     NotFound,
     SourceError,
+    SourceFile,
     SyncReport,
     plan_sync,
     read_source,
@@ -86,9 +88,16 @@ def exists(client: KBClient, kb: str) -> bool:
 
 
 def file_sender(client: KBClient) -> FileSender | None:
-    """How .pdf/.html/.docx files reach the service: None while this client has no files
-    call, so sync reports them skipped ("needs the files endpoint") unless unchanged."""
-    return None
+    """How .pdf/.html/.docx files reach the service: its files endpoint, as `kb import` sends
+    them (a few per request); a file it cannot read is skipped with a warning."""
+
+    def send(kb: str, files: Sequence[SourceFile]) -> None:
+        for batch in batches([(file.id, file.path) for file in files]):
+            upload_batch(
+                client, kb, batch, lambda message: print(f"kb: {message}", file=sys.stderr)
+            )
+
+    return send
 
 
 def print_report(kb: str, path: Path, report: SyncReport) -> None:

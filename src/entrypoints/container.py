@@ -13,7 +13,10 @@ from adapters.embedding.encoder import Encoder
 from adapters.embedding.model_loader import resolve_model
 from adapters.embedding.onnx_encoder import OnnxEncoder
 from adapters.embedding.sentence_transformer_encoder import SentenceTransformerEncoder
+from adapters.extraction.sandbox import SandboxedTextExtractor
 from domain.errors import ModelUnavailableError
+from domain.extraction import FileLimits, TextExtractor
+from domain.files import FileIngester
 from domain.job_runner import Jobs
 from domain.jobs import JobStore
 from domain.ports import Embedder
@@ -54,6 +57,15 @@ def make_encoder(runtime: str, model: str, device: str) -> Encoder:
                 raise
             log.warning("ONNX Runtime cannot run %s, so torch will: %s", model, error.message)
     return SentenceTransformerEncoder(model, device=device)
+
+
+def run_extractor(limits: FileLimits, workers: int) -> Iterator[TextExtractor]:
+    """The process's file reader: its worker processes stop with the app."""
+    extractor = SandboxedTextExtractor(limits, workers)
+    try:
+        yield extractor
+    finally:
+        extractor.close()
 
 
 def run_jobs(store: JobStore, workers: int, exclusive: bool, stale_after: int) -> Iterator[Jobs]:
@@ -125,3 +137,10 @@ class Container(containers.DeclarativeContainer):
         transaction=transaction,
         snapshot=snapshot,
     )
+    # Uploaded files to documents: a test may override `extractor` with a fake.
+    extractor = providers.Resource(
+        run_extractor,
+        limits=settings.provided.file_limits,
+        workers=settings.provided.extraction_workers,
+    )
+    files = providers.Singleton(FileIngester, service=service, extractor=extractor, limits=limits)

@@ -13,6 +13,7 @@ from domain.errors import (
     ArchiveInvalidError,
     ConflictError,
     DomainError,
+    FileTooLargeError,
     InvalidInputError,
     ModelMismatchError,
     ModelUnavailableError,
@@ -20,6 +21,7 @@ from domain.errors import (
     StorageError,
     StorageFullError,
     StorageUnavailableError,
+    UnsupportedFileTypeError,
 )
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,9 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidInputError, 422),
+    # An uploaded file of a type no extractor reads, or larger than KB_MAX_FILE_BYTES.
+    (UnsupportedFileTypeError, 415),
+    (FileTooLargeError, 413),
     # A corrupt, cut short or foreign archive: the client sent something that cannot be restored.
     (ArchiveInvalidError, 422),
     (ModelUnavailableError, 503),

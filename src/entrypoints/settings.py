@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from domain.errors import InvalidInputError
+from domain.extraction import FileLimits
 from domain.job_runner import HEARTBEAT_SECONDS as JOB_HEARTBEAT_SECONDS
 from domain.limits import Limit, Limits
 from domain.search_request import MAX_TOP_K
@@ -58,6 +59,18 @@ class Settings:
     exact_search_limit: int = 20_000
     # Jobs (restores, ingestions) each process runs at once; more wait, queued.
     job_workers: int = 2
+    # Uploaded files (POST .../files) are untrusted: bounds on one upload and on reading a file.
+    max_file_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_upload_files: int = 1000
+    max_pdf_pages: int = 2000
+    max_extracted_bytes: int = 256 * 1024 * 1024  # what a DOCX's zip may unpack to
+    extraction_seconds: int = 60
+    extraction_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    extraction_workers: int = 2  # files read at once, each in its own worker process
+    # An upload over either size answers 202 with a job instead of 201 when done.
+    files_job_bytes: int = 4 * 1024 * 1024
+    files_job_files: int = 16
     # A job whose process wrote no heartbeat (every 2 s) for this long is taken as lost (its
     # process was killed): it is failed, and what its restore had built is removed. Only
     # backends shared by several processes wait for it; the memory backend knows at start.
@@ -87,6 +100,9 @@ class Settings:
             "database_timeout",
             "exact_search_limit",
             "job_workers",
+            "extraction_workers",
+            "files_job_bytes",
+            "files_job_files",
             "workers",
             "threads",
             "timeout",
@@ -109,6 +125,7 @@ class Settings:
             )
         try:
             self.limits  # noqa: B018 (built now, so a bad limit stops start-up)
+            self.file_limits  # noqa: B018
         except InvalidInputError as error:
             raise SettingsError(error.message) from None
         if set(self.admin_keys) & set(self.read_only_keys):
@@ -156,6 +173,14 @@ class Settings:
         names = [each.name for each in fields(Limits)]  # top_k: KB_MAX_TOP_K in max_top_k
         return Limits(**{n: Limit(getattr(self, f"max_{n}"), f"KB_MAX_{n.upper()}") for n in names})
 
+    @cached_property
+    def file_limits(self) -> FileLimits:
+        """The bounds on uploaded files (KB_MAX_FILE_BYTES, KB_EXTRACTION_SECONDS, ...)."""
+        names = {each.name: _setting(each.name) for each in fields(FileLimits)}
+        return FileLimits(
+            **{n: Limit(getattr(self, s), f"KB_{s.upper()}") for n, s in names.items()}
+        )
+
     @property
     def spool_dir(self) -> str | None:
         """Where archives spool on their way in and out: the data folder of the memory backend
@@ -175,6 +200,11 @@ class Settings:
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return _split(self.cors_origins)
+
+
+def _setting(limit: str) -> str:
+    """The field of FileLimits' `limit`: max_file_bytes for file_bytes, extraction_* as is."""
+    return limit if limit.startswith("extraction") else f"max_{limit}"
 
 
 def _split(raw: str) -> tuple[str, ...]:

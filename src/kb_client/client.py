@@ -1,6 +1,7 @@
 """KBClient: one method per kb-service endpoint, plus paging and batching helpers.
 
-The job calls are in `kb_client.jobs`, the archive calls in `kb_client.archives`.
+The job calls are in `kb_client.jobs`, the archive calls in `kb_client.archives`, the file
+upload in `kb_client.files`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from itertools import islice
 from typing import Any, cast
 
 from kb_client.archives import ArchiveCalls
+from kb_client.files import FileCalls
 from kb_client.imports import ImportCalls
 from kb_client.jobs import JobCalls
 from kb_client.models import (
@@ -38,7 +40,7 @@ def _without_none(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-class KBClient(ArchiveCalls, ImportCalls, JobCalls):
+class KBClient(ArchiveCalls, FileCalls, ImportCalls, JobCalls):
     """A kb-service at `url`; `api_key` is sent as `Authorization: Bearer <key>`.
 
     Calls raise `kb_client.KBError` subclasses (`NotFound`, `Conflict`, `Invalid`, ...).

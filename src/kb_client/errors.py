@@ -36,6 +36,11 @@ class JobTimeout(KBError):
     """`wait_for_job` gave up before the job finished; the job goes on (cancel it if needed)."""
 
 
+class JobFailed(KBError):
+    """A job the client waited for failed or was cancelled; `body` is the job, `message` its
+    error."""
+
+
 class BadRequest(KBError):
     """400: the request could not be read."""
 

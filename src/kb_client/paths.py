@@ -37,3 +37,7 @@ def job_path(id: str) -> str:
 
 def archive_path(kb: str) -> str:
     return kb_path(kb) + "/archive"
+
+
+def files_path(kb: str) -> str:
+    return kb_path(kb) + "/files"

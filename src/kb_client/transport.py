@@ -81,12 +81,15 @@ class Transport:
         body: Upload | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        files: Any = None,
+        form: Mapping[str, Any] | None = None,
     ) -> requests.Response:
         """Send, retrying 429/503 always and connection errors when `idempotent` (or unsent).
 
         A streamed `body` is retried only while it can be sent again from its start (a file,
         not another service's download of which bytes have gone). With `stream` the caller
-        reads the response's body, and closes the response.
+        reads the response's body, and closes the response. `files` and `form` make a
+        multipart/form-data body (as requests' `files` and `data`), sent again on a retry.
         """
         if idempotent is None:
             idempotent = method in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -100,7 +103,8 @@ class Transport:
                     url,
                     json=json,
                     params=params,
-                    data=None if body is None else body.stream(),
+                    data=form if body is None else body.stream(),
+                    files=files,
                     headers=headers,
                     stream=stream,
                     timeout=self.timeout,

@@ -13,7 +13,8 @@ from flask import Flask
 
 from entrypoints.cli import main
 from entrypoints.cli_import import add_batch
-from kb_client import KBClient
+from file_samples import pdf, word
+from kb_client import Invalid, JobFailed, KBClient
 from live_server import serving
 from server import KB, server_env
 
@@ -300,3 +301,44 @@ def test_the_hits_table_has_a_page_column_only_when_a_hit_has_a_page():
     with_pages = rendered([paged, plain])
     assert "page" in with_pages.splitlines()[1] and " 7 " in with_pages
     assert "page" not in rendered([plain]).splitlines()[1]
+
+
+def test_importing_a_folder_uploads_its_pdf_html_and_docx_files_resumably(kb, client, tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "reports").mkdir(parents=True)
+    (folder / "a.txt").write_text("Apples are red.\n")
+    (folder / "reports" / "q3.pdf").write_bytes(pdf(["Revenue grew."], title="Q3"))
+    (folder / "page.html").write_bytes(b"<title>Page</title><p>Pears are green.</p>")
+    (folder / "minutes.docx").write_bytes(word([("Heading 1", "Minutes"), ("", "We met.")]))
+    (folder / "scan.pdf").write_bytes(pdf([""]))
+    kb("create", "docs")
+    code, _, err = kb("import", str(folder), "--kb", "docs")
+    assert code == 0, err
+    assert "imported 4 documents into docs" in err
+    assert "skipped scan.pdf" in err and "OCR" in err
+    ids = [d["id"] for d in client.iter_documents("docs")]
+    assert ids == ["a.txt", "minutes.docx", "page.html", "reports/q3.pdf"]
+    got = client.get_document("docs", "reports/q3.pdf")
+    assert got["text"] == "Revenue grew." and got["metadata"]["title"] == "Q3"
+    assert got["metadata"]["source"] == "q3.pdf"
+    code, _, err = kb("import", str(folder), "--kb", "docs")
+    assert code == 0 and "imported 0 documents into docs (4 already there" in err
+
+
+def test_the_client_uploads_files_and_waits_for_the_job_of_a_large_upload(make_app):
+    with serving(make_app(files_job_files=2)) as base, KBClient(base, retries=0) as client:
+        client.create_knowledge_base("kb")
+        small = client.upload_files("kb", [("one.pdf", pdf(["One."]))], metadata={"n": 1})
+        assert [item["id"] for item in small] == ["one.pdf"]
+        files = [(f"{i}.md", f"# Doc {i}\n\ntext".encode()) for i in range(5)]
+        seen = []
+        added = client.upload_files(
+            "kb", files, ids=["x", None, "y", None, None], poll=0.05, on_progress=seen.append
+        )
+        assert [item["id"] for item in added] == ["x", "1.md", "y", "3.md", "4.md"]
+        assert all(item["chunks"] >= 1 for item in added) and seen[-1]["status"] == "succeeded"
+        assert client.get_document("kb", "y")["metadata"]["title"] == "Doc 2"
+        with pytest.raises(JobFailed, match="OCR"):
+            client.upload_files("kb", [*files[:2], ("scan.pdf", pdf([""]))], ids=["p", "q", "r"])
+        with pytest.raises(Invalid, match=r"scan\.pdf"):
+            client.upload_files("kb", [("scan.pdf", pdf([""]))])

@@ -128,6 +128,27 @@ def test_an_ndjson_import_larger_than_any_json_body_passes_the_proxy(proxy, expe
     assert "missing" in body["message"]
 
 
+def test_a_file_upload_larger_than_any_other_body_passes_the_proxy_to_the_service(
+    proxy, expect_error
+):
+    # Over KB_MAX_BODY_BYTES, so only the files location lets it through: the service's own
+    # 404 (no such knowledge base) once it read the multipart body.
+    content = b"x" * (Settings().max_body_bytes + 2**20)
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
+        + content
+        + b"\r\n--b--\r\n"
+    )
+    head = (
+        b"POST /v1/knowledge-bases/ghost/files HTTP/1.1\r\nHost: kb\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\nX-Request-ID: proxy-files-1\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    answer = send_raw(proxy.port, head, body)
+    expect_error(answer, 404)
+    assert answer.headers["X-Request-ID"] == "proxy-files-1"
+
+
 def test_what_gunicorn_refuses_in_html_the_proxy_refuses_in_the_error_shape(
     server, proxy, expect_error
 ):

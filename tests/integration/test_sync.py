@@ -12,6 +12,7 @@ from flask import Flask
 
 from entrypoints.cli import main
 from entrypoints.cli_sources import read_documents
+from file_samples import pdf
 from kb_client import (
     KBClient,
     Skipped,
@@ -208,14 +209,25 @@ def test_the_listing_hash_matches_the_clients(client):
 
 
 def test_kb_sync_prints_the_counts_and_a_dry_run_changes_nothing(kb, client, tmp_path):
-    folder = write_folder(tmp_path / "docs", {"a.md": "alpha", "b.pdf": b"%PDF"})
-    code, out, err = kb("sync", str(folder), "--kb", "kb", "--dry-run")
-    assert code == 0 and "dry run" in out and "added 1," in out and stored(client) == {}
-    assert "skipped b.pdf: needs the files endpoint" in err
+    folder = write_folder(tmp_path / "docs", {"a.md": "alpha", "b.pdf": pdf(["beta"])})
+    code, out, _ = kb("sync", str(folder), "--kb", "kb", "--dry-run")
+    assert code == 0 and "dry run" in out and "added 2," in out and stored(client) == {}
     code, out, _ = kb("sync", str(folder), "--kb", "kb")
-    assert code == 0 and "added 1, updated 0 (0 metadata only), unchanged 0" in out
+    assert code == 0 and "added 2, updated 0 (0 metadata only), unchanged 0" in out
+    assert client.get_document("kb", "b.pdf")["text"] == "beta"
     code, out, _ = kb("sync", str(folder), "--kb", "kb", "--prune")
-    assert code == 0 and "added 0, updated 0 (0 metadata only), unchanged 1, deleted 0" in out
+    assert code == 0 and "added 0, updated 0 (0 metadata only), unchanged 2, deleted 0" in out
+    (folder / "b.pdf").write_bytes(pdf(["gamma"]))
+    code, out, _ = kb("sync", str(folder), "--kb", "kb")
+    assert code == 0 and "updated 1" in out
+    assert client.get_document("kb", "b.pdf")["text"] == "gamma"
+
+
+def test_kb_sync_skips_a_file_the_service_cannot_read_with_a_warning(kb, client, tmp_path):
+    folder = write_folder(tmp_path / "docs", {"a.md": "alpha", "scan.pdf": pdf([""])})
+    code, _, err = kb("sync", str(folder), "--kb", "kb")
+    assert code == 0 and "skipped scan.pdf" in err and "OCR" in err
+    assert set(stored(client)) == {"a.md"}
 
 
 def test_kb_sync_refuses_a_bad_source_with_exit_2_and_sends_nothing(kb, client, tmp_path):

@@ -46,6 +46,7 @@ TECHNOLOGY = {
     "postgres": {"psycopg", "psycopg_pool", "pgvector"},
     "memory": set(),
     "embedding": {"tokenizers", "onnxruntime", "sentence_transformers", "torch", "huggingface_hub"},
+    "extraction": {"pypdf", "bs4", "docx", "markdown_it"},
 }
 CROSS_PACKAGE = {
     # release_free_memory hands freed index and cache memory back to the operating system.
