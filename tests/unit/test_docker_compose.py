@@ -104,8 +104,10 @@ def test_the_service_binds_the_loopback_unless_the_image_says_otherwise():
 
 def test_the_proxy_takes_bodies_exactly_up_to_the_service_default():
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
-    (size,) = re.findall(r"^\s*client_max_body_size (\d+)m;", nginx, re.M)
+    (size,) = re.findall(r"^    client_max_body_size (\d+)m;", nginx, re.M)  # the server's
     assert int(size) * 1024 * 1024 == Settings().max_body_bytes
+    files = re.search(r"/files\$ \{[^}]*client_max_body_size (\d+)m;", nginx)
+    assert files and int(files.group(1)) * 1024 * 1024 == Settings().max_upload_bytes
 
 
 def test_the_proxy_waits_longer_than_the_service_itself():

@@ -183,9 +183,9 @@ def test_a_cancelled_job_is_undone(ingester, service, kb):
 
 
 @pytest.mark.parametrize(
-    "layout",
-    [Layout(sections=(3, 3)), Layout(pages=(5, 2)), Layout(sections=(100,)), Layout(pages=(-1,))],
+    "offsets",
+    [{"sections": (3, 3)}, {"pages": (5, 2)}, {"sections": (100,)}, {"pages": (-1,)}],
 )
-def test_an_extracted_layout_must_increase_within_the_text(layout):
+def test_an_extracted_layout_must_increase_within_the_text(offsets):
     with pytest.raises(InvalidInputError, match="layout"):
-        ExtractedText("some text here", None, "text/plain", layout)
+        ExtractedText("some text here", None, "text/plain", Layout(**offsets))
