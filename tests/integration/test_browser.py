@@ -235,3 +235,56 @@ def test_the_docs_page_loads_offline_and_try_it_out_runs_a_search(browser, site)
     browser.execute_script("arguments[0].scrollIntoView()", status)
     shoot(browser, "docs-2-try-it-out")
     assert_only_own_requests(browser, site)
+
+
+def test_the_web_page_adds_files_picked_or_dropped_with_progress(make_app, browser, tmp_path):
+    from file_samples import pdf
+
+    note, report = tmp_path / "note.md", tmp_path / "report.pdf"
+    note.write_text("# Bikes\n\nLeave your bike in the courtyard rack.\n")
+    report.write_bytes(pdf(["Revenue grew in the third quarter."], title="Q3 report"))
+    # One file per request at most before a job: two files go through the 202 job path.
+    with serving(make_app(files_job_files=1)) as local, KBClient(local, retries=0) as client:
+        client.create_knowledge_base("files")
+        site = local.replace("127.0.0.1", HOST)
+        browser.get(site + "/")
+        wait_for(browser, status_says("ready"))
+        picker = by_id(browser, "upload-files")
+        picker.send_keys(f"{note}\n{report}")  # the file dialog, as chromedriver fills it
+        wait_for(browser, lambda d: "added 2 documents" in by_id(d, "upload-status").text)
+        assert by_id(browser, "upload-progress").get_attribute("value") == "1"
+        shoot(browser, "web-7-files-picked")
+        assert client.get_document("files", "report.pdf")["metadata"]["title"] == "Q3 report"
+
+        # Drag and drop: the same drop event a file dragged from the desktop fires.
+        browser.execute_script(
+            """
+            const data = new DataTransfer();
+            data.items.add(new File(["# Trains\\n\\nThe company pays for your train ticket."],
+                                    "trains.md", {type: "text/markdown"}));
+            const zone = document.getElementById("drop-zone");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true,
+                                                          cancelable: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true,
+                                                      cancelable: true}));
+            """
+        )
+        wait_for(browser, lambda d: "added 1 document to files" in by_id(d, "upload-status").text)
+        got = client.get_document("files", "trains.md")
+        assert "train ticket" in got["text"] and got["metadata"]["source"] == "trains.md"
+        row = browser.find_element(By.CSS_SELECTOR, '#kb-list tr[data-name="files"]')
+        assert row.find_elements(By.TAG_NAME, "td")[1].text == "3"
+
+        # A file the service cannot read: its message, shown where errors go.
+        browser.execute_script(
+            """
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array([0, 1, 2])], "photo.png", {type: "image/png"}));
+            document.getElementById("drop-zone").dispatchEvent(
+                new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+            """
+        )
+        wait_for(browser, lambda d: by_id(d, "status").get_attribute("class") == "error")
+        assert "photo.png" in by_id(browser, "status").text
+        shoot(browser, "web-8-files-dropped")
+        assert_only_own_requests(browser, site)
