@@ -284,7 +284,8 @@ def test_the_web_page_adds_files_picked_or_dropped_with_progress(make_app, brows
                 new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
             """
         )
-        wait_for(browser, lambda d: by_id(d, "status").get_attribute("class") == "error")
+        wait_for(browser, lambda d: by_id(d, "upload-status").get_attribute("class") == "error")
+        assert "photo.png" in by_id(browser, "upload-status").text
         assert "photo.png" in by_id(browser, "status").text
         shoot(browser, "web-8-files-dropped")
         assert_only_own_requests(browser, site)

@@ -206,6 +206,7 @@ async function uploadFiles(files) {
   if (!selectedKb()) throw new Error("create a knowledge base first");
   const bar = $("upload-progress");
   const show = (fraction, text) => {
+    $("upload-status").className = "muted";
     bar.hidden = false;
     bar.value = fraction;
     $("upload-status").textContent = text;
@@ -234,7 +235,12 @@ async function uploadFiles(files) {
 
 function setUpUploads() {
   const zone = $("drop-zone");
-  const run = (files) => uploadFiles(files).catch((error) => say(error.message, true));
+  const run = (files) => uploadFiles(files).catch((error) => {
+    // Next to the drop zone, where the user is looking, and in the page's status line.
+    $("upload-status").textContent = error.message;
+    $("upload-status").className = "error";
+    say(error.message, true);
+  });
   $("upload-files").addEventListener("change", (event) => run(Array.from(event.target.files)));
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
