@@ -53,10 +53,11 @@ def batches(files: list[File]) -> list[list[File]]:
 
 
 def upload_batch(
-    client: KBClient, kb: str, batch: list[File], warn: Callable[[str], None]
+    client: KBClient, kb: str, batch: list[File], refuse: Callable[[str, str], None]
 ) -> tuple[int, int]:
     """Upload a batch (all or nothing); if the service refuses it, send the files one by one,
-    warning about (and leaving out) those it cannot read. (added, already there)."""
+    telling `refuse(id, reason)` of (and leaving out) those it cannot read. (added, already
+    there)."""
     if len(batch) > 1:
         try:
             return len(client.upload_files(kb, [p for _, p in batch], [i for i, _ in batch])), 0
@@ -72,7 +73,7 @@ def upload_batch(
                 raise
             skipped += 1
         except (Invalid, PayloadTooLarge) as error:
-            warn(f"skipped {id}: {error.message}")
+            refuse(id, error.message)
     return added, skipped
 
 
@@ -96,7 +97,7 @@ def import_files(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    warn = lambda message: console.print(f"kb: {message}")  # noqa: E731
+    warn = lambda id, reason: console.print(f"kb: skipped {id}: {reason}")  # noqa: E731
     with Progress(*columns, console=console, disable=not show_progress) as progress:
         task = progress.add_task(f"uploading files into {kb}", total=len(todo))
         for batch in batches(todo):

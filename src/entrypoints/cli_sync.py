@@ -15,6 +15,7 @@ from kb_client import (
     FileSender,
     KBClient,
     NotFound,
+    Skipped,
     SourceError,
     SourceFile,
     SyncReport,
@@ -91,11 +92,11 @@ def file_sender(client: KBClient) -> FileSender | None:
     """How .pdf/.html/.docx files reach the service: its files endpoint, as `kb import` sends
     them (a few per request); a file it cannot read is skipped with a warning."""
 
-    def send(kb: str, files: Sequence[SourceFile]) -> None:
+    def send(kb: str, files: Sequence[SourceFile]) -> list[Skipped]:
+        refused: list[Skipped] = []
         for batch in batches([(file.id, file.path) for file in files]):
-            upload_batch(
-                client, kb, batch, lambda message: print(f"kb: {message}", file=sys.stderr)
-            )
+            upload_batch(client, kb, batch, lambda id, reason: refused.append(Skipped(id, reason)))
+        return refused
 
     return send
 

@@ -70,9 +70,10 @@ class Skipped:
 
 SourceItem = SourceText | SourceFile | Skipped
 
-FileSender = Callable[[str, Sequence[SourceFile]], None]
+FileSender = Callable[[str, Sequence[SourceFile]], Sequence[Skipped]]
 """`send_files(kb, files)`: add each file as the new document `file.id` through the files
-endpoint (none of those ids exists then: sync deleted a changed file's document first)."""
+endpoint (none of those ids exists then: sync deleted a changed file's document first); return
+the files the service refused (e.g. a scanned PDF), each with its reason."""
 
 
 @dataclass
@@ -229,9 +230,13 @@ def apply_plan(
         report.metadata_only += 1
     if plan.files and send_files is not None:
         _delete(client, kb, plan.replaced_files, [])
-        send_files(kb, plan.files)
-        report.updated += len(plan.replaced_files)
-        report.added += len(plan.files) - len(plan.replaced_files)
+        refused = {skip.id: skip.reason for skip in send_files(kb, plan.files)}
+        replaced = set(plan.replaced_files)
+        for id, reason in refused.items():
+            gone = " (its previous version was removed)" if id in replaced else ""
+            report.skipped.append(Skipped(id, reason + gone))
+        report.updated += len(replaced - refused.keys())
+        report.added += len({file.id for file in plan.files} - replaced - refused.keys())
     report.deleted = _delete(client, kb, plan.delete, report.skipped)
     return report
 

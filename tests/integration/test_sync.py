@@ -196,7 +196,7 @@ def test_binary_files_are_skipped_until_the_files_endpoint_or_unchanged_by_their
         client,
         "kb",
         folder_source(folder),
-        send_files=lambda kb, files: sent.append([f.id for f in files]),
+        send_files=lambda kb, files: sent.append([f.id for f in files]) or [],
     )
     assert sent == [["a.pdf", "b.docx"]] and (report.added, report.updated) == (1, 1)
     assert "a.pdf" not in stored(client)  # deleted first: the files endpoint adds new ids only
@@ -252,3 +252,14 @@ def test_a_dry_run_with_create_counts_everything_as_added_and_creates_nothing(kb
     code, out, _ = kb("sync", str(folder), "--kb", "fresh", "--create")
     assert code == 0 and "added 2," in out
     assert len(list(client.iter_document_hashes("fresh"))) == 2
+
+
+def test_a_file_the_service_refuses_is_reported_skipped_not_added(kb, client, tmp_path):
+    folder = write_folder(
+        tmp_path / "docs", {"good.pdf": pdf(["Readable text."]), "scan.pdf": pdf([""])}
+    )
+    code, out, err = kb("sync", str(folder), "--kb", "kb")
+    assert code == 0, err
+    assert "added 1," in out and "skipped 1" in out
+    assert "scan.pdf" in out + err and "OCR" in out + err
+    assert set(stored(client)) == {"good.pdf"}
