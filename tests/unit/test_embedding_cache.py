@@ -32,7 +32,9 @@ def test_a_text_seen_before_is_not_embedded_again_and_returns_the_same_bits():
     assert embedded(model) == ["apples and pears", "rivers", "tax law"]
     assert again[0].tobytes() == first[1].tobytes()
     assert again[1].tobytes() == first[0].tobytes()
-    assert np.array_equal(again, FakeEmbedder(dimension=DIM).embed(["rivers", "apples and pears", "tax law"]))
+    assert np.array_equal(
+        again, FakeEmbedder(dimension=DIM).embed(["rivers", "apples and pears", "tax law"])
+    )
     assert again.dtype == np.float32 and again.flags.writeable
 
 

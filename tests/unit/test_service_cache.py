@@ -7,10 +7,24 @@ import pytest
 from adapters.embedding.caching import CachingEmbedder
 from adapters.embedding.vector_cache import VectorCache
 from domain import KnowledgeBaseService, NewDocument, SearchRequest
-from domain.ports import by_dimension
 from fakes import FakeDocumentRepository, FakeEmbedder, FakeKeywordIndex, FakeVectorIndex
 
-WORDS = "apple river tax owl fox stone cloud paper music garden engine salt bread iron".split()
+WORDS = [
+    "apple",
+    "river",
+    "tax",
+    "owl",
+    "fox",
+    "stone",
+    "cloud",
+    "paper",
+    "music",
+    "garden",
+    "engine",
+    "salt",
+    "bread",
+    "iron",
+]
 
 
 def paragraph(seed: int, words: int = 30) -> str:
@@ -50,7 +64,9 @@ def make_service(model, cache_bytes=2**20, indexes=None):
             indexes.append(made)
         return made
 
-    return KnowledgeBaseService(embedder, FakeDocumentRepository(), index, lambda kb: FakeKeywordIndex())
+    return KnowledgeBaseService(
+        embedder, FakeDocumentRepository(), index, lambda kb: FakeKeywordIndex()
+    )
 
 
 def import_into(service, name, texts):
