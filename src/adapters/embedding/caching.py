@@ -87,8 +87,8 @@ class CachingEmbedder:
         evicted = self._embed_claimed(texts, keys, seen, vectors) if seen.claimed else 0
         # Only now, with this call's own claims settled: two callers each waiting for the
         # other's texts would otherwise wait for ever.
-        for key, pending in seen.waiting.items():
-            vector = pending.wait()
+        for key, claim in seen.waiting.items():
+            vector = claim.wait(key)
             vectors[key] = vector if vector is not None else self._embed_alone(texts, keys, key)
         if self._observer is not None:
             stats = self._cache.stats()
@@ -110,12 +110,12 @@ class CachingEmbedder:
         try:
             matrix = self._embedder.embed([text_of[key] for key in seen.claimed])
         except BaseException:
-            self._cache.abandon(seen.claimed)
+            self._cache.abandon(seen.claim, seen.claimed)
             raise
         rows = np.ascontiguousarray(matrix, dtype=np.float32)
         claimed = {key: row.tobytes() for key, row in zip(seen.claimed, rows)}
         vectors.update(claimed)
-        return self._cache.fill(claimed)
+        return self._cache.fill(seen.claim, claimed)
 
     def _embed_alone(self, texts: Sequence[str], keys: list[bytes], key: bytes) -> bytes:
         """The text of `key`, whose embedding by another caller failed, embedded by this one."""

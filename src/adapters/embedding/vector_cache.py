@@ -17,20 +17,24 @@ from dataclasses import dataclass, field
 ENTRY_OVERHEAD = 200
 
 
-class Pending:
-    """A vector one caller is embedding; others wait on it. `vector` is None if that failed."""
+class Claim:
+    """The texts one caller is embedding; others wait for it. `vectors` is None if that failed.
+
+    One per caller's call, not per text: an Event costs more than the lookup of a text.
+    """
 
     def __init__(self) -> None:
         self._done = threading.Event()
-        self.vector: bytes | None = None
+        self.vectors: Mapping[bytes, bytes] | None = None
 
-    def settle(self, vector: bytes | None) -> None:
-        self.vector = vector
+    def settle(self, vectors: Mapping[bytes, bytes] | None) -> None:
+        self.vectors = vectors
         self._done.set()
 
-    def wait(self) -> bytes | None:
+    def wait(self, key: bytes) -> bytes | None:
+        """The vector of `key` once the claim is settled; None if its embedding failed."""
         self._done.wait()
-        return self.vector
+        return None if self.vectors is None else self.vectors.get(key)
 
 
 @dataclass
@@ -38,12 +42,13 @@ class Lookup:
     """What `VectorCache.lookup` found for a caller's keys.
 
     `found`: vectors held; `waiting`: vectors other callers are embedding now; `claimed`: keys
-    (each once, in order) this caller must embed and then `fill` or `abandon`.
+    (each once, in order) this caller must embed, then `fill` or `abandon` its `claim`.
     """
 
     found: dict[bytes, bytes] = field(default_factory=dict)
-    waiting: dict[bytes, Pending] = field(default_factory=dict)
+    waiting: dict[bytes, Claim] = field(default_factory=dict)
     claimed: list[bytes] = field(default_factory=list)
+    claim: Claim = field(default_factory=Claim)
     hits: int = 0
     misses: int = 0
 
@@ -72,7 +77,7 @@ class VectorCache:
             raise ValueError("a vector cache needs a capacity of at least one byte")
         self._capacity = capacity_bytes
         self._entries: OrderedDict[bytes, bytes] = OrderedDict()
-        self._pending: dict[bytes, Pending] = {}
+        self._pending: dict[bytes, Claim] = {}
         self._lock = threading.Lock()
         self._size = 0
         self._hits = 0
@@ -82,35 +87,35 @@ class VectorCache:
     def lookup(self, keys: Iterable[bytes]) -> Lookup:
         """Sort `keys` into found, waiting and claimed; a key seen twice counts as a hit."""
         seen = Lookup()
-        claimed: set[bytes] = set()
+        sorted_out: set[bytes] = set()
         with self._lock:
             for key in keys:
-                if key in seen.found or key in seen.waiting or key in claimed:
+                if key in sorted_out:
                     seen.hits += 1
-                elif (vector := self._entries.get(key)) is not None:
+                    continue
+                sorted_out.add(key)
+                if (vector := self._entries.get(key)) is not None:
                     self._entries.move_to_end(key)
                     seen.found[key] = vector
                     seen.hits += 1
-                elif (pending := self._pending.get(key)) is not None:
-                    seen.waiting[key] = pending
+                elif (claim := self._pending.get(key)) is not None:
+                    seen.waiting[key] = claim
                     seen.hits += 1
                 else:
-                    self._pending[key] = Pending()
+                    self._pending[key] = seen.claim
                     seen.claimed.append(key)
-                    claimed.add(key)
                     seen.misses += 1
             self._hits += seen.hits
             self._misses += seen.misses
         return seen
 
-    def fill(self, vectors: Mapping[bytes, bytes]) -> int:
-        """Store the claimed keys' vectors, hand them to their waiters; return how many went."""
+    def fill(self, claim: Claim, vectors: Mapping[bytes, bytes]) -> int:
+        """Store a claim's vectors, hand them to its waiters; return how many entries went."""
         evicted = 0
         with self._lock:
             for key, vector in vectors.items():
-                pending = self._pending.pop(key, None)
-                if pending is not None:
-                    pending.settle(vector)
+                if self._pending.get(key) is claim:
+                    del self._pending[key]
                 cost = entry_cost(key, vector)
                 if key in self._entries or cost > self._capacity:
                     continue
@@ -121,15 +126,16 @@ class VectorCache:
                 self._entries[key] = vector
                 self._size += cost
             self._evictions += evicted
+        claim.settle(vectors)
         return evicted
 
-    def abandon(self, keys: Iterable[bytes]) -> None:
-        """Give up claimed keys (their embedding failed): their waiters embed them themselves."""
+    def abandon(self, claim: Claim, keys: Iterable[bytes]) -> None:
+        """Give up a claim (its embedding failed): its waiters embed its texts themselves."""
         with self._lock:
             for key in keys:
-                pending = self._pending.pop(key, None)
-                if pending is not None:
-                    pending.settle(None)
+                if self._pending.get(key) is claim:
+                    del self._pending[key]
+        claim.settle(None)
 
     def stats(self) -> CacheStats:
         with self._lock:
