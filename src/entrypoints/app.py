@@ -75,6 +75,7 @@ def create_app(
 
     observed = metrics.install_metrics(app, repository)
     container.batch_observer.override(providers.Object(observed.observe_batch))
+    container.cache_observer.override(providers.Object(observed.observe_cache))
     _register_api(app, settings)
     # before_request hooks run in this order: time and id the request, key, readiness, limits.
     install_request_log(app, observed)

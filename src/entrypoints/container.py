@@ -9,10 +9,12 @@ from operator import attrgetter
 from dependency_injector import containers, providers
 
 from adapters.embedding.batching import CoalescingEmbedder
+from adapters.embedding.caching import CacheObserver, CachingEmbedder
 from adapters.embedding.encoder import Encoder
 from adapters.embedding.model_loader import resolve_model
 from adapters.embedding.onnx_encoder import OnnxEncoder
 from adapters.embedding.sentence_transformer_encoder import SentenceTransformerEncoder
+from adapters.embedding.vector_cache import VectorCache
 from adapters.extraction.sandbox import SandboxedTextExtractor
 from domain.errors import ModelUnavailableError
 from domain.extraction import FileLimits, TextExtractor
@@ -35,6 +37,8 @@ def make_embedder(
     device: str,
     batch_size: int,
     observer: Callable[[int, float], None] | None,
+    cache_mb: int = 0,
+    cache_observer: CacheObserver | None = None,
 ) -> Embedder:
     """KB_EMBEDDING_RUNTIME: the same model run by ONNX Runtime (`onnx`) or by torch (`torch`).
 
@@ -42,9 +46,14 @@ def make_embedder(
     (made and checked against torch at the first start, then cached). A model the exporter
     cannot handle, or a missing package, falls back to torch with a warning that says why; so
     does any device but the CPU. Either encoder batches its callers through a
-    `CoalescingEmbedder` that tells `observer` about every model call.
+    `CoalescingEmbedder` that tells `observer` about every model call. With `cache_mb`
+    (KB_EMBEDDING_CACHE_MB) a `CachingEmbedder` of that many MiB sits in front: for both
+    backends, every knowledge base and queries alike, since the model is the same for all.
     """
-    return CoalescingEmbedder(make_encoder(runtime, model, device), batch_size, observer)
+    embedder = CoalescingEmbedder(make_encoder(runtime, model, device), batch_size, observer)
+    if cache_mb == 0:
+        return embedder
+    return CachingEmbedder(embedder, VectorCache(cache_mb * 2**20), cache_observer)
 
 
 def make_encoder(runtime: str, model: str, device: str) -> Encoder:
@@ -95,6 +104,8 @@ class Container(containers.DeclarativeContainer):
     limits = providers.Callable(attrgetter("limits"), settings)
     # Told the size and duration of every model batch; the app overrides it to feed /metrics.
     batch_observer: providers.Object[Callable[[int, float], None] | None] = providers.Object(None)
+    # Told the hits, misses and evictions of every cached embed call (/metrics too).
+    cache_observer: providers.Object[CacheObserver | None] = providers.Object(None)
 
     embedder = providers.Singleton(
         make_embedder,
@@ -103,6 +114,8 @@ class Container(containers.DeclarativeContainer):
         device=settings.provided.device,
         batch_size=settings.provided.embed_batch_size,
         observer=batch_observer,
+        cache_mb=settings.provided.embedding_cache_mb,
+        cache_observer=cache_observer,
     )
     # The one place the backend is chosen. A bundle's stores open when first asked for, so only
     # the chosen one ever opens (init_resources() would start both).

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests per route and status, model batches, documents per KB."""
+"""Prometheus metrics: requests per route and status, model batches and embedding cache,
+documents per KB."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 
 from flask import Flask
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -45,6 +46,35 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._cache_metrics()
+
+    def _cache_metrics(self) -> None:
+        self.cache_hits = Counter(
+            "kb_embedding_cache_hits",
+            "Texts whose embedding came from the cache (or from a caller embedding it already)",
+            registry=self.registry,
+        )
+        self.cache_misses = Counter(
+            "kb_embedding_cache_misses", "Texts the model had to embed", registry=self.registry
+        )
+        self.cache_evictions = Counter(
+            "kb_embedding_cache_evictions",
+            "Embeddings dropped, least recently used first, to stay within KB_EMBEDDING_CACHE_MB",
+            registry=self.registry,
+        )
+        # livesum: under several workers, each holds a cache of its own; a scrape adds them up.
+        self.cache_entries = Gauge(
+            "kb_embedding_cache_entries",
+            "Embeddings held in the cache",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.cache_bytes = Gauge(
+            "kb_embedding_cache_bytes",
+            "Memory the cache's entries are charged, bytes (at most KB_EMBEDDING_CACHE_MB MiB)",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -53,6 +83,15 @@ class Metrics:
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.encode_seconds.observe(seconds)
+
+    def observe_cache(
+        self, *, hits: int, misses: int, evictions: int, entries: int, size_bytes: int
+    ) -> None:
+        self.cache_hits.inc(hits)
+        self.cache_misses.inc(misses)
+        self.cache_evictions.inc(evictions)
+        self.cache_entries.set(entries)
+        self.cache_bytes.set(size_bytes)
 
 
 class KnowledgeBaseCollector(Collector):

@@ -189,6 +189,9 @@ class InfoSchema(ma.Schema):
     dimension = fields.Integer()
     max_seq_length = fields.Integer()
     window = fields.Integer()
+    embedding_cache_mb = fields.Integer(
+        metadata={"description": "KB_EMBEDDING_CACHE_MB: memory for computed embeddings (0: off)"}
+    )
 
 
 class HealthSchema(ma.Schema):

@@ -34,6 +34,8 @@ class Settings:
     embedding_runtime: str = "auto"
     device: str = "cpu"
     embed_batch_size: int = 32
+    # Memory for embeddings already computed (by text and model), in MiB; 0 turns the cache off.
+    embedding_cache_mb: int = 256
     max_body_bytes: int = 32 * 1024 * 1024
     # An archive uploaded to restore is spooled to disk as it arrives, never held in memory:
     # its own bound, far above KB_MAX_BODY_BYTES.
@@ -109,6 +111,11 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"KB_{name.upper()} must be at least 1")
+        if self.embedding_cache_mb < 0:
+            raise SettingsError(
+                f"KB_EMBEDDING_CACHE_MB={self.embedding_cache_mb}: give MiB of memory, or 0 to "
+                "turn the embedding cache off"
+            )
         if self.embedding_runtime not in RUNTIMES:
             raise SettingsError(
                 f"KB_EMBEDDING_RUNTIME={self.embedding_runtime!r}: choose one of "

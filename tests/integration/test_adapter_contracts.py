@@ -3,6 +3,8 @@
 import pytest
 
 from adapters.embedding.batching import CoalescingEmbedder
+from adapters.embedding.caching import CachingEmbedder
+from adapters.embedding.vector_cache import VectorCache
 from adapters.faiss.index import FaissVectorIndex
 from adapters.memory.job_store import InMemoryJobStore
 from adapters.memory.repository import InMemoryDocumentRepository
@@ -52,6 +54,23 @@ class TestCoalescingEmbedder(EmbedderContract):
     @pytest.fixture
     def other_model(self):
         return CoalescingEmbedder(FakeEncoder(window=8), batch_size=4)
+
+
+class TestCachingEmbedder(EmbedderContract):
+    """The cache in front of the batching wrapper, as the container builds it; a small bound,
+    so the contract also runs while entries are being evicted."""
+
+    @pytest.fixture
+    def embedder(self):
+        return CachingEmbedder(CoalescingEmbedder(FakeEncoder(), batch_size=4), VectorCache(4096))
+
+    @pytest.fixture
+    def same_model(self):
+        return CachingEmbedder(CoalescingEmbedder(FakeEncoder()), VectorCache(2**20))
+
+    @pytest.fixture
+    def other_model(self):
+        return CachingEmbedder(CoalescingEmbedder(FakeEncoder(window=8)), VectorCache(2**20))
 
 
 class TestInMemoryJobStore(JobStoreContract):

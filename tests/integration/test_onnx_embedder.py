@@ -154,7 +154,7 @@ def test_the_service_searches_with_the_onnx_runtime_and_measures_its_batches(emb
     settings = Settings(data_dir=":memory:", embedding_model=str(folder), embedding_runtime="onnx")
     app = create_app(settings)
     try:
-        assert isinstance(app.extensions["kb_container"].embedder().encoder, OnnxEncoder)
+        assert isinstance(app.extensions["kb_container"].embedder().inner.encoder, OnnxEncoder)
         client = app.test_client()
         assert client.post("/v1/knowledge-bases", json={"name": "kb"}).status_code == 201
         documents = [
@@ -190,7 +190,7 @@ def test_the_default_runtime_is_onnx_runtime_where_the_model_exports(embedder, t
     settings = Settings(data_dir=":memory:", embedding_model=str(folder))
     assert settings.embedding_runtime == "auto"
     chosen = Container(settings=settings).embedder()
-    assert isinstance(chosen.encoder, OnnxEncoder)
+    assert isinstance(chosen.inner.encoder, OnnxEncoder)
     assert np.array_equal(chosen.embed(TEXTS[:3]), embedder.embed(TEXTS[:3]))
 
 

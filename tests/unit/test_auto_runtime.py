@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from adapters.embedding.batching import CoalescingEmbedder
+from adapters.embedding.caching import CachingEmbedder
 from domain.errors import ModelUnavailableError
 from entrypoints import container
 from fakes import FakeEncoder
@@ -90,3 +91,20 @@ def test_model_calls_at_once_follow_the_cpus_and_a_cgroup_quota(tmp_path):
     assert usable_cpus(cpu_max) == 1
     cpu_max.write_text(f"{150000 * affinity} 100000\n")  # a quota above the affinity
     assert usable_cpus(cpu_max) == affinity
+
+
+def test_a_cache_bound_puts_a_cache_of_that_size_in_front_and_0_leaves_it_out(runtimes):
+    onnx, _ = runtimes
+    told: list[dict[str, int]] = []
+    embedder = container.make_embedder(
+        "onnx", "some/model", "cpu", 8, None, cache_mb=3, cache_observer=lambda **u: told.append(u)
+    )
+    assert isinstance(embedder, CachingEmbedder)
+    assert isinstance(embedder.inner, CoalescingEmbedder) and embedder.inner.encoder is onnx.encoder
+    assert embedder.stats().capacity_bytes == 3 * 2**20
+    embedder.embed(["once", "once"])
+    embedder.embed(["once"])
+    assert onnx.encoder.calls == [["once"]]
+    assert [(u["hits"], u["misses"]) for u in told] == [(1, 1), (1, 0)]
+    plain = container.make_embedder("onnx", "some/model", "cpu", 8, None, cache_mb=0)
+    assert isinstance(plain, CoalescingEmbedder)

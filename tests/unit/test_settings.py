@@ -44,3 +44,15 @@ def test_a_job_is_taken_for_lost_after_30_seconds_unless_told_but_not_before_its
     assert Settings.from_env({"KB_JOB_STALE_SECONDS": "5"}).job_stale_seconds == 5
     with pytest.raises(SettingsError, match="KB_JOB_STALE_SECONDS must be at least 5"):
         Settings.from_env({"KB_JOB_STALE_SECONDS": "4"})
+
+
+def test_the_embedding_cache_takes_mib_defaults_to_256_and_0_turns_it_off():
+    assert Settings().embedding_cache_mb == 256
+    assert Settings.from_env({"KB_EMBEDDING_CACHE_MB": "0"}).embedding_cache_mb == 0
+    assert Settings.from_env({"KB_EMBEDDING_CACHE_MB": "1024"}).embedding_cache_mb == 1024
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "1.5"])
+def test_an_embedding_cache_bound_that_is_not_a_size_stops_the_start(value):
+    with pytest.raises(SettingsError, match="KB_EMBEDDING_CACHE_MB"):
+        Settings.from_env({"KB_EMBEDDING_CACHE_MB": value})

@@ -58,6 +58,7 @@ class Info(MethodView):
             "dimension": embedder.dimension,
             "max_seq_length": embedder.max_seq_length,
             "window": embedder.window,
+            "embedding_cache_mb": settings.embedding_cache_mb,
         }
 
 
