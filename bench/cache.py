@@ -259,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", type=int, default=20)
     parser.add_argument("--paragraphs", type=int, default=36)
     parser.add_argument("--fresh", type=int, default=2000)
+    parser.add_argument(
+        "--embedding-cache-mb", type=int, default=256, help="KB_EMBEDDING_CACHE_MB (256)"
+    )
     args = parser.parse_args(argv)
     print(f"# {load_note()}")
     with ExitStack() as stack:

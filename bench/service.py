@@ -353,6 +353,9 @@ def _serve(
         settings["KB_WORKERS"] = str(workers)
     if database_url is not None:
         settings["KB_DATABASE_URL"] = database_url
+    # Benchmarks time the model: with the embedding cache on, a text sent again (a second
+    # round, a re-embedding restore) would cost nothing. bench.cache turns it on to measure it.
+    settings["KB_EMBEDDING_CACHE_MB"] = "0"
     settings.update(extra_env or {})
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
     env.update(settings)
@@ -477,6 +480,8 @@ def service_from_args(args: argparse.Namespace) -> Iterator[Service]:
         extra["KB_EMBEDDING_RUNTIME"] = args.runtime
     if getattr(args, "exact_search_limit", None) is not None:
         extra["KB_EXACT_SEARCH_LIMIT"] = str(args.exact_search_limit)
+    if getattr(args, "embedding_cache_mb", None) is not None:
+        extra["KB_EMBEDDING_CACHE_MB"] = str(args.embedding_cache_mb)
     with start_service(
         model,
         args.data_dir,

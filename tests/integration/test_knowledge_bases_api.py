@@ -7,6 +7,7 @@ fakes (tests/unit/test_knowledge_bases.py); these check the request and response
 from __future__ import annotations
 
 from datetime import datetime
+from unittest.mock import ANY
 
 import pytest
 
@@ -122,5 +123,7 @@ def test_a_truncating_knowledge_base_embeds_only_the_first_window_and_says_so(cl
     response = client.post(f"{KBS}/short/documents", json={"id": "long", "text": long_text})
 
     assert response.status_code == 201
-    assert response.get_json()["items"] == [{"id": "long", "chunks": 1, "truncated": True}]
+    (item,) = response.get_json()["items"]
+    assert item == {"id": "long", "chunks": 1, "truncated": True, "content_hash": ANY}
+    assert item["content_hash"].startswith("sha256:")
     assert client.get(f"{KBS}/short/documents/long").get_json()["text"] == long_text
