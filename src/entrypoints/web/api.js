@@ -52,6 +52,12 @@ export function button(text, onClick, className) {
   return node;
 }
 
+// Each cell carries its column's name: on a narrow screen rows become cards that show it.
+export function labelCells(row, table) {
+  const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  [...row.cells].forEach((cell, index) => { cell.dataset.label = names[index] || ""; });
+}
+
 // A JSON text field: undefined when empty, an object otherwise; a clear message when invalid.
 export function parseJson(raw, what) {
   const text = raw.trim();

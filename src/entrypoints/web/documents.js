@@ -3,8 +3,8 @@
 "use strict";
 
 import {
-  $, api, button, codePoints, confirmAction, docPath, element, kbPath, onSubmit, parseJson, plural,
-  run, say, selectedKb,
+  $, api, button, codePoints, confirmAction, docPath, element, kbPath, labelCells, onSubmit,
+  parseJson, plural, run, say, selectedKb,
 } from "./api.js";
 
 // Cursor paging: `cursors[i]` opens page i (null: the first page).
@@ -30,6 +30,7 @@ function docRow(doc) {
   actions.append(open, remove);
   row.append(id, element("td", String(doc.chunks), "num"), element("td", metadata, "meta"),
     element("td", when(doc.updated_at)), actions);
+  labelCells(row, $("docs-table"));
   return row;
 }
 

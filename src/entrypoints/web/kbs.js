@@ -2,7 +2,8 @@
 "use strict";
 
 import {
-  $, api, button, confirmAction, element, kbPath, onSubmit, parseJson, run, say, selectedKb,
+  $, api, button, confirmAction, element, kbPath, labelCells, onSubmit, parseJson, run, say,
+  selectedKb,
 } from "./api.js";
 
 let known = [];
@@ -43,6 +44,7 @@ function kbRow(kb) {
   row.append(name, element("td", String(kb.document_count), "num"),
     element("td", String(kb.chunk_count), "num"), modelCell(kb),
     element("td", kb.description), actions);
+  labelCells(row, $("kb-table"));
   return row;
 }
 
