@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from browsing import HOST, assert_only_own_requests, by_id, fill, shoot, status_says, wait_for
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from kb_client import KBClient
@@ -222,4 +225,59 @@ def test_files_are_added_picked_or_dropped_with_progress_and_jobs_shown(
         assert by_id(browser, "upload-status").get_attribute("role") == "alert"
         assert "photo.png" in by_id(browser, "status").text
         shoot(browser, "web-8-files-dropped")
+        assert_only_own_requests(browser, site)
+
+
+def job_shown(browser, job_id: str) -> dict | None:
+    """A job's line in the panel, read in one go (the panel reloads each second)."""
+    return browser.execute_script(
+        """
+        const item = document.querySelector(`#jobs-list li[data-id="${arguments[0]}"]`);
+        if (!item) return null;
+        const bar = item.querySelector("progress");
+        return {text: item.innerText, value: bar.getAttribute("value"),
+                max: bar.getAttribute("max")};
+        """,
+        job_id,
+    )
+
+
+def test_the_jobs_panel_follows_a_running_restore_and_cancels_one(make_app, browser):
+    from test_jobs_api import blocking, start
+
+    app = make_app()
+    with serving(app) as served:
+        release, stop_me = threading.Event(), threading.Event()
+        job = start(app, blocking(release))
+        site = served.replace("127.0.0.1", HOST)
+        browser.get_log("performance")
+        browser.get(site + "/")
+        wait_for(browser, status_says("ready"))
+        # Progress is saved now and then: the panel, reloading each second, shows it.
+        shown = wait_for(
+            browser, lambda d: (s := job_shown(d, job.id)) and "1 of 3" in s["text"] and s
+        )
+        assert "restore in kb" in shown["text"] and "running" in shown["text"]
+        assert (shown["value"], shown["max"]) == ("1", "3")
+        assert "refreshing" in by_id(browser, "jobs-note").text
+        shoot(browser, "web-13-jobs")
+        release.set()  # the panel sees the end by itself
+        shown = wait_for(
+            browser, lambda d: (s := job_shown(d, job.id)) and "succeeded" in s["text"] and s
+        )
+        assert "3 of 3" in shown["text"] and shown["value"] == shown["max"] == "3"
+        wait_for(browser, lambda d: by_id(d, "jobs-note").text == "")
+
+        # Cancel by keyboard: the focused button survives the panel's reloads.
+        other = start(app, blocking(stop_me))
+        by_id(browser, "jobs-refresh").click()
+        wait_for(browser, lambda d: job_shown(d, other.id))
+        cancel = browser.find_element(
+            By.CSS_SELECTOR, f'li[data-id="{other.id}"] button[aria-label^="cancel"]'
+        )
+        browser.execute_script("arguments[0].focus()", cancel)
+        time.sleep(1.5)  # at least one reload
+        assert browser.switch_to.active_element == cancel
+        cancel.send_keys(Keys.ENTER)
+        wait_for(browser, lambda d: "cancelled" in job_shown(d, other.id)["text"])
         assert_only_own_requests(browser, site)

@@ -11,39 +11,64 @@ let onFinished = async () => {};
 
 const isLive = (job) => job.status === "queued" || job.status === "running";
 
-function progress(job) {
-  const bar = element("progress");
-  bar.setAttribute("aria-label", `${job.kind} progress`);
+function showProgress(bar, job) {
   if (job.total) {
     bar.max = job.total;
     bar.value = Math.min(job.done, job.total);
   } else if (!isLive(job)) {
     bar.max = 1;
     bar.value = job.status === "succeeded" ? 1 : 0;
-  } // else: no value, an indeterminate bar while the total is unknown
-  return bar;
+  } else {
+    bar.removeAttribute("value"); // an indeterminate bar while the total is unknown
+  }
 }
 
-function jobItem(job) {
-  const item = element("li", undefined, `job job-${job.status}`);
+function newJobItem(job) {
+  const item = element("li");
   item.dataset.id = job.id;
   const head = element("div", undefined, "job-head");
+  const cancel = button("Cancel", (event) => run("jobs-error", async () => {
+    await api("DELETE", `/v1/jobs/${encodeURIComponent(job.id)}`);
+    say(`asked job ${job.id} to stop`);
+    await refreshJobs();
+  }, event.currentTarget), "secondary");
+  cancel.setAttribute("aria-label", `cancel ${job.kind} job ${job.id}`);
   const where = job.knowledge_base ? ` in ${job.knowledge_base}` : "";
-  head.append(element("span", `${job.kind}${where}`, "job-kind"),
-    element("span", job.status, "job-status"),
-    element("span", `${job.done} of ${job.total === null ? "?" : job.total}`, "job-count"));
-  if (isLive(job) && !job.cancel_requested) {
-    const cancel = button("Cancel", (event) => run("jobs-error", async () => {
-      await api("DELETE", `/v1/jobs/${encodeURIComponent(job.id)}`);
-      say(`asked job ${job.id} to stop`);
-      await refreshJobs();
-    }, event.target), "secondary");
-    cancel.setAttribute("aria-label", `cancel ${job.kind} job ${job.id}`);
-    head.append(cancel);
-  }
-  item.append(head, progress(job));
-  if (job.error) item.append(element("div", job.error, "error"));
+  head.append(element("span", `${job.kind}${where}`, "job-kind"), element("span", "", "job-status"),
+    element("span", "", "job-count"), cancel);
+  const bar = element("progress");
+  bar.setAttribute("aria-label", `${job.kind} progress`);
+  item.append(head, bar, element("div", "", "error"));
   return item;
+}
+
+// Updated in place, not redrawn: a focused Cancel button keeps its focus between reloads.
+function showJob(item, job) {
+  item.className = `job job-${job.status}`;
+  item.querySelector(".job-status").textContent = job.status;
+  item.querySelector(".job-count").textContent = `${job.done} of ${job.total === null ? "?" : job.total}`;
+  item.querySelector("button").hidden = !isLive(job) || job.cancel_requested;
+  showProgress(item.querySelector("progress"), job);
+  const error = item.querySelector(".error");
+  error.textContent = job.error || "";
+  error.hidden = !job.error;
+}
+
+function showJobs(items) {
+  const list = $("jobs-list");
+  if (!items.length) {
+    list.replaceChildren(element("li", "no jobs yet", "muted"));
+    return;
+  }
+  const shown = new Map([...list.children].map((item) => [item.dataset.id, item]));
+  const wanted = items.map((job) => {
+    const item = shown.get(job.id) || newJobItem(job);
+    showJob(item, job);
+    return item;
+  });
+  const same = wanted.length === list.children.length
+    && wanted.every((item, index) => list.children[index] === item);
+  if (!same) list.replaceChildren(...wanted);
 }
 
 // Loads the list; while a job runs, loads it again in a second (and once more after it ends,
@@ -52,11 +77,7 @@ export async function refreshJobs() {
   clearTimeout(timer);
   timer = null;
   const { items } = await api("GET", `/v1/jobs?limit=${LIMIT}`);
-  if (items.length) {
-    $("jobs-list").replaceChildren(...items.map(jobItem));
-  } else {
-    $("jobs-list").replaceChildren(element("li", "no jobs yet", "muted"));
-  }
+  showJobs(items);
   const live = items.filter(isLive).length;
   $("jobs-note").textContent = live ? `${live} running: refreshing` : "";
   $("jobs-section").dataset.live = String(live);
