@@ -374,6 +374,10 @@ def test_the_console_fits_a_400_pixel_screen(browser, site):
         assert width <= 400, width
         browser.execute_script("window.scrollTo(0, 0)")
         shoot(browser, "web-11-400px")
+        browser.execute_script("document.getElementById('doc-view').scrollIntoView()")
+        shoot(browser, "web-11-400px-document")
+        browser.execute_script("document.getElementById('hits').scrollIntoView()")
+        shoot(browser, "web-11-400px-hits")
     finally:
         browser.set_window_size(1280, 1600)
     assert_only_own_requests(browser, site)
