@@ -136,6 +136,44 @@ def test_explain_is_sent_only_when_ticked_and_shown_when_present(browser, site):
     assert_only_own_requests(browser, site)
 
 
+def test_a_hits_explain_is_shown_as_the_contract_says(browser, site):
+    """The rendering, whatever today's service does with `explain`: the page's fetch answers
+    as the contract says (keyword null for a hit keyword search did not find)."""
+    with_notes(site)
+    browser.get(site + "/")
+    wait_for(browser, status_says("ready"))
+    browser.execute_script(
+        """
+        const real = window.fetch;
+        window.sentBodies = [];
+        window.fetch = async (path, options) => {
+          if (!String(path).endsWith("/search")) return real(path, options);
+          const body = JSON.parse(options.body);
+          window.sentBodies.push({...body});
+          delete body.explain;
+          const answer = await (await real(path, {...options, body: JSON.stringify(body)})).json();
+          answer.hits.forEach((hit, i) => {
+            hit.fusion_score = 0.5 - i / 100;
+            hit.explain = {dense: {score: hit.score, rank: i + 1},
+                           keyword: i ? null : {score: 2.5, rank: 1}, fused: 0.5 - i / 100};
+          });
+          return new Response(JSON.stringify(answer), {status: 200});
+        };
+        """
+    )
+    by_id(browser, "search-explain").click()
+    search_in_page(browser, "office", "4 hits in notes")
+    assert browser.execute_script("return window.sentBodies[0].explain") is True
+    lines = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#hits .explain")]
+    assert lines[0].startswith("dense ") and "keyword 2.500 (rank 1)" in lines[0]
+    assert lines[0].endswith("fused 0.5000")
+    assert "keyword: no match" in lines[1] and "(rank 2)" in lines[1]
+    by_id(browser, "search-explain").click()  # unticked: not sent
+    search_in_page(browser, "office", "4 hits in notes")
+    assert "explain" not in browser.execute_script("return window.sentBodies[1]")
+    shoot(browser, "web-14-explain")
+
+
 def test_a_pdf_hit_shows_its_page(browser, site, tmp_path):
     from file_samples import pdf
 
