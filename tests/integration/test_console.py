@@ -127,7 +127,7 @@ def test_an_error_shows_next_to_its_action_in_view_and_is_announced(browser, sit
     for _ in range(2):
         fill(by_id(browser, "create-name"), "twice")
         by_id(browser, "create-submit").click()
-        wait_for(browser, lambda d: not by_id(d, "create-submit").get_attribute("disabled"))
+        wait_for(browser, lambda d: not by_id(d, "create-submit").get_attribute("aria-busy"))
     error = wait_for(
         browser, lambda d: by_id(d, "create-error") if by_id(d, "create-error").text else None
     )
@@ -307,6 +307,7 @@ def test_the_console_works_by_keyboard_alone(browser, site):
     press(browser, "kbd")
     press(browser, Keys.ENTER)  # Enter submits the form
     wait_for(browser, status_says("created kbd"))
+    assert browser.switch_to.active_element.get_attribute("id") == "create-name"  # focus kept
 
     # Edit by keyboard: Space on the Edit button opens the dialog, Escape closes it.
     tab_to(browser, lambda e: e.get_attribute("aria-label") == "edit kbd")
@@ -316,6 +317,7 @@ def test_the_console_works_by_keyboard_alone(browser, site):
     press(browser, "typed")
     press(browser, Keys.ENTER)
     wait_for(browser, status_says("saved kbd"))
+    assert browser.switch_to.active_element.get_attribute("aria-label") == "work in kbd"
 
     # Delete by keyboard: the dialog focuses Cancel; Tab to Delete and Enter.
     tab_to(browser, lambda e: e.get_attribute("aria-label") == "delete kbd")

@@ -104,20 +104,29 @@ export function clearError(errorId) {
   }
 }
 
-// Runs an action for a button or form: the button disabled while it runs, its error next to it.
+// Runs an action for a button or form, its error next to it. The button is marked busy (and a
+// second press ignored) rather than disabled: a disabled button drops the keyboard's focus.
+const busy = new WeakSet();
 export async function run(errorId, action, trigger) {
+  if (trigger && busy.has(trigger)) return;
   clearError(errorId);
-  if (trigger) trigger.disabled = true;
+  if (trigger) {
+    busy.add(trigger);
+    trigger.setAttribute("aria-busy", "true");
+  }
   try {
     await action();
   } catch (error) {
     showError(errorId, error);
   } finally {
-    if (trigger) trigger.disabled = false;
+    if (trigger) {
+      busy.delete(trigger);
+      trigger.removeAttribute("aria-busy");
+    }
   }
 }
 
-// Every form: no page reload; the submit button disabled while the call runs.
+// Every form: no page reload; its submit button busy while the call runs.
 export function onSubmit(formId, errorId, action) {
   $(formId).addEventListener("submit", (event) => {
     event.preventDefault();

@@ -63,7 +63,6 @@ async function loadPage() {
   updatePager();
 }
 
-// Also after run() has re-enabled the button that was clicked.
 function updatePager() {
   $("docs-next").disabled = !nextCursor;
   $("docs-first").disabled = cursors.length === 1;
@@ -158,8 +157,9 @@ export function setUpDocuments(changed) {
   $("docs-next").addEventListener("click", (event) => run("docs-error", async () => {
     cursors.push(nextCursor);
     try { await loadPage(); } catch (error) { cursors.pop(); throw error; }
-  }, event.target).then(updatePager));
-  $("docs-first").addEventListener("click", (event) => run("docs-error", listDocuments, event.target).then(updatePager));
+    if (!nextCursor) $("docs-first").focus(); // the last page: Next is disabled, focus moves on
+  }, event.target));
+  $("docs-first").addEventListener("click", (event) => run("docs-error", listDocuments, event.target));
   onSubmit("doc-meta-form", "doc-error", saveMetadata);
   $("doc-delete").addEventListener("click", (event) => deleteDocument(openId, "doc-error", event.currentTarget));
   $("doc-close").addEventListener("click", closeDocument);
