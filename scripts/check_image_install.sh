@@ -39,5 +39,7 @@ client = app.test_client()
 assert client.get("/healthz").status_code == 200
 assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
 assert client.get("/").status_code == 200, "the web page's files are missing from the package"
+for name in ("app.js", "api.js", "kbs.js", "documents.js", "files.js", "search.js", "jobs.js"):
+    assert client.get(f"/web/{name}").status_code == 200, f"web/{name} is not in the package"
 print("image install path: ok")
 PY

@@ -41,7 +41,7 @@ case "$MODE" in
                 echo "note: 'sudo apt-get install wordnet-base' enables the benchmark tests" >&2
             fi
         fi
-        # Headless Chromium and its driver for the browser tests (tests/integration/test_browser.py).
+        # Headless Chromium and its driver for the browser tests (pytest -m browser).
         if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
             if can_apt; then
                 apt_install chromium chromium-driver

@@ -114,6 +114,33 @@ class DocumentSchema(ma.Schema):
         return data
 
 
+class SpanSchema(ma.Schema):
+    """Dumps a Span: the character range [start, end) of a text."""
+
+    start = fields.Integer()
+    end = fields.Integer()
+
+
+class DocumentDetailSchema(DocumentSchema):
+    """One document read alone: also where each chunk lies, so a reader can see what was embedded
+    (listings leave the spans out to stay small)."""
+
+    spans = fields.Method(
+        "dump_spans",
+        metadata={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"start": {"type": "integer"}, "end": {"type": "integer"}},
+            },
+            "description": "the character range [start, end) of each embedded chunk, in order",
+        },
+    )
+
+    def dump_spans(self, document: Any) -> list[dict[str, Any]]:
+        return [SpanSchema().dump(chunk.span) for chunk in document.chunks]
+
+
 class DocumentPageSchema(ma.Schema):
     """Dumps a Page of Documents."""
 

@@ -32,6 +32,7 @@ from kb_client.models import (
     Passage,
     Refusal,
     SearchQuery,
+    Span,
 )
 from kb_client.sync import (
     FileSender,
@@ -80,6 +81,7 @@ __all__ = [
     "SourceError",
     "SourceFile",
     "SourceText",
+    "Span",
     "SyncReport",
     "Transport",
     "Unauthorized",

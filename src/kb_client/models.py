@@ -47,8 +47,14 @@ class Layout(TypedDict):
     pages: list[int]
 
 
+class Span(TypedDict):
+    start: int
+    end: int
+
+
 class Document(TypedDict):
-    """`layout` only for a document made from a file with headings or pages."""
+    """`layout` only for a document made from a file with headings or pages; `spans` (each
+    chunk's character range) only for one read alone, not in listings."""
 
     id: str
     content_hash: str
@@ -59,6 +65,7 @@ class Document(TypedDict):
     chunks: int
     truncated: bool
     layout: NotRequired[Layout]
+    spans: NotRequired[list[Span]]
 
 
 DocumentField = Literal[

@@ -7,6 +7,9 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
+
+# The browser tests' driver and site (tests/integration/browsing.py), for every test module.
+from browsing import browser, site  # noqa: F401
 from flask import Flask
 from flask.testing import FlaskClient
 

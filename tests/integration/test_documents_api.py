@@ -219,3 +219,18 @@ def test_nul_characters_are_refused_on_every_backend(client, kb, document):
     response = client.post(f"/v1/knowledge-bases/{kb}/documents", json={"documents": [document]})
     assert response.status_code == 422
     assert client.get(f"/v1/knowledge-bases/{kb}").get_json()["document_count"] == 0
+
+
+def test_a_document_read_alone_carries_the_span_of_each_chunk(client, kb):
+    long_text = " ".join(f"word{i}" for i in range(50))
+    client.post(docs_path(kb), json={"id": "long", "text": long_text})
+
+    stored = client.get(docs_path(kb, "long")).get_json()
+
+    spans = stored["spans"]
+    assert len(spans) == stored["chunks"] > 1
+    assert spans[0]["start"] == 0 and spans[-1]["end"] == len(long_text)
+    assert all(0 <= s["start"] < s["end"] <= len(long_text) for s in spans)
+    assert [s["start"] for s in spans] == sorted({s["start"] for s in spans})
+    listed = client.get(docs_path(kb)).get_json()["items"][0]
+    assert "spans" not in listed  # listings stay small

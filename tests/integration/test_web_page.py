@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 WEB = Path(__file__).resolve().parents[2] / "src" / "entrypoints" / "web"
-ASSETS = [("app.js", "javascript"), ("style.css", "text/css")]
+SCRIPTS = sorted(path.name for path in WEB.glob("*.js"))
+ASSETS = [(name, "javascript") for name in SCRIPTS] + [("style.css", "text/css")]
 
 
 def test_the_page_is_served_at_the_root_and_loads_its_own_assets(client):
     response = client.get("/")
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    assert '<script src="/web/app.js"' in page and 'href="/web/style.css"' in page
+    assert '<script type="module" src="/web/app.js"' in page and 'href="/web/style.css"' in page
 
 
 @pytest.mark.parametrize(("name", "kind"), ASSETS)
@@ -30,8 +31,21 @@ def test_no_web_file_references_another_host(path):
     assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path.name
 
 
+def test_every_module_the_page_imports_is_served():
+    imported = set()
+    for name in SCRIPTS:
+        imported |= set(re.findall(r'from "\./([a-z]+\.js)"', (WEB / name).read_text()))
+    assert imported and imported <= set(SCRIPTS), imported - set(SCRIPTS)
+    assert "app.js" in SCRIPTS and len(SCRIPTS) > 1
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_no_script_grows_past_400_lines(name):
+    assert len((WEB / name).read_text().splitlines()) <= 400, name
+
+
 def test_the_page_uses_only_the_public_api(client):
-    script = (WEB / "app.js").read_text()
+    script = "\n".join((WEB / name).read_text() for name in SCRIPTS)
     quoted = re.findall(r'"(/[a-z][^"$]*)', script) + re.findall(r"`(/[a-z][^`$]*)", script)
     paths = set(quoted)
     assert paths and all(path.startswith("/v1/") for path in paths), paths

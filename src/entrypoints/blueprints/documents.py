@@ -18,6 +18,7 @@ from entrypoints.json_body import Blueprint
 from entrypoints.responses import (
     AddedDocumentsSchema,
     DeletedDocumentsSchema,
+    DocumentDetailSchema,
     DocumentPageSchema,
     DocumentSchema,
 )
@@ -94,13 +95,13 @@ class Documents(MethodView):
 @blp.route("/<document_id:document_id>")
 class DocumentById(MethodView):
     @reads
-    @blp.response(200, DocumentSchema)
+    @blp.response(200, DocumentDetailSchema)
     @blp.alt_response(404, response="DEFAULT_ERROR")
     @inject
     def get(
         self, kb: str, document_id: str, service: KnowledgeBaseService = Provide[Container.service]
     ) -> Document:
-        """Get one document"""
+        """Get one document, with the span of each chunk that was embedded"""
         return service.get_document(kb, document_id)
 
     @writes
