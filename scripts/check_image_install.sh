@@ -32,7 +32,8 @@ import os
 
 from entrypoints.app import create_app
 app = create_app()
-encoder = app.extensions["kb_container"].embedder().encoder
+embedder = app.extensions["kb_container"].embedder()
+encoder = getattr(embedder, "inner", embedder).encoder  # under the embedding cache, if on
 assert type(encoder).__name__ == "OnnxEncoder", f"the default runtime is {type(encoder)}"
 assert str(encoder.export_dir).startswith(os.environ["XDG_CACHE_HOME"]), encoder.export_dir
 client = app.test_client()
