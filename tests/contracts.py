@@ -441,7 +441,7 @@ class KeywordIndexContract:
         assert found.documents == 4
         assert list(found.terms.values()) == [1, 1, 1]
         assert set(found.matched) == {"a", "b"}
-        lazy, parser, database = found.terms
+        lazy, _parser, database = found.terms
         assert found.matched["a"] == {lazy} and found.matched["b"] == {database}
         assert keywords.term_matches("the and", ["a"]).matched == {}
 
