@@ -449,6 +449,8 @@ class KeywordIndexContract:
         assert keywords.search("", 5) == []
         assert keywords.search('"); DROP TABLE words; --', 5) == []
         assert keywords.term_matches("'); DROP TABLE words; -- \\ '' \"", ["a"]).matched == {}
+        odd = "see https://x.org/a:b?c=d&e, C:\\dir\\f.txt it's ___ x_y a|b !c (d) fox's"
+        assert keywords.term_matches(odd, ["a", "c"]).documents == 4
 
 
 PARAGRAPH = (
