@@ -454,7 +454,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--search",
         choices=("dense", "hybrid", "both"),
         default="dense",
-        help="search mode: dense (default), hybrid (BM25 fused by RRF), or both on one index",
+        help="search mode: dense (default), hybrid (fused with BM25, docs/search.md), or both",
     )
     parser.add_argument(
         "--concurrency", type=int, default=1, help="queries in flight at once (default 1)"

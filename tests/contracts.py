@@ -430,9 +430,27 @@ class KeywordIndexContract:
     def test_allowed_restricts_the_candidates(self, keywords):
         assert [d for d, _ in keywords.search("fox foxes dog", 5, allowed={"c"})] == ["c"]
 
+    def test_stop_words_are_not_looked_up(self, keywords):
+        # Every document holds "the", "a", "in" or "and": none of them is a keyword match.
+        assert keywords.search("where can I find the and a in", 5) == []
+        assert [d for d, _ in keywords.search("where is the parser", 5)] == ["d"]
+
+    def test_term_matches_give_frequencies_and_which_documents_hold_which_terms(self, keywords):
+        # Terms are spelled as the index keeps them (PostgreSQL stems "lazy" to "lazi").
+        found = keywords.term_matches("the lazy parser and the database", ["a", "b", "zzz"])
+        assert found.documents == 4
+        assert list(found.terms.values()) == [1, 1, 1]
+        assert set(found.matched) == {"a", "b"}
+        lazy, _parser, database = found.terms
+        assert found.matched["a"] == {lazy} and found.matched["b"] == {database}
+        assert keywords.term_matches("the and", ["a"]).matched == {}
+
     def test_queries_without_words_or_with_quotes_are_harmless(self, keywords):
         assert keywords.search("", 5) == []
         assert keywords.search('"); DROP TABLE words; --', 5) == []
+        assert keywords.term_matches("'); DROP TABLE words; -- \\ '' \"", ["a"]).matched == {}
+        odd = "see https://x.org/a:b?c=d&e, C:\\dir\\f.txt it's ___ x_y a|b !c (d) fox's"
+        assert keywords.term_matches(odd, ["a", "c"]).documents == 4
 
 
 PARAGRAPH = (

@@ -22,6 +22,7 @@ from domain.errors import (
 )
 from domain.filters import Filter, matches
 from domain.jobs import Job, JobStatus
+from domain.keywords import MAX_MATCHED_TERMS, TermMatches, query_terms
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import IndexInfo, Vectors
 
@@ -316,7 +317,7 @@ class FakeKeywordIndex:
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
-        query = {w.lower() for w in re.findall(r"\w+", text)}
+        query = set(query_terms(text))
         total = len(self._words)
 
         def idf(word: str) -> float:
@@ -330,6 +331,16 @@ class FakeKeywordIndex:
         ]
         scored.sort(key=lambda pair: (-pair[1], pair[0]))
         return scored[:k]
+
+    def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
+        terms = query_terms(text)[:MAX_MATCHED_TERMS]
+        frequencies = {t: sum(t in words for words in self._words.values()) for t in terms}
+        matched = {
+            doc_id: frozenset(set(terms) & self._words[doc_id])
+            for doc_id in document_ids
+            if doc_id in self._words and set(terms) & self._words[doc_id]
+        }
+        return TermMatches(len(self._words), frequencies, matched)
 
 
 class FakeJobStore:

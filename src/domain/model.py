@@ -12,6 +12,7 @@ from typing import Any
 
 from domain.digests import content_hash
 from domain.errors import InvalidInputError
+from domain.explanation import Explanation
 from domain.layout import NO_LAYOUT
 from domain.layout import Layout as Layout  # re-exported: Layout is part of the model
 
@@ -260,6 +261,7 @@ class Hit:
     passage: Passage | None
     chunk: int = field(default=-1, compare=False)
     fusion_score: float | None = None
+    explain: Explanation | None = None
 
     def keeping(self, fields: Collection[str]) -> Hit:
         """This hit with only the named ones of text, metadata and passage."""

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from domain.digests import DocumentDigest
 from domain.filters import Filter
+from domain.keywords import TermMatches
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 
 Vectors = NDArray[np.float32]
@@ -130,7 +131,14 @@ class KeywordIndex(Protocol):
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
-        """Up to k (document id, score) pairs, higher score first, restricted to `allowed`."""
+        """Up to k (document id, score) pairs, higher score first, restricted to `allowed`.
+
+        Stop words (domain.keywords.STOP_WORDS or the backend's own list) are not looked up.
+        """
+
+    def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
+        """The query terms of `text` (no stop words), their document frequencies over the
+        whole index, and which of them each of `document_ids` holds."""
 
 
 KeywordIndexFactory = Callable[[KnowledgeBase], KeywordIndex]

@@ -11,7 +11,8 @@ import numpy as np
 from domain.catalog import Catalog, Slot
 from domain.encoding import encode_texts, mean_direction, vector_query
 from domain.errors import InvalidInputError
-from domain.keywords import reciprocal_rank_fusion
+from domain.explanation import Explanation, Signal
+from domain.fusion import coverage, fuse
 from domain.model import Document, Hit, KnowledgeBase, Passage
 from domain.ports import ChunkLookup, Embedder, UnitOfWork, Vectors
 from domain.search_request import (
@@ -100,6 +101,11 @@ class Ranker:
         hits = self._best_documents(kb, slot, vector, request, allowed, wanted)
         if hybrid:
             hits = self._fuse(kb, slot, vector, request, hits, wanted)
+        elif request.explain:
+            hits = [
+                replace(hit, explain=Explanation(Signal(hit.score, rank)))
+                for rank, hit in enumerate(hits, start=1)
+            ]
         if request.diversity > 0 and len(hits) > 1:
             hits = self._diversify(slot, vector, hits, request)
         if len(request.fields) < len(HIT_FIELDS):
@@ -145,29 +151,43 @@ class Ranker:
         dense: list[Hit],
         wanted: int,
     ) -> list[Hit]:
-        """Reciprocal rank fusion of the dense hits with BM25 hits on the query's words."""
-        text = request.query
-        if text is None and request.document_id is not None:
-            text = self._documents.get_document(kb, request.document_id).text
+        """The dense hits fused with BM25 hits on the query's words (domain/fusion.py)."""
+        looked_up = self._keyword_text(kb, request)
         allowed_ids = None
         if request.where is not None:
             matching = self._documents.list_documents(kb, sys.maxsize, None, request.where)
             allowed_ids = {doc.id for doc in matching}
-        looked_up = (text or "")[:MAX_KEYWORD_QUERY_CHARS]
         keyword = [
-            doc_id
-            for doc_id, _ in slot.keywords.search(looked_up, wanted + 1, allowed_ids)
+            (doc_id, score)
+            for doc_id, score in slot.keywords.search(looked_up, wanted + 1, allowed_ids)
             if doc_id != request.document_id
         ]
         by_id = {hit.id: hit for hit in dense}
+        for doc_id, _ in keyword:
+            if doc_id not in by_id:
+                by_id[doc_id] = self._scored(kb, slot, vector, doc_id)
+        covered: dict[str, float] = {}
+        if keyword and request.fusion == "score":
+            matches = slot.keywords.term_matches(looked_up, [doc_id for doc_id, _ in keyword])
+            covered = coverage(matches)
+        cosines = {doc_id: hit.score for doc_id, hit in by_id.items()}
+        dense_pairs = [(hit.id, hit.score) for hit in dense]
         fused: list[Hit] = []
-        for doc_id, fusion in reciprocal_rank_fusion(
-            [hit.id for hit in dense], keyword, request.keyword_weight, request.rrf_k
+        for doc_id, why in fuse(
+            dense_pairs, keyword, cosines, covered, request.fusion, request.weight, request.rrf_k
         ):
-            hit = by_id.get(doc_id) or self._scored(kb, slot, vector, doc_id)
+            hit = by_id[doc_id]
             if request.min_score is None or hit.score >= request.min_score:
-                fused.append(replace(hit, fusion_score=fusion))
+                explain = why if request.explain else None
+                fused.append(replace(hit, fusion_score=why.fused, explain=explain))
         return fused
+
+    def _keyword_text(self, kb: str, request: SearchRequest) -> str:
+        """The query's text, or the "more like this" document's, cut to what a lookup reads."""
+        text = request.query
+        if text is None and request.document_id is not None:
+            text = self._documents.get_document(kb, request.document_id).text
+        return (text or "")[:MAX_KEYWORD_QUERY_CHARS]
 
     def _scored(self, kb: str, slot: Slot, vector: Vectors, document_id: str) -> Hit:
         """A keyword-only hit: its cosine score is its best chunk's, as for dense hits."""

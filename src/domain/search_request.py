@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.errors import InvalidInputError
 from domain.filters import Filter, parse_filter
+from domain.fusion import DEFAULT_WEIGHTS, FUSIONS
 from domain.model import DOCUMENT_ID_RULE, is_addressable
 
 DEFAULT_TOP_K = 10
@@ -15,7 +16,6 @@ MAX_TOP_K = 1000
 MAX_PROBES = 4096
 DEFAULT_RRF_K = 60
 MAX_RRF_K = 1000
-DEFAULT_KEYWORD_WEIGHT = 0.5
 MAX_VECTOR_LENGTH = 8192  # numbers in a query vector; no model this service runs has more
 MAX_BATCH_QUERIES = 64
 MODES = ("dense", "hybrid")  # by meaning only, or fused with keyword (BM25) ranking
@@ -38,8 +38,10 @@ class SearchRequest:
 
     `filter` is a Mongo-style metadata filter applied before ranking; `diversity` in [0, 1]
     re-ranks the best candidates by maximal marginal relevance (0: by similarity only).
-    `mode="hybrid"` fuses the dense ranking with BM25 keyword ranking by reciprocal rank
-    fusion: (1 - keyword_weight) / (rrf_k + dense rank) + keyword_weight / (rrf_k + bm25 rank).
+    `mode="hybrid"` fuses the dense ranking with BM25 keyword ranking (domain/fusion.py):
+    `fusion="score"` by cosine and keyword coverage, `"rrf"` by reciprocal rank, `rrf_k` its k;
+    `keyword_weight` None takes the fusion's measured default. `explain=True` gives every hit
+    an Explanation of its rank.
     `probes` trades recall for speed once a knowledge base is big enough for approximate search;
     `exact=True` scans every vector instead: the true top k at any size, slower on large ones.
     `fields` names which of HIT_FIELDS the hits carry (all by default); the others are None.
@@ -53,8 +55,10 @@ class SearchRequest:
     filter: Mapping[str, Any] | None = None
     diversity: float = 0.0
     mode: str = MODES[0]
-    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT
+    keyword_weight: float | None = None
     rrf_k: int = DEFAULT_RRF_K
+    fusion: str = FUSIONS[0]
+    explain: bool = False
     probes: int | None = None
     exact: bool = False
     fields: Sequence[str] = HIT_FIELDS
@@ -95,7 +99,9 @@ class SearchRequest:
             _fail("mode", "mode must be 'dense' or 'hybrid'")
         if self.mode == "hybrid" and self.vector is not None:
             _fail("mode", "hybrid search needs words: use 'query' or 'document_id', not 'vector'")
-        if not 0.0 <= self.keyword_weight <= 1.0:
+        if self.fusion not in FUSIONS:
+            _fail("fusion", f"fusion must be one of {list(FUSIONS)}")
+        if self.keyword_weight is not None and not 0.0 <= self.keyword_weight <= 1.0:
             _fail("keyword_weight", "keyword_weight must be between 0 and 1")
         if not 1 <= self.rrf_k <= MAX_RRF_K:
             _fail("rrf_k", f"rrf_k must be between 1 and {MAX_RRF_K}")
@@ -107,6 +113,13 @@ class SearchRequest:
         if unknown:
             _fail("fields", f"unknown hit field(s) {unknown}: choose from {list(HIT_FIELDS)}")
         object.__setattr__(self, "fields", tuple(dict.fromkeys(self.fields)))
+
+    @property
+    def weight(self) -> float:
+        """The keyword weight of the fusion: as asked, or the fusion's default."""
+        if self.keyword_weight is None:
+            return DEFAULT_WEIGHTS[self.fusion]
+        return self.keyword_weight
 
 
 def _fail(name: str, message: str) -> None:

@@ -159,6 +159,9 @@ def _search(add: AddCommand) -> None:
         "--filter", type=commands.json_object, help='metadata filter, e.g. \'{"lang": "en"}\''
     )
     searching.add_argument("--hybrid", action="store_true", help="fuse with keyword (BM25) rank")
+    searching.add_argument(
+        "--explain", action="store_true", help="show each hit's dense and keyword score and rank"
+    )
     searching.add_argument("--diversity", type=float, help="0..1, skip near-duplicates (MMR)")
     searching.add_argument(
         "--exact", action="store_true", help="compare with every vector, even on a large KB"

@@ -127,6 +127,7 @@ def search(args: argparse.Namespace) -> int:
             mode="hybrid" if args.hybrid else None,
             diversity=args.diversity,
             exact=args.exact or None,
+            explain=args.explain or None,
         )
     if args.json:
         print(json.dumps(hits, ensure_ascii=False, indent=2))
@@ -138,33 +139,59 @@ def search(args: argparse.Namespace) -> int:
 
 
 def hits_table(hits: list[Hit]) -> Table:
-    """A page column only when a hit's document has pages (one made from a PDF, say)."""
+    """Hybrid hits are ordered by their fused value: it leads, the cosine stands beside it.
+
+    A page column only when a hit's document has pages (one made from a PDF, say); with
+    --explain, each hit's dense and keyword rank (and keyword coverage) in a column.
+    """
+    fused = any("fusion_score" in hit for hit in hits)
+    explained = any("explain" in hit for hit in hits)
     with_metadata = any(hit["metadata"] for hit in hits)
     with_pages = any("page" in hit["passage"] for hit in hits)
     table = Table(
         "#",
-        "score",
+        *(["fused"] if fused else []),
+        "cosine",
         "id",
         *(["page"] if with_pages else []),
+        *(["why"] if explained else []),
         "passage",
         *(["metadata"] if with_metadata else []),
     )
-    for column in table.columns[:2]:
+    for column in table.columns[: 3 if fused else 2]:
         column.justify = "right"
     for rank, hit in enumerate(hits, start=1):
         passage = " ".join(hit["passage"]["text"].split())
         page = hit["passage"].get("page")
         cells = [
             str(rank),
+            *([f"{hit.get('fusion_score', 0.0):.4f}"] if fused else []),
             f"{hit['score']:.4f}",
             hit["id"],
             *([str(page) if page is not None else ""] if with_pages else []),
+            *([why(hit)] if explained else []),
             passage if len(passage) <= 200 else passage[:199] + "…",
         ]
         if with_metadata:
             cells.append(json.dumps(hit["metadata"], ensure_ascii=False))
         table.add_row(*cells)
     return table
+
+
+def why(hit: Hit) -> str:
+    """e.g. "dense #3, keyword #1 (BM25 7.21, covers 100%)" or "dense #3, keyword: no match"."""
+    explain = hit.get("explain")
+    if explain is None:
+        return ""
+    text = f"dense #{explain['dense']['rank']}"
+    if "fused" not in explain:
+        return text
+    keyword = explain.get("keyword")
+    if keyword is None:
+        return text + ", keyword: no match"
+    covers = keyword.get("coverage")
+    share = f", covers {covers:.0%}" if covers is not None else ""
+    return text + f", keyword #{keyword['rank']} ({keyword['score']:.3g}{share})"
 
 
 def export(args: argparse.Namespace) -> int:

@@ -174,6 +174,52 @@ class PassageSchema(ma.Schema):
         return data
 
 
+class SignalSchema(ma.Schema):
+    """Dumps a Signal: one ranking's score and 1-based rank of a hit."""
+
+    score = fields.Float()
+    rank = fields.Integer()
+    coverage = fields.Float(
+        metadata={
+            "description": "keyword only: the share of the query's words, weighted by inverse "
+            "document frequency, the document holds (0 to 1)"
+        }
+    )
+
+    @ma.post_dump
+    def omit_no_coverage(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        if data.get("coverage") is None:
+            data.pop("coverage", None)
+        return data
+
+
+class ExplanationSchema(ma.Schema):
+    """Dumps an Explanation: what put a hit where it is."""
+
+    dense = fields.Nested(
+        SignalSchema,
+        metadata={"description": "cosine score and rank in the dense (by meaning) ranking"},
+    )
+    keyword = fields.Nested(
+        SignalSchema,
+        allow_none=True,
+        metadata={
+            "description": "hybrid only: score (BM25; PostgreSQL: ts_rank) and rank in the "
+            "keyword ranking, and coverage; null when the document matched no query word"
+        },
+    )
+    fused = fields.Float(
+        metadata={"description": "hybrid only: the value hits are ordered by (= fusion_score)"}
+    )
+
+    @ma.post_dump
+    def only_the_dense_part_in_dense_search(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        if data.get("fused") is None:
+            data.pop("fused", None)
+            data.pop("keyword", None)
+        return data
+
+
 class HitSchema(ma.Schema):
     """Dumps a Hit."""
 
@@ -184,15 +230,20 @@ class HitSchema(ma.Schema):
     passage = fields.Nested(PassageSchema)
     fusion_score = fields.Float(
         metadata={
-            "description": "hybrid only: the reciprocal-rank-fusion score hits are ordered by"
+            "description": "hybrid only: the fused value hits are ordered by (`fusion`); "
+            "`score` stays the cosine similarity"
         }
+    )
+    explain = fields.Nested(
+        ExplanationSchema,
+        metadata={"description": 'with "explain": true only: what put the hit where it is'},
     )
 
     @ma.post_dump
     def omit_what_the_hit_does_not_carry(self, data: dict[str, Any], **kwargs: Any) -> Any:
         # A dense hit has no fusion score, and a search may leave out text, metadata or passage:
         # absent keys, not nulls.
-        for name in ("fusion_score", "text", "metadata", "passage"):
+        for name in ("fusion_score", "explain", "text", "metadata", "passage"):
             if data.get(name) is None:
                 data.pop(name, None)
         return data

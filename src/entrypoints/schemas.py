@@ -10,6 +10,7 @@ from marshmallow import fields, validate
 
 from domain.cursor import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from domain.errors import InvalidInputError
+from domain.fusion import DEFAULT_WEIGHTS, FUSIONS
 from domain.model import (
     DOCUMENT_ID_RULE,
     MAX_DESCRIPTION_LENGTH,
@@ -22,7 +23,6 @@ from domain.model import (
     validate_metadata,
 )
 from domain.search_request import (
-    DEFAULT_KEYWORD_WEIGHT,
     DEFAULT_RRF_K,
     DEFAULT_TOP_K,
     HIT_FIELDS,
@@ -155,6 +155,10 @@ class DocumentListArgsSchema(PageArgsSchema):
     filter = fields.String(
         metadata={"description": 'Mongo-style metadata filter as JSON, e.g. {"lang": "en"}'}
     )
+    explain = fields.Boolean(
+        load_default=False,
+        metadata={"description": "give every hit an `explain` object: what ranked it"},
+    )
     # Not named `fields`: that name would hide marshmallow's `fields` module in this class body.
     document_fields = fields.String(
         data_key="fields",
@@ -215,16 +219,25 @@ class SearchSchema(ma.Schema):
         load_default=MODES[0],
         metadata=documented(
             enum=list(MODES),
-            description="hybrid: fuse with BM25 keyword ranking (reciprocal rank fusion)",
+            description="hybrid: fuse with BM25 keyword ranking (see `fusion`)",
+        ),
+    )
+    fusion = fields.String(
+        load_default=FUSIONS[0],
+        metadata=documented(
+            enum=list(FUSIONS),
+            description="hybrid only. score: (1-w) * cosine + w * coverage^4, coverage the "
+            "IDF-weighted share of the query's words a document holds; rrf: (1-w) / (rrf_k + "
+            "dense rank) + w / (rrf_k + keyword rank); w = keyword_weight",
         ),
     )
     keyword_weight = fields.Float(
-        load_default=DEFAULT_KEYWORD_WEIGHT,
         allow_nan=False,
         metadata=documented(
             minimum=0.0,
             maximum=1.0,
-            description="hybrid only: weight of the keyword ranking in the fusion",
+            description="hybrid only: weight of the keyword half in the fusion; default "
+            + ", ".join(f"{value} for {name}" for name, value in DEFAULT_WEIGHTS.items()),
         ),
     )
     rrf_k = fields.Integer(
@@ -233,7 +246,7 @@ class SearchSchema(ma.Schema):
         metadata=documented(
             minimum=1,
             maximum=MAX_RRF_K,
-            description="hybrid only: k of reciprocal rank fusion, 1/(k + rank)",
+            description="hybrid with fusion rrf only: k of reciprocal rank fusion, 1/(k + rank)",
         ),
     )
     probes = fields.Integer(
@@ -259,6 +272,10 @@ class SearchSchema(ma.Schema):
             maximum=1.0,
             description="0: by similarity only; up to 1: maximal marginal relevance",
         ),
+    )
+    explain = fields.Boolean(
+        load_default=False,
+        metadata={"description": "give every hit an `explain` object: what ranked it"},
     )
     # Not named `fields`: that name would hide marshmallow's `fields` module in this class body.
     hit_fields = fields.List(

@@ -23,6 +23,7 @@ from kb_client.models import (
     DocumentField,
     DocumentHash,
     Filter,
+    Fusion,
     Hit,
     HitField,
     Info,
@@ -195,6 +196,8 @@ class KBClient(ArchiveCalls, FileCalls, ImportCalls, JobCalls):
         diversity: float | None = None,
         keyword_weight: float | None = None,
         rrf_k: int | None = None,
+        fusion: Fusion | None = None,
+        explain: bool | None = None,
         probes: int | None = None,
         exact: bool | None = None,
         fields: list[HitField] | None = None,
@@ -204,6 +207,7 @@ class KBClient(ArchiveCalls, FileCalls, ImportCalls, JobCalls):
         `exact=True` compares with every vector even where the knowledge base is large enough
         to be searched approximately; `probes` tunes that approximate search instead.
         `fields` chooses which of text, metadata and passage the hits carry (default: all).
+        `explain=True` gives every hit an `explain` object (its dense, keyword and fused rank).
         """
         body = _without_none(
             query=query,
@@ -216,6 +220,8 @@ class KBClient(ArchiveCalls, FileCalls, ImportCalls, JobCalls):
             diversity=diversity,
             keyword_weight=keyword_weight,
             rrf_k=rrf_k,
+            fusion=fusion,
+            explain=explain,
             probes=probes,
             exact=exact,
             fields=fields,

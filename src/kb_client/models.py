@@ -99,6 +99,26 @@ class Passage(TypedDict):
     page: NotRequired[int]
 
 
+Fusion = Literal["score", "rrf"]
+
+
+class Signal(TypedDict):
+    """One ranking's score and 1-based rank of a hit; keyword signals also carry coverage."""
+
+    score: float
+    rank: int
+    coverage: NotRequired[float]
+
+
+class Explanation(TypedDict):
+    """What put a hit where it is: `keyword` (None: no query word matched) and `fused` (the
+    hybrid ordering value, = fusion_score) are present in hybrid search only."""
+
+    dense: Signal
+    keyword: NotRequired[Signal | None]
+    fused: NotRequired[float]
+
+
 class Hit(TypedDict):
     """`text`, `metadata` and `passage` are left out when the search's `fields` omit them."""
 
@@ -108,6 +128,7 @@ class Hit(TypedDict):
     metadata: NotRequired[Metadata]
     passage: NotRequired[Passage]
     fusion_score: NotRequired[float]
+    explain: NotRequired[Explanation]
 
 
 class SearchQuery(TypedDict, total=False):
@@ -122,6 +143,8 @@ class SearchQuery(TypedDict, total=False):
     mode: Mode
     keyword_weight: float
     rrf_k: int
+    fusion: Fusion
+    explain: bool
     diversity: float
     probes: int
     exact: bool

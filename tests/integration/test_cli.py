@@ -197,6 +197,34 @@ def test_search_prints_a_ranked_table_and_takes_filters_and_hybrid(kb, client):
     assert code == 0 and "no hits" in out
 
 
+def test_search_shows_the_ordering_value_beside_the_cosine_and_explains(kb, client):
+    client.create_knowledge_base("kb")
+    client.add_documents(
+        "kb",
+        [
+            {"id": "bread", "text": "A man eats bread."},
+            {"id": "sku", "text": "Spare part XK4471"},
+            {"id": "pain", "text": "Un homme mange du pain."},
+        ],
+    )
+    code, out, _ = kb("search", "A man eats bread.", "--kb", "kb", "--top-k", "2")
+    header = out.splitlines()[1]
+    assert code == 0 and "cosine" in header and "fused" not in header and "why" not in header
+    code, out, _ = kb("search", "where is XK4471", "--kb", "kb", "--hybrid", "--explain")
+    lines = out.splitlines()
+    assert code == 0 and lines[1].index("fused") < lines[1].index("cosine") < lines[1].index("why")
+    first = next(line for line in lines if "sku" in line)
+    assert "dense #" in first and "keyword #1" in first  # the rest of the cell may wrap
+    assert "covers" in out and "100%" in out and "keyword: no" in out
+    code, out, _ = kb("search", "XK4471", "--kb", "kb", "--hybrid", "--explain", "--json")
+    hits = json.loads(out)
+    assert code == 0 and hits[0]["id"] == "sku"
+    assert hits[0]["explain"]["fused"] == hits[0]["fusion_score"]
+    assert hits[0]["explain"]["keyword"]["rank"] == 1
+    code, out, _ = kb("search", "bread", "--kb", "kb", "--explain", "--json")
+    assert code == 0 and set(json.loads(out)[0]["explain"]) == {"dense"}
+
+
 def test_search_errors_are_clear(kb, capsys):
     code, _, err = kb("search", "x", "--kb", "ghost")
     assert code == 1 and "ghost" in err and "404" in err

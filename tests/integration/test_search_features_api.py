@@ -109,6 +109,49 @@ def test_hybrid_search_over_http_reports_fusion_scores_and_finds_the_keyword(cli
     assert all("fusion_score" not in hit for hit in dense)
 
 
+def test_hybrid_explain_over_http_gives_each_hit_its_dense_keyword_and_fused_rank(client, shop):
+    add = client.post(
+        f"/v1/knowledge-bases/{shop}/documents",
+        json={"id": "sku", "text": "spare part XK4471 for a drill"},
+    )
+    assert add.status_code == 201
+    query = "where is XK4471"
+    hits = search(client, shop, query=query, mode="hybrid", top_k=5, explain=True)
+    assert hits[0]["id"] == "sku"
+    dense = [h["id"] for h in search(client, shop, query=query, top_k=50)]
+    for hit in hits:
+        explain = hit["explain"]
+        assert set(explain) == {"dense", "keyword", "fused"}
+        assert explain["fused"] == hit["fusion_score"]
+        assert explain["dense"]["score"] == pytest.approx(hit["score"])
+        assert dense[explain["dense"]["rank"] - 1] == hit["id"]
+    assert hits[0]["explain"]["keyword"]["rank"] == 1
+    assert hits[0]["explain"]["keyword"]["coverage"] == pytest.approx(1.0)
+    assert all(hit["explain"]["keyword"] is None for hit in hits[1:])  # no word but stop words
+    fused = [hit["fusion_score"] for hit in hits]
+    assert fused == sorted(fused, reverse=True)
+    rrf = search(client, shop, query=query, mode="hybrid", fusion="rrf", rrf_k=1, explain=True)
+    assert rrf[0]["explain"]["fused"] == pytest.approx(
+        0.5 / (1 + rrf[0]["explain"]["dense"]["rank"]) + 0.5 / 2
+    )
+    plain = search(client, shop, query=query, top_k=2, explain=True)
+    assert [set(hit["explain"]) for hit in plain] == [{"dense"}, {"dense"}]
+    assert [hit["explain"]["dense"]["rank"] for hit in plain] == [1, 2]
+    assert "explain" not in search(client, shop, query=query, top_k=1)[0]
+
+
+def test_a_stop_word_question_gets_no_keyword_pull(client, shop):
+    hits = search(client, shop, query="where can I", mode="hybrid", top_k=5, explain=True)
+    assert all(hit["explain"]["keyword"] is None for hit in hits)
+
+
+def test_an_unknown_fusion_is_a_422(client, shop):
+    response = client.post(
+        f"/v1/knowledge-bases/{shop}/search", json={"query": "x", "fusion": "max"}
+    )
+    assert response.status_code == 422 and "fusion" in response.get_json()["errors"]
+
+
 @pytest.mark.parametrize(
     "extra", [{"exact": True, "probes": 4}, {"exact": "maybe"}, {"exact": [True]}]
 )

@@ -4,6 +4,8 @@ Each document's text is stored as an English `tsvector` (stemmed, stop words dro
 `kb_keywords`, under a GIN index. A query matches documents sharing any of its words and is
 ranked by `ts_rank` normalised by document length (rank / (1 + log(length))): term frequency
 with a length penalty, as BM25 does, though the numbers differ from SQLite FTS5's BM25.
+The `english` configuration drops the same stop words as domain.keywords.STOP_WORDS (the list
+is PostgreSQL's), so both backends look up the same words.
 """
 
 from __future__ import annotations
@@ -13,9 +15,25 @@ from collections.abc import Collection, Sequence
 from psycopg import sql
 
 from adapters.postgres.database import PostgresDatabase
+from domain.keywords import MAX_MATCHED_TERMS, TermMatches
 
 LANGUAGE = "english"
 LENGTH_NORMALISATION = 1  # ts_rank's flag: divide by 1 + log(document length)
+# The query's lexemes in order of first use; per lexeme, the documents of the knowledge base
+# holding it (through the GIN index) and which of the asked ones do. quote_literal makes a
+# lexeme one tsquery operand whatever its characters.
+TERM_MATCHES = """
+WITH q AS (
+    SELECT lexeme, quote_literal(lexeme)::tsquery AS query
+    FROM unnest(to_tsvector(%(language)s::regconfig, %(text)s))
+    ORDER BY positions[1], lexeme LIMIT %(limit)s
+)
+SELECT q.lexeme,
+    (SELECT count(*) FROM kb_keywords k WHERE k.kb = %(kb)s AND k.terms @@ q.query),
+    ARRAY(SELECT k.document_id FROM kb_keywords k
+          WHERE k.kb = %(kb)s AND k.document_id = ANY(%(ids)s) AND k.terms @@ q.query)
+FROM q
+"""
 
 
 class PgKeywordIndex:
@@ -73,3 +91,26 @@ class PgKeywordIndex:
         with self._db.connection() as conn:
             rows = conn.execute(statement, params).fetchall()
         return [(doc_id, float(score)) for doc_id, score in rows]
+
+    def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
+        params = {
+            "language": LANGUAGE,
+            "text": text,
+            "limit": MAX_MATCHED_TERMS,
+            "kb": self._kb,
+            "ids": list(document_ids),
+        }
+        with self._db.connection() as conn:
+            rows = conn.execute(TERM_MATCHES, params).fetchall()
+            total = conn.execute(
+                "SELECT count(*) FROM kb_keywords WHERE kb = %s", (self._kb,)
+            ).fetchone()
+        matched: dict[str, set[str]] = {}
+        for lexeme, _, holders in rows:
+            for doc_id in holders:
+                matched.setdefault(doc_id, set()).add(lexeme)
+        return TermMatches(
+            int(total[0]) if total else 0,
+            {lexeme: int(count) for lexeme, count, _ in rows},
+            {doc_id: frozenset(terms) for doc_id, terms in matched.items()},
+        )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Collection, Sequence
 
-WORD = re.compile(r"\w+", re.UNICODE)
+from domain.keywords import MAX_MATCHED_TERMS, TermMatches, query_terms
+
 CACHE_KIB = 2048  # SQLite's own default page cache, made explicit: the RAM it may hold
 PAGE_BYTES = 32768
 
@@ -82,11 +82,12 @@ class Fts5KeywordIndex:
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
-        """Up to k (document id, BM25 score) pairs, best first; any query word may match."""
-        words = {word.lower() for word in WORD.findall(text)}
+        """Up to k (document id, BM25 score) pairs, best first; any query word but a stop
+        word may match (FTS5 indexes stop words too: the query leaves them out)."""
+        words = query_terms(text)
         if not words or k <= 0:
             return []
-        match = " OR ".join('"' + word.replace('"', '""') + '"' for word in sorted(words))
+        match = " OR ".join(_phrase(word) for word in sorted(words))
         found: list[tuple[str, float]] = []
         with self._lock:
             rows = self._db.execute(
@@ -99,3 +100,41 @@ class Fts5KeywordIndex:
                     if len(found) == k:
                         break
         return found
+
+    def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
+        terms = query_terms(text)[:MAX_MATCHED_TERMS]
+        wanted = list(document_ids)
+        frequencies: dict[str, int] = {}
+        matched: dict[str, set[str]] = {}
+        with self._lock:
+            rows = dict(self._rows_of(wanted))
+            marks = ",".join("?" * len(rows))
+            for term in terms:
+                (count,) = self._db.execute(
+                    "SELECT count(*) FROM words WHERE words MATCH ?", (_phrase(term),)
+                ).fetchone()
+                frequencies[term] = int(count)
+                if not count or not rows:
+                    continue
+                holding = self._db.execute(
+                    f"SELECT rowid FROM words WHERE words MATCH ? AND rowid IN ({marks})",
+                    (_phrase(term), *rows),
+                )
+                for (row,) in holding:
+                    matched.setdefault(rows[row], set()).add(term)
+            total = self._count
+        return TermMatches(total, frequencies, {d: frozenset(t) for d, t in matched.items()})
+
+    def _rows_of(self, document_ids: list[str]) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        for start in range(0, len(document_ids), 500):  # under SQLite's bound-variable limit
+            part = document_ids[start : start + 500]
+            found += self._db.execute(
+                f"SELECT row, doc FROM rows WHERE doc IN ({','.join('?' * len(part))})", part
+            ).fetchall()
+        return found
+
+
+def _phrase(word: str) -> str:
+    """One word as an FTS5 string: no word of a query is read as FTS5 syntax."""
+    return '"' + word.replace('"', '""') + '"'
