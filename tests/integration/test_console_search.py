@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from browsing import HOST, assert_only_own_requests, by_id, fill, shoot, status_says, wait_for
@@ -99,21 +96,6 @@ def test_hybrid_hits_show_the_fused_value_they_are_ordered_by_and_the_cosine(bro
     assert_only_own_requests(browser, site)
 
 
-def explain_answer(site: str) -> tuple[int, dict]:
-    """What the service says to `explain` today (the API side lands on another branch)."""
-    request = urllib.request.Request(
-        local(site) + "/v1/knowledge-bases/notes/search",
-        data=json.dumps({"query": "office", "explain": True}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-
-
 def test_explain_is_sent_only_when_ticked_and_shown_when_present(browser, site):
     with_notes(site)
     browser.get(site + "/")
@@ -121,18 +103,15 @@ def test_explain_is_sent_only_when_ticked_and_shown_when_present(browser, site):
     search_in_page(browser, "office", "4 hits in notes")
     assert not browser.find_elements(By.CSS_SELECTOR, "#hits .explain")
     by_id(browser, "search-explain").click()
-    status, body = explain_answer(site)
-    fill(by_id(browser, "search-query"), "office")
-    by_id(browser, "search-submit").click()
-    if status == 200 and "explain" in body["hits"][0]:
-        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#hits .explain"))
-        text = browser.find_element(By.CSS_SELECTOR, "#hits .explain").text
-        assert text.startswith("dense ") and "keyword" in text
-    else:  # a service without explain refuses it: the error shows by the search button
-        error = wait_for(
-            browser, lambda d: by_id(d, "search-error") if by_id(d, "search-error").text else None
-        )
-        assert error.get_attribute("role") == "alert" and "explain" in error.text
+    search_in_page(browser, "office", "4 hits in notes")
+    dense = browser.find_element(By.CSS_SELECTOR, "#hits .explain").text
+    assert dense.startswith("dense ") and "keyword" not in dense  # dense explains dense only
+    Select(by_id(browser, "search-mode")).select_by_value("hybrid")
+    search_in_page(browser, "office", "4 hits in notes")
+    explained = browser.find_elements(By.CSS_SELECTOR, "#hits .explain")
+    assert len(explained) == 4
+    assert explained[0].text.startswith("dense #1") or explained[0].text.startswith("dense ")
+    assert "keyword" in explained[0].text and "fused" in explained[0].text
     assert_only_own_requests(browser, site)
 
 

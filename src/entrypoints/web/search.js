@@ -88,8 +88,9 @@ function explanation(explain) {
     : `${name}: no match`);
   const fused = explain.fused === undefined || explain.fused === null
     ? "" : ` · fused ${Number(explain.fused).toPrecision(4)}`;
-  return element("div", `${part("dense", explain.dense)} · ${part("keyword", explain.keyword)}${fused}`,
-    "explain");
+  // Dense searches explain only their dense part: no keyword part at all, not "no match".
+  const keyword = "keyword" in explain ? ` · ${part("keyword", explain.keyword)}` : "";
+  return element("div", `${part("dense", explain.dense)}${keyword}${fused}`, "explain");
 }
 
 function hitItem(hit, terms) {
