@@ -29,6 +29,7 @@ from server import FAKE_APP, Server
 pytestmark = pytest.mark.server
 
 EXAMPLES_PER_OPERATION = 15
+GUNICORN_REQUEST_LINE = 4094  # gunicorn's default limit_request_line, in bytes
 FUZZ = settings(
     derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
 )
@@ -87,11 +88,16 @@ def test_no_request_to_a_live_server_is_answered_with_a_5xx(case: Any, live: Liv
         headers=AUTH,
         timeout=30,
     )
-    response = case.call_and_validate(
-        base_url=live.url, headers=AUTH, excluded_checks=excluded(case), timeout=60
-    )
+    response = case.call(base_url=live.url, headers=AUTH, timeout=60)
     sent.append(response.status_code)
     assert response.status_code < 500
+    line = f"{case.method.upper()} {response.request.path_url} HTTP/1.1"
+    if len(line.encode()) > GUNICORN_REQUEST_LINE:
+        # Longer than gunicorn's limit_request_line: its own HTML 414, as a client talking to
+        # gunicorn directly sees it (behind deploy/nginx.conf it is the JSON error shape).
+        assert response.status_code == 414, response.text[:300]
+        return
+    case.validate_response(response, headers=AUTH, excluded_checks=excluded(case))
 
 
 NOT_HTTP = st.one_of(
