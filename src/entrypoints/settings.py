@@ -17,6 +17,7 @@ from domain.search_request import MAX_TOP_K
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory", "postgres")
 RUNTIMES = ("auto", "onnx", "torch")
+PRECISIONS = ("float32", "int8")  # int8: ONNX Runtime's quantised model, on the CPU only
 MIN_JOB_STALE_SECONDS = 5
 
 
@@ -32,6 +33,7 @@ class Settings:
     data_dir: str = "./kb-data"
     embedding_model: str = DEFAULT_MODEL
     embedding_runtime: str = "auto"
+    embedding_precision: str = "float32"
     device: str = "cpu"
     embed_batch_size: int = 32
     # Memory for embeddings already computed (by text and model), in MiB; 0 turns the cache off.
@@ -121,6 +123,7 @@ class Settings:
                 f"KB_EMBEDDING_RUNTIME={self.embedding_runtime!r}: choose one of "
                 f"{', '.join(RUNTIMES)}"
             )
+        self._check_precision()
         if self.backend == "postgres" and not self.database_url:
             raise SettingsError(
                 "KB_BACKEND=postgres needs KB_DATABASE_URL, e.g. "
@@ -149,6 +152,28 @@ class Settings:
                 f"KB_WORKERS={self.workers}: the memory backend keeps every knowledge base in "
                 "one process's RAM, so each extra worker would hold a different copy and answer "
                 "differently. Run one worker and raise KB_THREADS instead."
+            )
+
+    def _check_precision(self) -> None:
+        """int8 is a quantised ONNX export: neither torch nor another device runs it."""
+        if self.embedding_precision not in PRECISIONS:
+            raise SettingsError(
+                f"KB_EMBEDDING_PRECISION={self.embedding_precision!r}: choose one of "
+                f"{', '.join(PRECISIONS)}"
+            )
+        if self.embedding_precision != "int8":
+            return
+        clash = (
+            f"KB_EMBEDDING_RUNTIME={self.embedding_runtime}"
+            if self.embedding_runtime == "torch"
+            else f"KB_DEVICE={self.device}"
+            if self.device != "cpu"
+            else ""
+        )
+        if clash:
+            raise SettingsError(
+                f"KB_EMBEDDING_PRECISION=int8 is run by ONNX Runtime on the CPU, so it cannot go "
+                f"with {clash}"
             )
 
     @classmethod
