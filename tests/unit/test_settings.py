@@ -67,9 +67,14 @@ def test_the_embedding_precision_is_float32_unless_int8_is_asked_for():
 
 @pytest.mark.parametrize(
     ("setting", "named"),
-    [({"embedding_runtime": "torch"}, "KB_EMBEDDING_RUNTIME=torch"), ({"device": "cuda"}, "cuda")],
+    [
+        ({"embedding_runtime": "torch"}, "KB_EMBEDDING_RUNTIME=torch"),
+        ({"device": "cuda"}, "KB_DEVICE=cuda"),
+    ],
 )
 def test_int8_runs_only_on_onnx_runtime_on_the_cpu(setting, named):
     with pytest.raises(SettingsError, match=f"KB_EMBEDDING_PRECISION=int8 .* {named}"):
         Settings(embedding_precision="int8", **setting)
-    assert Settings(embedding_precision="int8", embedding_runtime="onnx").embedding_runtime == "onnx"
+    assert (
+        Settings(embedding_precision="int8", embedding_runtime="onnx").embedding_runtime == "onnx"
+    )

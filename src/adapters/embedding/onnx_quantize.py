@@ -53,9 +53,7 @@ def quantised(model: str, export_dir: Path, meta: dict[str, Any]) -> Path:
 
 def _current(export_dir: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        kept: dict[str, Any] = json.loads(
-            (export_dir / QUANTISED_META).read_text(encoding="utf-8")
-        )
+        kept: dict[str, Any] = json.loads((export_dir / QUANTISED_META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if kept.get("format") != QUANTISED_FORMAT or kept.get("source") != meta.get("source"):
