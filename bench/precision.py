@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from bench import beir, corpus, metrics
-from bench.service import default_model, format_table, load_note, start_service, verdict
+from bench.service import BenchError, default_model, format_table, load_note, start_service, verdict
 
 CALL = 32  # texts per model call, as the service's coalescer sends them (KB_EMBED_BATCH_SIZE)
 TOP = 100
@@ -123,6 +123,11 @@ def http(model: str, short: Sequence[str], long: Sequence[str]) -> list[list[Any
         start_service(model, extra_env=env["int8"], quiet=True) as quantised,
     ):
         clients = {"float32": exact.client(), "int8": quantised.client()}
+        if not clients["int8"].info()["model"].endswith("(int8)"):
+            raise BenchError(
+                "the started service does not run int8: it is a checkout without "
+                "KB_EMBEDDING_PRECISION (set PYTHONPATH to this checkout's src)"
+            )
         rows = []
         for kind, texts, batch in (("short texts", short, 256), ("long documents", long, 50)):
             rates = _alternate_adds(clients, kind.split()[0], texts, batch)

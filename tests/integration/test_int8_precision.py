@@ -15,11 +15,10 @@ from flask.testing import FlaskClient
 
 from adapters.embedding import onnx_quantize
 from adapters.embedding.batching import CoalescingEmbedder
-from adapters.embedding.onnx_cache import META_FILE, MODEL_FILE, TOKENIZER_FILE, export_dir_for
+from adapters.embedding.onnx_cache import META_FILE, MODEL_FILE, TOKENIZER_FILE
 from adapters.embedding.onnx_encoder import OnnxEncoder
-from adapters.embedding.onnx_export import exported
 from entrypoints.app import close_app, create_app
-from model_folder import l6_folder
+from model_folder import l6_folder, linked_export
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
 pytest.importorskip("onnx", reason="pip install onnx (quantising needs it)")
@@ -44,13 +43,7 @@ DOCS = [
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache of our own holding the packaged float32 export (linked: no export from torch)."""
-    cache = tmp_path_factory.mktemp("onnx-cache")
-    shared, _ = exported(l6_folder())
-    own = export_dir_for(Path(l6_folder()), cache)
-    own.mkdir(parents=True)
-    for name in (MODEL_FILE, TOKENIZER_FILE, META_FILE):
-        (own / name).symlink_to(shared / name)
-    return cache
+    return linked_export(tmp_path_factory.mktemp("onnx-cache"))
 
 
 @pytest.fixture(scope="module")
