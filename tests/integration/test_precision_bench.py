@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from bench import precision
 
 from adapters.embedding.onnx_encoder import usable_cpus
-from bench import precision
 from model_folder import l6_folder, linked_export
 
 pytest.importorskip("onnx", reason="pip install onnx (quantising needs it)")
@@ -22,10 +22,9 @@ ROW = r"\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)x$"
 
 def bench(tmp_path: Path, *extra: str) -> tuple[int, list[str]]:
     lines: list[str] = []
-    args = precision.parse_args(
-        [str(TEAM_NOTES), "--model", l6_folder(), "--short", "64", "--long", "4"]
-        + ["--rounds", "1", "--cache-dir", str(linked_export(tmp_path / "cache")), *extra]
-    )
+    cache = str(linked_export(tmp_path / "cache"))
+    small = ["--short", "64", "--long", "4", "--rounds", "1", "--cache-dir", cache]
+    args = precision.parse_args([str(TEAM_NOTES), "--model", l6_folder(), *small, *extra])
     return precision.run(args, lines.append), lines
 
 
