@@ -98,6 +98,11 @@ def _write(model: str, source: Path, target: Path) -> None:
             f"KB_EMBEDDING_PRECISION=int8 for KB_EMBEDDING_MODEL={model!r} needs the onnx "
             f"package to quantise the model once (pip install onnx): {error}"
         ) from error
+    # The quantiser advises, on the root logger, pre-processing the model first (shape
+    # inference and graph optimisation): measured on L6, it changed neither the vectors nor the
+    # speed, so the advice would only mislead whoever reads the service's log.
+    advice = _Unadvised()
+    logging.getLogger().addFilter(advice)
     try:
         quantize_dynamic(
             source,
@@ -110,6 +115,13 @@ def _write(model: str, source: Path, target: Path) -> None:
         raise ModelUnavailableError(
             f"cannot quantise KB_EMBEDDING_MODEL={model!r} to int8: {error}"
         ) from error
+    finally:
+        logging.getLogger().removeFilter(advice)
+
+
+class _Unadvised(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 def _check(model: str, export_dir: Path, path: Path, meta: dict[str, Any]) -> float:
