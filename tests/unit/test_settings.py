@@ -58,11 +58,15 @@ def test_an_embedding_cache_bound_that_is_not_a_size_stops_the_start(value):
         Settings.from_env({"KB_EMBEDDING_CACHE_MB": value})
 
 
-def test_the_embedding_precision_is_float32_unless_int8_is_asked_for():
+def test_the_embedding_precision_is_float32_and_int8_is_refused_saying_why():
     assert Settings().embedding_precision == "float32"
-    assert Settings.from_env({"KB_EMBEDDING_PRECISION": "int8"}).embedding_precision == "int8"
+    assert Settings.from_env({"KB_EMBEDDING_PRECISION": "float32"}).embedding_precision == "float32"
     with pytest.raises(SettingsError, match="KB_EMBEDDING_PRECISION='fp16': choose one of"):
         Settings.from_env({"KB_EMBEDDING_PRECISION": "fp16"})
+    with pytest.raises(SettingsError, match=r"int8 is not offered: it missed its quality gate"):
+        Settings.from_env({"KB_EMBEDDING_PRECISION": "int8"})
+    measured = {"KB_EMBEDDING_PRECISION": "int8", "KB_EMBEDDING_PRECISION_UNGATED": "1"}
+    assert Settings.from_env(measured).embedding_precision == "int8"  # for bench.precision
 
 
 @pytest.mark.parametrize(
@@ -75,6 +79,3 @@ def test_the_embedding_precision_is_float32_unless_int8_is_asked_for():
 def test_int8_runs_only_on_onnx_runtime_on_the_cpu(setting, named):
     with pytest.raises(SettingsError, match=f"KB_EMBEDDING_PRECISION=int8 .* {named}"):
         Settings(embedding_precision="int8", **setting)
-    assert (
-        Settings(embedding_precision="int8", embedding_runtime="onnx").embedding_runtime == "onnx"
-    )
