@@ -486,6 +486,7 @@ def service_from_args(args: argparse.Namespace) -> Iterator[Service]:
         extra["KB_EMBEDDING_RUNTIME"] = args.runtime
     if getattr(args, "precision", None):
         extra["KB_EMBEDDING_PRECISION"] = args.precision
+        extra["KB_EMBEDDING_PRECISION_UNGATED"] = "1"  # measure it even where it is refused
     if getattr(args, "exact_search_limit", None) is not None:
         extra["KB_EXACT_SEARCH_LIMIT"] = str(args.exact_search_limit)
     if getattr(args, "embedding_cache_mb", None) is not None:
