@@ -377,6 +377,7 @@ def _serve(
         "KB_WORKERS",
         "KB_BACKEND",
         "KB_EMBEDDING_RUNTIME",
+        "KB_EMBEDDING_PRECISION",
         "KB_EXACT_SEARCH_LIMIT",
     )
     shown = {k: v for k, v in settings.items() if k in named}
@@ -455,6 +456,11 @@ def add_service_arguments(parser: argparse.ArgumentParser, threads: int | None =
         help="KB_EMBEDDING_RUNTIME of a started server (default: the service default)",
     )
     parser.add_argument(
+        "--precision",
+        choices=("float32", "int8"),
+        help="KB_EMBEDDING_PRECISION of a started server (default: the service default)",
+    )
+    parser.add_argument(
         "--data-dir",
         help="KB_DATA_DIR of a started server, kept afterwards (default: a temporary dir)",
     )
@@ -478,6 +484,9 @@ def service_from_args(args: argparse.Namespace) -> Iterator[Service]:
     extra = {}
     if getattr(args, "runtime", None):
         extra["KB_EMBEDDING_RUNTIME"] = args.runtime
+    if getattr(args, "precision", None):
+        extra["KB_EMBEDDING_PRECISION"] = args.precision
+        extra["KB_EMBEDDING_PRECISION_UNGATED"] = "1"  # measure it even where it is refused
     if getattr(args, "exact_search_limit", None) is not None:
         extra["KB_EXACT_SEARCH_LIMIT"] = str(args.exact_search_limit)
     if getattr(args, "embedding_cache_mb", None) is not None:

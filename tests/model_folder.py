@@ -38,3 +38,17 @@ def model_copy(
         else:
             shutil.copy2(path, copy)
     return target
+
+
+def linked_export(cache_dir: Path) -> Path:
+    """`cache_dir` holding the packaged model's float32 ONNX export, linked: no torch export."""
+    from adapters.embedding.onnx_cache import META_FILE, MODEL_FILE, TOKENIZER_FILE, export_dir_for
+    from adapters.embedding.onnx_export import exported
+
+    shared, _ = exported(l6_folder())
+    own = export_dir_for(Path(l6_folder()), cache_dir)
+    own.mkdir(parents=True, exist_ok=True)
+    for name in (MODEL_FILE, TOKENIZER_FILE, META_FILE):
+        if not (own / name).exists():
+            (own / name).symlink_to(shared / name)
+    return cache_dir

@@ -39,6 +39,7 @@ def make_embedder(
     observer: Callable[[int, float], None] | None,
     cache_mb: int = 0,
     cache_observer: CacheObserver | None = None,
+    precision: str = "float32",
 ) -> Embedder:
     """KB_EMBEDDING_RUNTIME: the same model run by ONNX Runtime (`onnx`) or by torch (`torch`).
 
@@ -50,19 +51,23 @@ def make_embedder(
     (KB_EMBEDDING_CACHE_MB) a `CachingEmbedder` of that many MiB sits in front: for both
     backends, every knowledge base and queries alike, since the model is the same for all.
     """
-    embedder = CoalescingEmbedder(make_encoder(runtime, model, device), batch_size, observer)
+    encoder = make_encoder(runtime, model, device, precision)
+    embedder = CoalescingEmbedder(encoder, batch_size, observer)
     if cache_mb == 0:
         return embedder
     return CachingEmbedder(embedder, VectorCache(cache_mb * 2**20), cache_observer)
 
 
-def make_encoder(runtime: str, model: str, device: str) -> Encoder:
-    """The model run by ONNX Runtime where `runtime` and `device` allow it, else by torch."""
+def make_encoder(runtime: str, model: str, device: str, precision: str = "float32") -> Encoder:
+    """The model run by ONNX Runtime where `runtime` and `device` allow it, else by torch.
+
+    KB_EMBEDDING_PRECISION=int8 never falls back to torch: that would be another model.
+    """
     if runtime == "onnx" or (runtime == "auto" and device == "cpu"):
         try:
-            return OnnxEncoder(model)
+            return OnnxEncoder(model, precision=precision)
         except ModelUnavailableError as error:
-            if runtime == "onnx":
+            if runtime == "onnx" or precision != "float32":
                 raise
             log.warning("ONNX Runtime cannot run %s, so torch will: %s", model, error.message)
     return SentenceTransformerEncoder(model, device=device)
@@ -116,6 +121,7 @@ class Container(containers.DeclarativeContainer):
         observer=batch_observer,
         cache_mb=settings.provided.embedding_cache_mb,
         cache_observer=cache_observer,
+        precision=settings.provided.embedding_precision,
     )
     # The one place the backend is chosen. A bundle's stores open when first asked for, so only
     # the chosen one ever opens (init_resources() would start both).

@@ -17,6 +17,15 @@ from domain.search_request import MAX_TOP_K
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L12-v2"
 BACKENDS = ("memory", "postgres")
 RUNTIMES = ("auto", "onnx", "torch")
+PRECISIONS = ("float32", "int8")  # int8: ONNX Runtime's quantised model, on the CPU only
+# Precisions the service knows but will not run, and why. int8 is kept (OnnxEncoder, its cached
+# quantisation, its own model identity) so that bench.precision measures it and a better
+# quantisation that passes the gate only has to leave this table.
+REFUSED_PRECISIONS = {
+    "int8": "it missed its quality gate: on the WordNet sample it ranks 0.0076 nDCG@10 below "
+    'float32, the bar being 0.005 (docs/performance.md, "int8 precision"; measure again '
+    "with python -m bench.precision)",
+}
 MIN_JOB_STALE_SECONDS = 5
 
 
@@ -32,6 +41,9 @@ class Settings:
     data_dir: str = "./kb-data"
     embedding_model: str = DEFAULT_MODEL
     embedding_runtime: str = "auto"
+    embedding_precision: str = "float32"
+    # 1 runs a precision of REFUSED_PRECISIONS anyway: for measuring it (bench.precision).
+    embedding_precision_ungated: int = 0
     device: str = "cpu"
     embed_batch_size: int = 32
     # Memory for embeddings already computed (by text and model), in MiB; 0 turns the cache off.
@@ -121,6 +133,7 @@ class Settings:
                 f"KB_EMBEDDING_RUNTIME={self.embedding_runtime!r}: choose one of "
                 f"{', '.join(RUNTIMES)}"
             )
+        self._check_precision()
         if self.backend == "postgres" and not self.database_url:
             raise SettingsError(
                 "KB_BACKEND=postgres needs KB_DATABASE_URL, e.g. "
@@ -149,6 +162,33 @@ class Settings:
                 f"KB_WORKERS={self.workers}: the memory backend keeps every knowledge base in "
                 "one process's RAM, so each extra worker would hold a different copy and answer "
                 "differently. Run one worker and raise KB_THREADS instead."
+            )
+
+    def _check_precision(self) -> None:
+        """int8 is a quantised ONNX export: neither torch nor another device runs it."""
+        if self.embedding_precision not in PRECISIONS:
+            raise SettingsError(
+                f"KB_EMBEDDING_PRECISION={self.embedding_precision!r}: choose one of "
+                f"{', '.join(PRECISIONS)}"
+            )
+        if self.embedding_precision != "int8":
+            return
+        clash = (
+            f"KB_EMBEDDING_RUNTIME={self.embedding_runtime}"
+            if self.embedding_runtime == "torch"
+            else f"KB_DEVICE={self.device}"
+            if self.device != "cpu"
+            else ""
+        )
+        if clash:
+            raise SettingsError(
+                f"KB_EMBEDDING_PRECISION=int8 is run by ONNX Runtime on the CPU, so it cannot go "
+                f"with {clash}"
+            )
+        if self.embedding_precision in REFUSED_PRECISIONS and not self.embedding_precision_ungated:
+            raise SettingsError(
+                f"KB_EMBEDDING_PRECISION={self.embedding_precision} is not offered: "
+                f"{REFUSED_PRECISIONS[self.embedding_precision]}"
             )
 
     @classmethod

@@ -39,7 +39,17 @@ def runtimes(monkeypatch):
 def test_on_the_cpu_onnx_runtime_runs_the_model(runtimes):
     onnx, torch = runtimes
     assert container.make_encoder("auto", "some/model", "cpu") is onnx.encoder
-    assert onnx.calls == [(("some/model",), {})] and torch.calls == []
+    assert onnx.calls == [(("some/model",), {"precision": "float32"})] and torch.calls == []
+
+
+def test_int8_is_asked_of_onnx_runtime_and_never_falls_back_to_torch(runtimes):
+    onnx, torch = runtimes
+    assert container.make_encoder("auto", "some/model", "cpu", "int8") is onnx.encoder
+    assert onnx.calls == [(("some/model",), {"precision": "int8"})]
+    onnx.refuse = "cannot quantise KB_EMBEDDING_MODEL='odd/model' to int8"
+    with pytest.raises(ModelUnavailableError, match="to int8"):
+        container.make_encoder("auto", "odd/model", "cpu", "int8")
+    assert torch.calls == []
 
 
 def test_a_model_onnx_cannot_run_falls_back_to_torch_saying_why(runtimes, caplog):

@@ -56,3 +56,26 @@ def test_the_embedding_cache_takes_mib_defaults_to_256_and_0_turns_it_off():
 def test_an_embedding_cache_bound_that_is_not_a_size_stops_the_start(value):
     with pytest.raises(SettingsError, match="KB_EMBEDDING_CACHE_MB"):
         Settings.from_env({"KB_EMBEDDING_CACHE_MB": value})
+
+
+def test_the_embedding_precision_is_float32_and_int8_is_refused_saying_why():
+    assert Settings().embedding_precision == "float32"
+    assert Settings.from_env({"KB_EMBEDDING_PRECISION": "float32"}).embedding_precision == "float32"
+    with pytest.raises(SettingsError, match="KB_EMBEDDING_PRECISION='fp16': choose one of"):
+        Settings.from_env({"KB_EMBEDDING_PRECISION": "fp16"})
+    with pytest.raises(SettingsError, match=r"int8 is not offered: it missed its quality gate"):
+        Settings.from_env({"KB_EMBEDDING_PRECISION": "int8"})
+    measured = {"KB_EMBEDDING_PRECISION": "int8", "KB_EMBEDDING_PRECISION_UNGATED": "1"}
+    assert Settings.from_env(measured).embedding_precision == "int8"  # for bench.precision
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ({"embedding_runtime": "torch"}, "KB_EMBEDDING_RUNTIME=torch"),
+        ({"device": "cuda"}, "KB_DEVICE=cuda"),
+    ],
+)
+def test_int8_runs_only_on_onnx_runtime_on_the_cpu(setting, named):
+    with pytest.raises(SettingsError, match=f"KB_EMBEDDING_PRECISION=int8 .* {named}"):
+        Settings(embedding_precision="int8", **setting)

@@ -29,6 +29,7 @@ from domain.errors import ModelUnavailableError
 from domain.identity import readable_model
 
 FORMAT = 1
+FULL_PRECISION = "float32"
 CACHE_FILE = "identity.json"  # beside the ONNX export: the weights' digest, per file state
 _JSON_FILES = {
     "modules.json",
@@ -75,10 +76,14 @@ def identify(
     dimension: int,
     max_seq_length: int,
     cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    precision: str = "float32",
 ) -> ModelIdentity:
     """The identity of `model` (KB_EMBEDDING_MODEL) loaded from `folder` by either runtime.
 
     The weights' digest is cached beside the ONNX export (`cache_dir` as OnnxEmbedder takes it).
+    Another `precision` (KB_EMBEDDING_PRECISION) than float32 makes other vectors, so another
+    model: its name says so and its fingerprint differs.
     """
     try:
         source = files_state(folder)
@@ -88,20 +93,28 @@ def identify(
             f"cannot fingerprint KB_EMBEDDING_MODEL={model!r}: a file of {folder.name} cannot be "
             f"read as a model file ({error})"
         ) from error
-    return ModelIdentity(
-        readable_name(model, folder), fingerprint(content, dimension, max_seq_length)
-    )
+    name = readable_name(model, folder)
+    if precision != FULL_PRECISION:
+        name = f"{name} ({precision})"
+    return ModelIdentity(name, fingerprint(content, dimension, max_seq_length, precision))
 
 
-def fingerprint(content: str, dimension: int, max_seq_length: int) -> str:
-    """The model's fingerprint: its files' `content_digest` and what the runtime loaded."""
-    identity = {
+def fingerprint(
+    content: str, dimension: int, max_seq_length: int, precision: str = FULL_PRECISION
+) -> str:
+    """The model's fingerprint: its files' `content_digest` and what the runtime loaded.
+
+    float32 adds nothing, so the fingerprints of knowledge bases made before precisions stay.
+    """
+    identity: dict[str, object] = {
         "format": FORMAT,
         "content": content,
         "dimension": dimension,
         "max_seq_length": max_seq_length,
         "normalised": True,  # every embedder of the service returns unit vectors
     }
+    if precision != FULL_PRECISION:
+        identity["precision"] = precision
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 

@@ -22,6 +22,7 @@ from adapters.embedding.onnx_export import (
     feeds,
     normalised,
 )
+from adapters.embedding.onnx_quantize import quantised
 from adapters.embedding.tokens import offsets_tokenizer, token_offsets
 from adapters.heap import map_large_allocations, release_free_memory
 from domain.errors import ModelUnavailableError
@@ -49,9 +50,11 @@ class OnnxEncoder(LoadedModel):
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int = 1,
         calls: int | None = None,
+        precision: str = "float32",
     ) -> None:
         """`calls` model calls run at once (default: `usable_cpus()`), each on
-        `threads` ONNX Runtime threads.
+        `threads` ONNX Runtime threads. `precision` `int8` runs the quantised form of the
+        export (`onnx_quantize`): another model as far as knowledge bases are concerned.
 
         Several single-threaded calls side by side beat one call spread over every core: no
         thread waits for another inside an operator, and a call is never slowed by a request
@@ -65,13 +68,21 @@ class OnnxEncoder(LoadedModel):
         self._window = int(meta["window"])
         # From the source files, as the torch runtime computes it: the same model either way.
         self._identity = identify(
-            model, model_folder(model), self._dimension, self._max_seq_length, cache_dir
+            model,
+            model_folder(model),
+            self._dimension,
+            self._max_seq_length,
+            cache_dir,
+            precision=precision,
         )
         self._tokenizer = batch_tokenizer(self.export_dir / TOKENIZER_FILE, meta)
         self._offsets_tokenizer = offsets_tokenizer(
             Tokenizer.from_file(str(self.export_dir / TOKENIZER_FILE))
         )
-        self._session = _session(ort, model, self.export_dir / MODEL_FILE, threads)
+        self.model_file = self.export_dir / MODEL_FILE
+        if precision == "int8":
+            self.model_file = quantised(model, self.export_dir, meta)
+        self._session = _session(ort, model, self.model_file, threads)
         self._inputs = [node.name for node in self._session.get_inputs()]
         self._prepare_release(ort)
         self._calls = calls or usable_cpus()

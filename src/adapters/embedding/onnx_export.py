@@ -44,7 +44,7 @@ INPUTS = {  # ONNX input name -> the tokenizers.Encoding field that feeds it
     "attention_mask": "attention_mask",
     "token_type_ids": "type_ids",
 }
-_PROBES = [
+PROBES = [
     "This is an example sentence",
     "Naïve café-owners   don't panic.",
     "",
@@ -237,13 +237,13 @@ def _check(model: str, st: Any, path: Path, out: Path, meta: dict[str, Any]) -> 
     import onnxruntime as ort
 
     expected = st.encode(
-        _PROBES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        PROBES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = [node.name for node in session.get_inputs()]
     tokenizer = batch_tokenizer(out / TOKENIZER_FILE, meta)
     rows = []
-    for batch in (_PROBES, *([text] for text in _PROBES)):  # padded together, then alone
+    for batch in (PROBES, *([text] for text in PROBES)):  # padded together, then alone
         (output,) = session.run(None, feeds(inputs, tokenizer.encode_batch(batch)))
         rows.append(normalised(np.asarray(output, dtype=np.float32)))
     together, alone = rows[0], np.concatenate(rows[1:])
