@@ -32,9 +32,7 @@ class BulkLoad:
         self.sample_size = min(expected, self.nlist * ivf.TRAIN_POINTS_PER_LIST)
         self._truth: calibration.ExactNeighbours | None = None
 
-    def add(
-        self, index: faiss.IndexIVF, labels: Labels, vectors: Vectors
-    ) -> faiss.IndexIVF:
+    def add(self, index: faiss.IndexIVF, labels: Labels, vectors: Vectors) -> faiss.IndexIVF:
         """Add a batch; return the index that holds it (the trained one once the sample is in)."""
         if ivf.is_exact(index):
             room = max(0, self.sample_size - int(index.ntotal))

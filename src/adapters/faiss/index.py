@@ -27,7 +27,6 @@ REPLAY_UNDER_LOCK = 16  # ... until this few are left, which are replayed under 
 _REBUILDS = threading.Semaphore(1)
 
 
-
 class FaissVectorIndex:
     """A `VectorIndex` over FAISS: inner-product search over int64-labelled unit vectors.
 
@@ -291,4 +290,3 @@ class FaissVectorIndex:
             else f"IVF ({target.nlist} lists, {target.nprobe} probes)",
             target.ntotal,
         )
-
