@@ -344,7 +344,7 @@ def served(
         active = threading.Event()
 
         def watch() -> None:
-            while index_type(server)[0] != "ivf":
+            while not index_type(server)[0].startswith("ivf"):  # "ivf", or "ivf-sq8" compressed
                 time.sleep(0.5)
             active.set()
 
@@ -368,7 +368,9 @@ def served(
             "ann_active_after_ready_seconds": round(ann_after_ready, 1),
             "rss_at_ready": start.rss,
             "rss_with_ann": server.worker_rss(),
+            "index_type": index_type(server)[0],
             "index_memory_bytes": index_type(server)[1],
+            "disk_bytes": sum(path.stat().st_size for path in data_dir.iterdir() if path.is_file()),
             "http_p50_ms_while_building": percentiles(building)[0] if building else None,
             "http_searches_while_building": len(building),
             "http_p50_ms": p50,
@@ -438,6 +440,10 @@ def report_restart(result: dict[str, Any], count: int, raw: int, text_bytes: int
         f"IVF active after ready    {result['ann_active_after_ready_seconds']} s; HTTP search "
         f"p50 meanwhile {ms(result['http_p50_ms_while_building'])} "
         f"({result['http_searches_while_building']} searches)"
+    )
+    print(
+        f"index                     {result['index_type']}, {mb(result['index_memory_bytes'])}; "
+        f"data dir {mb(result['disk_bytes'])} = {result['disk_bytes'] / count:,.0f} B/chunk"
     )
     print(
         f"HTTP search by vector     p50 {ms(result['http_p50_ms'])}  "
