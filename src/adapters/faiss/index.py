@@ -184,8 +184,8 @@ class FaissVectorIndex:
         probes = None if exact else probes
         if self._store is None or not compressed.is_compressed(index):
             return ivf.search(index, query, k, allowed, probes, exact)
-        # Exact too: every code is compared, and the best RERANK x k re-scored from float32.
-        wider = min(int(index.ntotal), k * compressed.RERANK)
+        # Exact too: every code is compared, and the best candidates re-scored from float32.
+        wider = min(int(index.ntotal), compressed.candidates(k))
         found = ivf.search(index, query, wider, allowed, probes, exact)
         return compressed.rescored(self._store, query, found, k)
 
