@@ -2,8 +2,8 @@
 
 No port of its own: the layout `FaissVectorIndex` switches to past its compression threshold.
 
-A float32 vector of 384 dimensions takes 1,536 bytes in RAM; its 8-bit scalar-quantised code
-takes 384. The codes rank candidates (an `IndexIVFScalarQuantizer` over inner product, with the
+A float32 vector takes 4 bytes a dimension in RAM; its 8-bit scalar-quantised code takes one.
+The codes rank candidates (an `IndexIVFScalarQuantizer` over inner product, with the
 same k-means lists and hashtable direct map as the flat layout, so removes stay O(1)); the best
 `RERANK` x k of them are then read as float32 from a `VectorStore` (the SQLite file that already
 journals every vector) and scored exactly, so scores stay the true cosines and `get` returns the
@@ -21,7 +21,7 @@ import numpy as np
 from adapters.faiss import ivf
 from domain.ports import Labels, Vectors
 
-RERANK = 8  # candidates re-scored exactly per hit wanted (recall@10 0.98 at a million: docs)
+RERANK = 8  # candidates re-scored exactly per hit wanted (docs/performance.md)
 RERANK_HITS = 50  # ... for the first 50 hits; each further one adds one candidate
 SQ8: int = faiss.ScalarQuantizer.QT_8bit
 
@@ -74,9 +74,8 @@ def get(index: faiss.IndexIVF, store: VectorStore, labels: Labels) -> Vectors:
 
 
 def candidates(k: int) -> int:
-    """How many candidates the codes rank for `k` hits: 80 for 10, 1,350 for 1,000.
-
-    Reading 80 vectors from the file takes about 0.5 ms here, 8,000 about 38 ms."""
+    """How many candidates the codes rank for `k` hits (80 for 10): the re-scoring reads each
+    from the file, so past the first hits the margin stops growing with `k`."""
     return k + min(k, RERANK_HITS) * (RERANK - 1)
 
 
