@@ -5,6 +5,8 @@ No port of its own: the layouts behind `FaissVectorIndex` and its `rebuild`.
 Both layouts are `IndexIVFFlat` over inner product with a hashtable direct map, so both store
 the raw float32 vectors (scores are true inner products), hand them back by our int64 labels,
 and remove a label in O(1). With one list and one probe the scan covers every vector: exact.
+Past a size threshold the trained lists may hold 8-bit codes instead (`compressed`); the
+functions here serve both.
 """
 
 from __future__ import annotations
