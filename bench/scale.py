@@ -49,6 +49,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from adapters.embedding.model_fingerprint import identify
 from adapters.faiss.index import DEFAULT_ANN_THRESHOLD, FaissVectorIndex
 from adapters.sqlite.repository import SqliteDocumentRepository
 from bench.corpus import glosses
@@ -246,6 +247,12 @@ def document_ids(count: int) -> list[str]:
     return [uuid.UUID(int=id_rng.getrandbits(128), version=4).hex for _ in range(count)]
 
 
+def model_fingerprint(model: str, dimension: int) -> str:
+    """What the server will find its model to be: a knowledge base without it is refused (409)."""
+    config = json.loads((Path(model) / "sentence_bert_config.json").read_text())
+    return identify(model, Path(model), dimension, int(config["max_seq_length"])).fingerprint
+
+
 def write_data_dir(path: Path, model: str, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
     """A data dir of one knowledge base, one chunk per document, written without embedding."""
     ids = document_ids(len(texts))
@@ -253,7 +260,13 @@ def write_data_dir(path: Path, model: str, texts: Sequence[str], vectors: np.nda
     try:
         now = datetime.now(UTC)
         repository.add_knowledge_base(
-            KnowledgeBase(name=KB_NAME, model=model, dimension=vectors.shape[1], created_at=now)
+            KnowledgeBase(
+                name=KB_NAME,
+                model=model,
+                dimension=vectors.shape[1],
+                created_at=now,
+                fingerprint=model_fingerprint(model, vectors.shape[1]),
+            )
         )
         for first in range(0, len(texts), BATCH):
             last = min(len(texts), first + BATCH)
