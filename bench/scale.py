@@ -49,6 +49,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from adapters.embedding.model_fingerprint import identify
 from adapters.faiss.index import DEFAULT_ANN_THRESHOLD, FaissVectorIndex
 from adapters.sqlite.repository import SqliteDocumentRepository
 from bench.corpus import glosses
@@ -246,6 +247,12 @@ def document_ids(count: int) -> list[str]:
     return [uuid.UUID(int=id_rng.getrandbits(128), version=4).hex for _ in range(count)]
 
 
+def model_fingerprint(model: str, dimension: int) -> str:
+    """What the server will find its model to be: a knowledge base without it is refused (409)."""
+    config = json.loads((Path(model) / "sentence_bert_config.json").read_text())
+    return identify(model, Path(model), dimension, int(config["max_seq_length"])).fingerprint
+
+
 def write_data_dir(path: Path, model: str, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
     """A data dir of one knowledge base, one chunk per document, written without embedding."""
     ids = document_ids(len(texts))
@@ -253,7 +260,13 @@ def write_data_dir(path: Path, model: str, texts: Sequence[str], vectors: np.nda
     try:
         now = datetime.now(UTC)
         repository.add_knowledge_base(
-            KnowledgeBase(name=KB_NAME, model=model, dimension=vectors.shape[1], created_at=now)
+            KnowledgeBase(
+                name=KB_NAME,
+                model=model,
+                dimension=vectors.shape[1],
+                created_at=now,
+                fingerprint=model_fingerprint(model, vectors.shape[1]),
+            )
         )
         for first in range(0, len(texts), BATCH):
             last = min(len(texts), first + BATCH)
@@ -344,7 +357,7 @@ def served(
         active = threading.Event()
 
         def watch() -> None:
-            while index_type(server)[0] != "ivf":
+            while not index_type(server)[0].startswith("ivf"):  # "ivf", or "ivf-sq8" compressed
                 time.sleep(0.5)
             active.set()
 
@@ -368,7 +381,9 @@ def served(
             "ann_active_after_ready_seconds": round(ann_after_ready, 1),
             "rss_at_ready": start.rss,
             "rss_with_ann": server.worker_rss(),
+            "index_type": index_type(server)[0],
             "index_memory_bytes": index_type(server)[1],
+            "disk_bytes": sum(path.stat().st_size for path in data_dir.iterdir() if path.is_file()),
             "http_p50_ms_while_building": percentiles(building)[0] if building else None,
             "http_searches_while_building": len(building),
             "http_p50_ms": p50,
@@ -438,6 +453,10 @@ def report_restart(result: dict[str, Any], count: int, raw: int, text_bytes: int
         f"IVF active after ready    {result['ann_active_after_ready_seconds']} s; HTTP search "
         f"p50 meanwhile {ms(result['http_p50_ms_while_building'])} "
         f"({result['http_searches_while_building']} searches)"
+    )
+    print(
+        f"index                     {result['index_type']}, {mb(result['index_memory_bytes'])}; "
+        f"data dir {mb(result['disk_bytes'])} = {result['disk_bytes'] / count:,.0f} B/chunk"
     )
     print(
         f"HTTP search by vector     p50 {ms(result['http_p50_ms'])}  "

@@ -64,6 +64,8 @@ class Settings:
     max_top_k: int = MAX_TOP_K
     max_knowledge_bases: int = 1000
     ann_threshold: int = 50_000
+    # Chunks above which the memory backend's IVF lists hold 8-bit codes, re-scored from disk.
+    compress_threshold: int = 500_000
     # Never in repr(): a connection URL may carry a password.
     database_url: str = field(default="", repr=False)
     database_pool_size: int = 10
@@ -110,6 +112,7 @@ class Settings:
             "max_import_bytes",
             "max_import_line_bytes",
             "ann_threshold",
+            "compress_threshold",
             "database_pool_size",
             "database_timeout",
             "exact_search_limit",

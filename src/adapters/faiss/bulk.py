@@ -17,7 +17,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from adapters.faiss import calibration, ivf
+from adapters.faiss import calibration, compressed, ivf
 from adapters.faiss.rebuild import TRAIN_SEED
 from domain.ports import Labels, Vectors
 
@@ -25,15 +25,14 @@ from domain.ports import Labels, Vectors
 class BulkLoad:
     """The state of one bulk load of `expected` vectors (for `FaissVectorIndex` only)."""
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, squeeze: bool = False) -> None:
         self.expected = expected
+        self.squeeze = squeeze  # 8-bit codes (adapters.faiss.compressed) instead of float32
         self.nlist = ivf.lists_for(expected)
         self.sample_size = min(expected, self.nlist * ivf.TRAIN_POINTS_PER_LIST)
         self._truth: calibration.ExactNeighbours | None = None
 
-    def add(
-        self, index: faiss.IndexIVFFlat, labels: Labels, vectors: Vectors
-    ) -> faiss.IndexIVFFlat:
+    def add(self, index: faiss.IndexIVF, labels: Labels, vectors: Vectors) -> faiss.IndexIVF:
         """Add a batch; return the index that holds it (the trained one once the sample is in)."""
         if ivf.is_exact(index):
             room = max(0, self.sample_size - int(index.ntotal))
@@ -48,7 +47,7 @@ class BulkLoad:
             self._truth.update(labels, vectors)
         return index
 
-    def complete(self, index: faiss.IndexIVFFlat, anyway: bool = False) -> bool:
+    def complete(self, index: faiss.IndexIVF, anyway: bool = False) -> bool:
         """Whether every expected vector is in (or the load ends `anyway`, e.g. at a remove);
         if so, calibrate the probes as a rebuild does."""
         if index.ntotal < self.expected and not anyway:
@@ -58,11 +57,12 @@ class BulkLoad:
             index.nprobe = max(floor, calibration.fewest_probes(index, self._truth))
         return True
 
-    def _trained(self, exact: faiss.IndexIVFFlat) -> faiss.IndexIVFFlat:
+    def _trained(self, exact: faiss.IndexIVF) -> faiss.IndexIVF:
         """An IVF index trained on, and holding, the vectors of `exact` (the sample)."""
         labels = ivf.all_labels(exact)
         sample = ivf.get(exact, labels)
-        target = ivf.new_approximate(sample, self.nlist)
+        make = compressed.new_compressed if self.squeeze else ivf.new_approximate
+        target = make(sample, self.nlist)
         target.nprobe = min(self.nlist, ivf.MIN_DEFAULT_PROBES)
         rng = np.random.default_rng(TRAIN_SEED)
         chosen = rng.choice(len(labels), min(len(labels), calibration.QUERIES), False)

@@ -47,7 +47,7 @@ class ExactNeighbours:
         self.scores = np.take_along_axis(scores, best, axis=1)
         self.labels = np.take_along_axis(found, best, axis=1)
 
-    def recall(self, index: faiss.IndexIVFFlat, nprobe: int) -> float:
+    def recall(self, index: faiss.IndexIVF, nprobe: int) -> float:
         params = faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
         _, found = index.search(self.queries, K + 1, params=params)
         hits = wanted = 0
@@ -62,7 +62,7 @@ def _others(row: Labels, own: int) -> set[int]:
     return set([label for label in row.tolist() if label not in (own, -1)][:K])
 
 
-def fewest_probes(index: faiss.IndexIVFFlat, truth: ExactNeighbours) -> int:
+def fewest_probes(index: faiss.IndexIVF, truth: ExactNeighbours) -> int:
     """The smallest nprobe on the ladder reaching TARGET_RECALL, else every list."""
     nlist = int(index.nlist)
     for nprobe in PROBE_LADDER:

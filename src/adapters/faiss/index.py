@@ -2,56 +2,63 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import sys
 import threading
 from collections.abc import Collection, Sequence
 
 import faiss
 import numpy as np
 
-from adapters.faiss import ivf, rebuild
+from adapters.faiss import compressed, ivf, rebuild
 from adapters.faiss.bulk import BulkLoad
+from adapters.faiss.compressed import VectorStore
 from adapters.heap import release_free_memory
 from domain.ports import IndexInfo, Labels, Vectors
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ANN_THRESHOLD = 50_000  # exact scan ~5 ms here; IVF at 100k: ~2 ms, recall@10 0.99
+DEFAULT_COMPRESS_THRESHOLD = 500_000  # float32 lists: 0.8 GB here; SQ8 codes: 0.2 GB
 RETRAIN_GROWTH = 4  # retrain the lists when the size is 4x off the size they were trained for
-REBUILD_NICENESS = 10  # of the rebuild thread: the scheduler serves everything else first
 REPLAY_ROUNDS = 3  # changes made during a build are replayed in rounds outside the mutex ...
 REPLAY_UNDER_LOCK = 16  # ... until this few are left, which are replayed under it
 
 # One rebuild at a time in the process: each holds a second copy of its vectors while it runs.
 _REBUILDS = threading.Semaphore(1)
 
-_Change = tuple[Labels, Vectors | None]  # (labels, vectors) added, or (labels, None) removed
-
 
 class FaissVectorIndex:
     """A `VectorIndex` over FAISS: inner-product search over int64-labelled unit vectors.
 
     Exact up to `ann_threshold` vectors; past it a background thread trains an IVF index and
-    swaps it in; below half of it, it swaps back to exact search (the gap stops flapping).
+    swaps it in; below half of it, it swaps back to exact search (the gap stops flapping). Given
+    a `store` of the float32 vectors, past `compress_threshold` the IVF lists hold 8-bit codes
+    and searches re-score their best candidates from the store (`compressed`); uncompressed
+    again below half of it.
     Searches read `self._current` once and never take a lock, so a rebuild never blocks them.
     Writers (the domain calls add/remove under its per-knowledge-base write lock) take
     `self._mutex`, which the builder also holds while it copies vectors out of the live index;
     changes made while a build runs are recorded and replayed onto the new index before the swap.
     """
 
-    def __init__(self, dimension: int, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> None:
-        if ann_threshold < 1:
-            raise ValueError("ann_threshold must be at least 1")
+    def __init__(
+        self,
+        dimension: int,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
+        store: VectorStore | None = None,
+    ) -> None:
+        if ann_threshold < 1 or compress_threshold < 1:
+            raise ValueError("ann_threshold and compress_threshold must be at least 1")
         self._dimension = dimension
         self._threshold = ann_threshold
+        self._compress_at = compress_threshold
+        self._store = store
         self._current = ivf.new_exact(dimension)
         self._trained_for = 0
         self._highest = -1  # labels above every label ever added cannot be in the index
         self._mutex = threading.Lock()
-        self._changes: list[_Change] | None = None  # recorded while a build runs
+        self._changes: list[rebuild.Change] | None = None  # recorded while a build runs
         self._builder: threading.Thread | None = None
         self._failed_at: int | None = None
         self._bulk: BulkLoad | None = None  # while `expect`ed vectors go straight into IVF
@@ -63,6 +70,11 @@ class FaissVectorIndex:
     @property
     def approximate(self) -> bool:
         return not ivf.is_exact(self._current)
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the lists hold 8-bit codes (and the float32 vectors are read from the store)."""
+        return compressed.is_compressed(self._current)
 
     @property
     def lists(self) -> int:
@@ -117,7 +129,7 @@ class FaissVectorIndex:
         with self._mutex:
             if count <= self._threshold or len(self) or self.approximate or self._builder:
                 return
-            self._bulk = BulkLoad(count)
+            self._bulk = BulkLoad(count, self._compressing(count))
             self._trained_for = count
 
     def _bulk_add(self, labels: Labels, vectors: Vectors) -> None:
@@ -144,11 +156,16 @@ class FaissVectorIndex:
         return removed
 
     def get(self, labels: Sequence[int]) -> Vectors:
-        return ivf.get(self._current, labels)
+        index = self._current
+        if self._store is not None and compressed.is_compressed(index):
+            return compressed.get(index, self._store, np.asarray(labels, dtype=np.int64))
+        return ivf.get(index, labels)
 
     def describe(self) -> IndexInfo:
         index = self._current
         kind = "flat" if ivf.is_exact(index) else "ivf"
+        if compressed.is_compressed(index):
+            kind = "ivf-sq8"
         return IndexInfo(kind, ivf.memory_bytes(index))
 
     def search(
@@ -164,7 +181,13 @@ class FaissVectorIndex:
         if k <= 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self._dimension)
-        return ivf.search(index, query, k, allowed, None if exact else probes, exact)
+        probes = None if exact else probes
+        if self._store is None or not compressed.is_compressed(index):
+            return ivf.search(index, query, k, allowed, probes, exact)
+        # Exact too: every code is compared, and the best candidates re-scored from float32.
+        wider = min(int(index.ntotal), compressed.candidates(k))
+        found = ivf.search(index, query, wider, allowed, probes, exact)
+        return compressed.rescored(self._store, query, found, k)
 
     def wait_for_rebuild(self, timeout: float | None = None) -> bool:
         """Wait for a running rebuild to finish; whether none runs any more (for tests, bench)."""
@@ -176,22 +199,31 @@ class FaissVectorIndex:
 
     # Rebuilding
 
-    def _wanted_lists(self) -> int | None:
-        """The nlist a rebuild should have now, or None when the current index fits."""
+    def _compressing(self, count: int) -> bool:
+        """Whether an index of `count` vectors built now holds codes (with the usual gap)."""
+        if self._store is None:
+            return False
+        if self.compressed:
+            return count >= self._compress_at // 2
+        return count > self._compress_at
+
+    def _wanted(self) -> tuple[int, bool] | None:
+        """(nlist, compressed) a rebuild should build now, or None when the current index fits."""
         count = len(self)
+        squeeze = self._compressing(count)
         if not self.approximate:
-            return ivf.lists_for(count) if count > self._threshold else None
+            return (ivf.lists_for(count), squeeze) if count > self._threshold else None
         if count < self._threshold // 2:
-            return ivf.EXACT_LISTS
+            return ivf.EXACT_LISTS, False
         if not self._trained_for / RETRAIN_GROWTH <= count <= self._trained_for * RETRAIN_GROWTH:
-            return ivf.lists_for(count)
-        return None
+            return ivf.lists_for(count), squeeze
+        return (ivf.lists_for(count), squeeze) if squeeze != self.compressed else None
 
     def _maybe_rebuild(self) -> None:
         """Start a rebuild if one is due; the caller holds `self._mutex`."""
         if self._builder is not None or self._bulk is not None:
             return
-        if self._wanted_lists() is None:
+        if self._wanted() is None:
             return
         if self._failed_at is not None and len(self) < 2 * self._failed_at:
             return
@@ -199,12 +231,7 @@ class FaissVectorIndex:
         self._builder.start()
 
     def _build(self) -> None:
-        # Background work: half the cores at most (this thread's OpenMP setting only) and a
-        # low CPU priority, so start-up, searches and writes go first while it runs.
-        faiss.omp_set_num_threads(max(1, faiss.omp_get_max_threads() // 2))
-        if sys.platform == "linux":  # there a thread id names one thread, not the process
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REBUILD_NICENESS)
+        rebuild.background()
         try:
             with _REBUILDS:
                 target = self._rebuilt()
@@ -221,20 +248,26 @@ class FaissVectorIndex:
                 self._builder = None
                 self._maybe_rebuild()  # the size may have crossed a line meanwhile
 
-    def _rebuilt(self) -> faiss.IndexIVFFlat | None:
+    def _rebuilt(self) -> faiss.IndexIVF | None:
         """A new index holding what the current one held when the recording of changes began."""
         source = self._current
         with self._mutex:
-            wanted = self._wanted_lists()  # again: the size may have moved while we queued
+            wanted = self._wanted()  # again: the size may have moved while we queued
             if wanted is None:
                 return None
             # The snapshot and the start of the recording are atomic: every change is either
             # in the snapshot or in the record, never both.
             labels = ivf.all_labels(source)
             self._changes = []
-        return rebuild.rebuilt(source, labels, wanted, self._mutex)
+        nlist, squeeze = wanted
+        store = self._store
 
-    def _swap(self, target: faiss.IndexIVFFlat) -> None:
+        def copy(batch: Labels) -> tuple[Labels, Vectors]:
+            return compressed.copy(source, store, batch)
+
+        return rebuild.rebuilt(copy, source.d, labels, nlist, squeeze, self._mutex)
+
+    def _swap(self, target: faiss.IndexIVF) -> None:
         """Replay the recorded changes onto `target`, the last few under the mutex, and swap."""
         done = 0
         for _ in range(REPLAY_ROUNDS):
@@ -242,10 +275,10 @@ class FaissVectorIndex:
                 pending = (self._changes or [])[done:]
             if len(pending) <= REPLAY_UNDER_LOCK:
                 break
-            _replay(target, pending)
+            rebuild.replay(target, pending)
             done += len(pending)
         with self._mutex:
-            _replay(target, (self._changes or [])[done:])
+            rebuild.replay(target, (self._changes or [])[done:])
             self._changes = None
             self._trained_for = int(target.ntotal)
             self._current = target
@@ -257,11 +290,3 @@ class FaissVectorIndex:
             else f"IVF ({target.nlist} lists, {target.nprobe} probes)",
             target.ntotal,
         )
-
-
-def _replay(target: faiss.IndexIVFFlat, changes: Sequence[_Change]) -> None:
-    for labels, vectors in changes:
-        if vectors is not None:
-            ivf.add(target, labels, vectors)
-        else:
-            ivf.remove(target, labels)

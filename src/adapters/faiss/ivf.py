@@ -5,17 +5,22 @@ No port of its own: the layouts behind `FaissVectorIndex` and its `rebuild`.
 Both layouts are `IndexIVFFlat` over inner product with a hashtable direct map, so both store
 the raw float32 vectors (scores are true inner products), hand them back by our int64 labels,
 and remove a label in O(1). With one list and one probe the scan covers every vector: exact.
+Past a size threshold the trained lists may hold 8-bit codes instead (`compressed`); the
+functions here serve both.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
+from typing import TypeVar
 
 import faiss
 import numpy as np
 
 from domain.ports import Labels, Vectors
+
+IndexT = TypeVar("IndexT", bound=faiss.IndexIVF)
 
 EXACT_LISTS = 1
 MAX_LISTS = 65536
@@ -35,7 +40,7 @@ def lists_for(count: int) -> int:
     return max(2, min(MAX_LISTS, by_size, count // TRAIN_POINTS_PER_LIST))
 
 
-def new_exact(dimension: int) -> faiss.IndexIVFFlat:
+def new_exact(dimension: int) -> faiss.IndexIVF:
     """One list under a zero centroid: every vector lands in it, one probe scans them all."""
     quantizer = faiss.IndexFlatIP(dimension)
     quantizer.add(np.zeros((1, dimension), dtype=np.float32))
@@ -45,12 +50,17 @@ def new_exact(dimension: int) -> faiss.IndexIVFFlat:
     return index
 
 
-def new_approximate(sample: Vectors, nlist: int) -> faiss.IndexIVFFlat:
+def new_approximate(sample: Vectors, nlist: int) -> faiss.IndexIVF:
     """An index whose `nlist` centroids are k-means (spherical, for inner product) of `sample`."""
     dimension = sample.shape[1]
     index = faiss.IndexIVFFlat(
         faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT
     )
+    return trained(index, sample)
+
+
+def trained(index: IndexT, sample: Vectors) -> IndexT:
+    """`index` (flat or compressed lists) with k-means centroids of `sample` and the hashtable."""
     index.cp.spherical = True
     index.cp.niter = TRAIN_ITERATIONS
     index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
@@ -60,12 +70,12 @@ def new_approximate(sample: Vectors, nlist: int) -> faiss.IndexIVFFlat:
     return index
 
 
-def is_exact(index: faiss.IndexIVFFlat) -> bool:
+def is_exact(index: faiss.IndexIVF) -> bool:
     return int(index.nlist) == EXACT_LISTS
 
 
 def add(
-    index: faiss.IndexIVFFlat, labels: Labels, vectors: Vectors, lists: Labels | None = None
+    index: faiss.IndexIVF, labels: Labels, vectors: Vectors, lists: Labels | None = None
 ) -> None:
     """Store `vectors` under `labels`, in `lists` if already assigned (else by the quantizer)."""
     if not len(labels):
@@ -86,20 +96,20 @@ def add(
     )
 
 
-def assign(index: faiss.IndexIVFFlat, vectors: Vectors) -> Labels:
+def assign(index: faiss.IndexIVF, vectors: Vectors) -> Labels:
     """The list each vector belongs in: its nearest centroid."""
     assert index.quantizer is not None
     _, lists = index.quantizer.search(vectors, 1)
     return lists[:, 0].copy()
 
 
-def remove(index: faiss.IndexIVFFlat, labels: Labels) -> int:
+def remove(index: faiss.IndexIVF, labels: Labels) -> int:
     if not len(labels):
         return 0
     return int(index.remove_ids(faiss.IDSelectorArray(labels)))
 
 
-def contains(index: faiss.IndexIVFFlat, label: int) -> bool:
+def contains(index: faiss.IndexIVF, label: int) -> bool:
     try:
         index.reconstruct(int(label))
     except RuntimeError:
@@ -107,7 +117,7 @@ def contains(index: faiss.IndexIVFFlat, label: int) -> bool:
     return True
 
 
-def get(index: faiss.IndexIVFFlat, labels: Sequence[int] | Labels) -> Vectors:
+def get(index: faiss.IndexIVF, labels: Sequence[int] | Labels) -> Vectors:
     """The stored vectors of `labels`, in order; KeyError naming the unknown ones."""
     keys = np.ascontiguousarray(labels, dtype=np.int64)
     if not len(keys):
@@ -119,7 +129,7 @@ def get(index: faiss.IndexIVFFlat, labels: Sequence[int] | Labels) -> Vectors:
         raise KeyError(f"unknown labels {missing[:5]}") from None
 
 
-def copy(index: faiss.IndexIVFFlat, labels: Labels) -> tuple[Labels, Vectors]:
+def copy(index: faiss.IndexIVF, labels: Labels) -> tuple[Labels, Vectors]:
     """(labels still present, their vectors): `get` that skips labels removed since."""
     try:
         return labels, get(index, labels)
@@ -128,7 +138,7 @@ def copy(index: faiss.IndexIVFFlat, labels: Labels) -> tuple[Labels, Vectors]:
         return present, get(index, present)
 
 
-def all_labels(index: faiss.IndexIVFFlat) -> Labels:
+def all_labels(index: faiss.IndexIVF) -> Labels:
     lists = index.invlists
     assert lists is not None
     parts = []
@@ -140,7 +150,7 @@ def all_labels(index: faiss.IndexIVFFlat) -> Labels:
 
 
 def search(
-    index: faiss.IndexIVFFlat,
+    index: faiss.IndexIVF,
     query: Vectors,
     k: int,
     allowed: Collection[int] | None,
@@ -171,7 +181,7 @@ def search(
 
 
 def _search(
-    index: faiss.IndexIVFFlat,
+    index: faiss.IndexIVF,
     query: Vectors,
     k: int,
     nprobe: int,
@@ -184,8 +194,8 @@ def _search(
     return [(int(label), float(score)) for label, score in zip(found[0], scores[0]) if label != -1]
 
 
-def memory_bytes(index: faiss.IndexIVFFlat) -> int:
-    """Vectors, their ids in the lists, the label hashtable and the centroids."""
-    per_vector = index.d * 4 + 8 + HASHTABLE_BYTES
+def memory_bytes(index: faiss.IndexIVF) -> int:
+    """Vectors (float32 or codes), their ids in the lists, the label hashtable, the centroids."""
+    per_vector = int(index.code_size) + 8 + HASHTABLE_BYTES
     centroids = 0 if is_exact(index) else int(index.nlist) * index.d * 4
     return int(index.ntotal) * per_vector + centroids

@@ -10,34 +10,62 @@ changed meanwhile.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
+from collections.abc import Callable, Sequence
 
 import faiss
 import numpy as np
 
-from adapters.faiss import calibration, ivf
-from domain.ports import Labels
+from adapters.faiss import calibration, compressed, ivf
+from domain.ports import Labels, Vectors
 
 TRAIN_SEED = 1234
+NICENESS = 10  # of the rebuild thread: the scheduler serves everything else first
+
+# The float32 vectors of the labels still in the live index (from it, or from the vector store).
+Copy = Callable[[Labels], tuple[Labels, Vectors]]
+Change = tuple[Labels, Vectors | None]  # (labels, vectors) added, or (labels, None) removed
+
+
+def background() -> None:
+    """Half the cores at most (this thread's OpenMP setting only) and a low CPU priority, so
+    start-up, searches and writes go first while a rebuild runs."""
+    faiss.omp_set_num_threads(max(1, faiss.omp_get_max_threads() // 2))
+    if sys.platform == "linux":  # there a thread id names one thread, not the process
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+
+
+def replay(target: faiss.IndexIVF, changes: Sequence[Change]) -> None:
+    for labels, vectors in changes:
+        if vectors is not None:
+            ivf.add(target, labels, vectors)
+        else:
+            ivf.remove(target, labels)
 
 
 def rebuilt(
-    source: faiss.IndexIVFFlat, labels: Labels, nlist: int, lock: threading.Lock
-) -> faiss.IndexIVFFlat:
-    """A new index of `nlist` lists (1: exact) holding `labels`' vectors still in `source`."""
+    copy: Copy, dimension: int, labels: Labels, nlist: int, squeeze: bool, lock: threading.Lock
+) -> faiss.IndexIVF:
+    """A new index of `nlist` lists (1: exact) holding `labels`' vectors still in the source,
+    as 8-bit codes if `squeeze`."""
     nlist = min(nlist, len(labels))
     if nlist < 2:
-        return _filled_exact(source, ivf.new_exact(source.d), labels, lock)
+        return _filled_exact(copy, ivf.new_exact(dimension), labels, lock)
     rng = np.random.default_rng(TRAIN_SEED)
     size = min(len(labels), nlist * ivf.TRAIN_POINTS_PER_LIST)
     with lock:
-        picked, sample = ivf.copy(source, np.sort(rng.choice(labels, size, False)))
-    target = ivf.new_approximate(sample, nlist)
+        picked, sample = copy(np.sort(rng.choice(labels, size, False)))
+    make = compressed.new_compressed if squeeze else ivf.new_approximate
+    target = make(sample, nlist)
     chosen = rng.choice(len(picked), min(len(picked), calibration.QUERIES), False)
     truth = calibration.ExactNeighbours(picked[chosen], sample[chosen])
     del sample
-    kept, lists = _assigned(source, target, labels, truth, lock)
-    _fill(source, target, kept, lists, lock)
+    kept, lists = _assigned(copy, target, labels, truth, lock)
+    _fill(copy, target, kept, lists, lock)
     # The measured floor, raised where this data needs more probes to reach the target.
     floor = min(nlist, ivf.MIN_DEFAULT_PROBES)
     target.nprobe = max(floor, calibration.fewest_probes(target, truth))
@@ -49,18 +77,18 @@ def _batches(count: int) -> range:
 
 
 def _filled_exact(
-    source: faiss.IndexIVFFlat, target: faiss.IndexIVFFlat, labels: Labels, lock: threading.Lock
-) -> faiss.IndexIVFFlat:
+    copy: Copy, target: faiss.IndexIVF, labels: Labels, lock: threading.Lock
+) -> faiss.IndexIVF:
     for start in _batches(len(labels)):
         with lock:
-            batch, vectors = ivf.copy(source, labels[start : start + ivf.COPY_BATCH])
+            batch, vectors = copy(labels[start : start + ivf.COPY_BATCH])
         ivf.add(target, batch, vectors)
     return target
 
 
 def _assigned(
-    source: faiss.IndexIVFFlat,
-    target: faiss.IndexIVFFlat,
+    copy: Copy,
+    target: faiss.IndexIVF,
     labels: Labels,
     truth: calibration.ExactNeighbours,
     lock: threading.Lock,
@@ -69,7 +97,7 @@ def _assigned(
     kept, lists = [], []
     for start in _batches(len(labels)):
         with lock:
-            batch, vectors = ivf.copy(source, labels[start : start + ivf.COPY_BATCH])
+            batch, vectors = copy(labels[start : start + ivf.COPY_BATCH])
         kept.append(batch)
         lists.append(ivf.assign(target, vectors))
         truth.update(batch, vectors)
@@ -77,8 +105,8 @@ def _assigned(
 
 
 def _fill(
-    source: faiss.IndexIVFFlat,
-    target: faiss.IndexIVFFlat,
+    copy: Copy,
+    target: faiss.IndexIVF,
     kept: Labels,
     lists: Labels,
     lock: threading.Lock,
@@ -95,7 +123,7 @@ def _fill(
         end = min(len(kept), start + ivf.COPY_BATCH)
         end = int(np.searchsorted(lists, lists[end - 1], side="right"))  # whole lists only
         with lock:
-            batch, vectors = ivf.copy(source, kept[start:end])
+            batch, vectors = copy(kept[start:end])
         chosen = lists[start:end]
         if len(batch) < end - start:
             chosen = chosen[np.isin(kept[start:end], batch)]

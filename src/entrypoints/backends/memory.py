@@ -15,9 +15,10 @@ from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite.fts_keyword_index import Fts5KeywordIndex
 from adapters.sqlite.job_store import SqliteJobStore
 from adapters.sqlite.repository import SqliteDocumentRepository
+from adapters.sqlite.vectors import SqliteVectorStore
 from domain.jobs import JobStore
 from domain.model import KnowledgeBase
-from domain.ports import DocumentRepository, by_dimension
+from domain.ports import DocumentRepository, VectorIndexFactory, by_dimension
 from entrypoints.settings import Settings
 
 DATABASE_FILE = "kb.sqlite3"
@@ -48,6 +49,32 @@ def memory_job_store(data_dir: str, repository: DocumentRepository) -> Iterator[
         store.close()
 
 
+def vector_store(
+    data_dir: str, repository: DocumentRepository
+) -> Iterator[SqliteVectorStore | None]:
+    """The file's float32 vectors for compressed indexes; none in RAM only (nothing to read)."""
+    if data_dir == IN_RAM:
+        yield None
+        return
+    store = SqliteVectorStore(Path(data_dir) / DATABASE_FILE)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def faiss_indexes(settings: Settings, store: SqliteVectorStore | None) -> VectorIndexFactory:
+    """FAISS indexes that compress past KB_COMPRESS_THRESHOLD when the file holds the vectors."""
+    return by_dimension(
+        functools.partial(
+            FaissVectorIndex,
+            ann_threshold=settings.ann_threshold,
+            compress_threshold=settings.compress_threshold,
+            store=store,
+        )
+    )
+
+
 def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
     """Each knowledge base's keyword index lives in this process (rebuilt at start)."""
     return Fts5KeywordIndex()
@@ -73,12 +100,10 @@ class MemoryBackend(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     repository = providers.Resource(memory_repository, data_dir=settings.provided.data_dir)
-    index_factory = providers.Callable(
-        by_dimension,
-        providers.Callable(
-            functools.partial, FaissVectorIndex, ann_threshold=settings.provided.ann_threshold
-        ),
+    vectors = providers.Resource(
+        vector_store, data_dir=settings.provided.data_dir, repository=repository
     )
+    index_factory = providers.Callable(faiss_indexes, settings=settings, store=vectors)
     keyword_factory = providers.Object(fts5_keywords)
     job_store = providers.Resource(
         memory_job_store, data_dir=settings.provided.data_dir, repository=repository
