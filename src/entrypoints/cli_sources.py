@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from kb_client import NewDocument
+from kb_client import NewDocument, sync_sources
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 
@@ -60,23 +59,10 @@ def read_jsonl(path: Path) -> list[NewDocument]:
 
 def parse_record(line: str, where: str) -> NewDocument:
     try:
-        record = json.loads(line)
-    except ValueError as error:
-        raise InputError(f"{where}: not JSON ({error})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{where}: expected an object with 'id' and 'text'")
-    unknown = set(record) - {"id", "text", "metadata"}
-    if unknown:
-        raise InputError(f"{where}: unknown keys {sorted(unknown)}; use id, text, metadata")
-    # Resuming needs ids: a document without one could not be told apart from a new one.
-    if not isinstance(record.get("id"), str) or not record["id"]:
-        raise InputError(f"{where}: 'id' must be a non-empty string")
-    if not isinstance(record.get("text"), str):
-        raise InputError(f"{where}: 'text' must be a string")
-    metadata = record.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise InputError(f"{where}: 'metadata' must be an object")
-    return {"id": record["id"], "text": record["text"], "metadata": metadata}
+        id, text, metadata = sync_sources.parse_record(line, where)
+    except sync_sources.SourceError as error:
+        raise InputError(str(error)) from None
+    return {"id": id, "text": text, "metadata": metadata}
 
 
 def check_unique(documents: list[NewDocument]) -> None:

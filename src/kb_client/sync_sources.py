@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from kb_client.sync import Skipped, SourceFile, SourceItem, SourceText
 
@@ -73,6 +74,15 @@ def jsonl_source(path: Path) -> Iterator[SourceItem]:
 
 
 def parse_line(line: str, where: str) -> SourceItem:
+    id, text, metadata = parse_record(line, where)
+    if not text.strip():
+        return Skipped(id, "empty text")
+    return SourceText(id, text, metadata)
+
+
+def parse_record(line: str, where: str) -> tuple[str, str, dict[str, Any]]:
+    """(id, text, metadata) of one {"id", "text", "metadata"?} line; SourceError names what is
+    wrong. The one reading of a JSONL line, for `kb sync` and `kb import` alike."""
     try:
         record = json.loads(line)
     except ValueError as error:
@@ -82,7 +92,7 @@ def parse_line(line: str, where: str) -> SourceItem:
     unknown = set(record) - {"id", "text", "metadata"}
     if unknown:
         raise SourceError(f"{where}: unknown keys {sorted(unknown)}; use id, text, metadata")
-    # Without an id a line could not be matched with a stored document.
+    # Without an id a line could not be matched with a stored document (nor an import resumed).
     if not isinstance(record.get("id"), str) or not record["id"]:
         raise SourceError(f"{where}: 'id' must be a non-empty string")
     if not isinstance(record.get("text"), str):
@@ -90,6 +100,4 @@ def parse_line(line: str, where: str) -> SourceItem:
     metadata = record.get("metadata", {})
     if not isinstance(metadata, dict):
         raise SourceError(f"{where}: 'metadata' must be an object")
-    if not record["text"].strip():
-        return Skipped(record["id"], "empty text")
-    return SourceText(record["id"], record["text"], metadata)
+    return record["id"], record["text"], metadata
