@@ -9,6 +9,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+import numpy as np
+
 from domain.errors import ConflictError, ModelMismatchError, StorageError
 from domain.identity import not_reproduced, readable_model, short
 from domain.locking import ReadWriteLock
@@ -23,10 +25,11 @@ from domain.ports import (
     UnitOfWork,
     VectorIndex,
     VectorIndexFactory,
-    Vectors,
 )
 
 log = logging.getLogger(__name__)
+
+KEYWORD_PAGE = 1000  # documents read at a time to fill a keyword index
 
 
 @dataclass
@@ -67,27 +70,57 @@ class Catalog:
         self._lock = threading.Lock()
 
     def load(self, kb: KnowledgeBase) -> Slot:
-        """Build a slot from the vectors the store kept, unless one is already live."""
+        """Build a slot from what the store kept, unless one is already live."""
         slot = self._new_slot(kb)
-        kept = self._store.load_vectors(kb.name)
-        if kept is not None:  # else the indexes are the store's own, already complete
-            self._fill(kb, slot, *kept)
+        labels = self._store.chunk_labels(kb.name)
+        if labels is not None:  # else the indexes are the store's own, already complete
+            self._fill_vectors(kb, slot.index, labels)
+            self._fill_keywords(kb, slot.keywords)
         with self._lock:
             return self._slots.setdefault(kb.name, slot)
 
-    def _fill(self, kb: KnowledgeBase, slot: Slot, labels: Labels, vectors: Vectors) -> None:
-        if len(labels):
-            slot.index.expect(len(labels))
-            slot.index.add(labels, vectors)
-        chunks = self._store.stats(kb.name).chunk_count
-        if len(slot.index) != chunks:
+    def _fill_vectors(self, kb: KnowledgeBase, index: VectorIndex, labels: Labels) -> None:
+        """Bring `index` to hold exactly `labels`: from its own kept copy if it has one, with
+        what changed since read from the store; else every vector, streamed in batches."""
+        held = index.resume()
+        stale = np.setdiff1d(held, labels, assume_unique=True)
+        if len(stale):
+            index.remove(stale.tolist())
+        missing = np.setdiff1d(labels, held, assume_unique=True)
+        if len(missing):
+            if not len(held):
+                index.expect(len(missing))
+            for batch, vectors in self._store.load_vectors(kb.name, missing if len(held) else None):
+                index.add(batch, vectors)
+        if len(held) or len(stale):
+            log.info(
+                "knowledge base %r: vector index resumed from its kept copy of %d vectors, "
+                "%d removed and %d added since", kb.name, len(held), len(stale), len(missing),
+            )  # fmt: skip
+        if len(index) != len(labels):
             raise StorageError(
-                f"knowledge base {kb.name!r}: {chunks} chunks are stored but {len(slot.index)} "
+                f"knowledge base {kb.name!r}: {len(labels)} chunks are stored but {len(index)} "
                 "vectors were kept; the index cannot be rebuilt without re-embedding"
             )
+
+    def _fill_keywords(self, kb: KnowledgeBase, keywords: KeywordIndex) -> None:
+        """Bring `keywords` to hold every stored document: from its own kept copy if it has
+        one (the documents added or changed since read from the store), else every text."""
+        lacking = keywords.resume(self._digests(kb.name))
+        if lacking is None:
+            after: str | None = None
+            while page := self._store.list_documents(kb.name, KEYWORD_PAGE, after):
+                keywords.add([(doc.id, doc.text) for doc in page])
+                after = page[-1].id
+            return
+        for first in range(0, len(lacking), KEYWORD_PAGE):
+            ids = lacking[first : first + KEYWORD_PAGE]
+            keywords.add([(i, self._store.get_document(kb.name, i).text) for i in ids])
+
+    def _digests(self, kb: str) -> Iterator[tuple[str, str]]:
         after: str | None = None
-        while page := self._store.list_documents(kb.name, 1000, after):
-            slot.keywords.add([(doc.id, doc.text) for doc in page])
+        while page := self._store.list_digests(kb, KEYWORD_PAGE, after):
+            yield from ((digest.id, digest.content_hash) for digest in page)
             after = page[-1].id
 
     def _new_slot(self, kb: KnowledgeBase) -> Slot:
@@ -146,6 +179,8 @@ class Catalog:
             with self._lock:
                 if self._slots.get(name) is slot:
                     del self._slots[name]
+        slot.index.discard()
+        slot.keywords.discard()
 
     def usable(self, name: str) -> tuple[KnowledgeBase, Slot]:
         """The knowledge base and its slot; ModelMismatchError if another model built it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +18,8 @@ from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 
 Vectors = NDArray[np.float32]
 Labels = NDArray[np.int64]
+
+VECTOR_BATCH = 65_536  # rows per batch of `CatalogStore.load_vectors`: 96 MiB at 384 dimensions
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,18 @@ class VectorIndex(Protocol):
     def describe(self) -> IndexInfo:
         """What kind of index this is now and roughly how much memory it holds."""
 
+    def resume(self) -> Labels:
+        """Take back the copy this index kept of itself when last in use, if it keeps one (a
+        snapshot file beside its store), and return the labels it now holds: empty if none.
+
+        Called once, on a new empty index, before a load at start. The copy may be behind or
+        ahead of the store (a crash between the two): the caller removes the labels the store
+        no longer keeps and adds the ones missing, so labels must never be handed out twice.
+        """
+
+    def discard(self) -> None:
+        """The knowledge base is gone: delete whatever this index kept of itself."""
+
 
 VectorIndexFactory = Callable[[KnowledgeBase], VectorIndex]
 """Makes the vector index of one knowledge base (in RAM, or a view of a shared store)."""
@@ -139,6 +153,19 @@ class KeywordIndex(Protocol):
     def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
         """The query terms of `text` (no stop words), their document frequencies over the
         whole index, and which of them each of `document_ids` holds."""
+
+    def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
+        """Take back the copy this index kept of itself when last in use, if it keeps one (a
+        file beside its store), and bring it in line with `kept`: every (document id, content
+        hash of its text) the store holds, in ascending id order, streamed. Documents no longer
+        kept, or kept with another text, are forgotten; the ids of those it lacks are returned,
+        for the caller to add. None when nothing was kept: the caller adds every document.
+
+        Called once, on a new empty index, before a load at start.
+        """
+
+    def discard(self) -> None:
+        """The knowledge base is gone: delete whatever this index kept of itself."""
 
 
 KeywordIndexFactory = Callable[[KnowledgeBase], KeywordIndex]
@@ -260,21 +287,29 @@ class CatalogStore(KnowledgeBaseStore, DocumentLookup, Protocol):
     The one role whose answers differ per backend, by what the store keeps:
 
     - Durable and in-process (SQLite, the test fake): keeps every vector `add_documents` and
-      `replace_document` are given, and `load_vectors` returns them all.
-    - Volatile (in memory): keeps none, since the index holds them; `load_vectors` returns
-      empty arrays, right for a store that starts empty.
+      `replace_document` are given; `chunk_labels` and `load_vectors` return them all.
+    - Volatile (in memory): keeps none, since the index holds them; `chunk_labels` is empty,
+      right for a store that starts empty.
     - Shared with other processes (PostgreSQL): the vector and keyword indexes are tables of
-      the store itself; `load_vectors` returns None and nothing is loaded into this process.
+      the store itself; `chunk_labels` returns None and nothing is loaded into this process.
 
-    Keyword indexes are rebuilt from the documents' text (`list_documents`) unless it is None.
+    Keyword indexes are rebuilt from the documents' text (`list_documents`), or brought up to
+    date from their content hashes (`list_digests`), unless `chunk_labels` is None.
     """
 
-    def load_vectors(self, kb: str) -> tuple[Labels, Vectors] | None:
-        """All kept chunk labels and vectors of a knowledge base (empty if none are kept).
+    def chunk_labels(self, kb: str) -> Labels | None:
+        """Every kept chunk label of a knowledge base, ascending (empty if none are kept).
 
         None when the indexes live in the repository's own store and are shared (PostgreSQL):
         there is nothing to load into this process.
         """
+
+    def load_vectors(
+        self, kb: str, labels: Labels | None = None
+    ) -> Iterator[tuple[Labels, Vectors]]:
+        """The kept vectors of a knowledge base (of `labels` only, when given; labels not kept
+        are skipped) in batches of at most VECTOR_BATCH rows, ascending by label: a load never
+        holds every vector twice. Nothing for a store that keeps none."""
 
 
 class DocumentRepository(CatalogStore, DocumentStore, ChunkLookup, Protocol):

@@ -76,6 +76,8 @@ class ArchiveRestorer:
                 self._catalog.publish(name, slot)
             except BaseException:
                 self._catalog.discard(name)
+                slot.index.discard()
+                slot.keywords.discard()
                 raise
         log.info(
             "knowledge base %r restored: %d documents, %d chunks%s",
