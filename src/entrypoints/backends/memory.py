@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,36 @@ from entrypoints.settings import Settings
 
 DATABASE_FILE = "kb.sqlite3"
 IN_RAM = ":memory:"  # KB_DATA_DIR that keeps nothing on disk
+KEPT_INDEXES = "indexes"  # folder of KB_DATA_DIR with the indexes' kept copies of themselves
+KEPT_NAME = re.compile(r"(?P<kb>.+\.[0-9]+)\.(faiss|fts)(-wal|-shm|-journal)?")
+
+
+def kept_copy(data_dir: str, kb: KnowledgeBase, suffix: str) -> Path | None:
+    """Where an index of `kb` keeps a copy of itself between runs (None for :memory:): named
+    by the knowledge base and its creation instant, so one re-created under the same name
+    never takes another's copy."""
+    if data_dir == IN_RAM:
+        return None
+    instant = int(kb.created_at.timestamp() * 1_000_000)
+    return Path(data_dir) / KEPT_INDEXES / f"{kb.name}.{instant}{suffix}"
+
+
+def sweep_kept_copies(data_dir: str, repository: DocumentRepository) -> None:
+    """Delete kept copies of knowledge bases that are gone (removed while a copy was being
+    written, or restores a stopped process left unpublished): at start, before any is used."""
+    if data_dir == IN_RAM:
+        return
+    folder = Path(data_dir) / KEPT_INDEXES
+    folder.mkdir(exist_ok=True)
+    live: set[str] = set()
+    after: str | None = None
+    while page := repository.list_knowledge_bases(1000, after):
+        live |= {f"{kb.name}.{int(kb.created_at.timestamp() * 1_000_000)}" for kb in page}
+        after = page[-1].name
+    for path in folder.iterdir():
+        kept = KEPT_NAME.fullmatch(path.name)
+        if kept is None or kept["kb"] not in live:  # temporary files of a stopped writer too
+            path.unlink(missing_ok=True)
 
 
 def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
@@ -32,6 +63,7 @@ def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
         return
     repository = SqliteDocumentRepository(Path(data_dir) / DATABASE_FILE)
     try:
+        sweep_kept_copies(data_dir, repository)
         yield repository
     finally:
         repository.close()
