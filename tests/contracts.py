@@ -302,12 +302,25 @@ class DocumentRepositoryContract:
     def test_kept_vectors_belong_to_live_chunks_only(self, repo):
         self.add(repo, make_doc("a", [1, 2]), make_doc("b", [3]))
         repo.remove_documents("kb", ["a"])
-        kept = repo.load_vectors("kb")
-        if kept is None:
+        labels = repo.chunk_labels("kb")
+        if labels is None:
             return  # the store's own indexes hold the vectors: nothing to load
-        kept_labels, kept_vectors = kept
-        assert set(kept_labels.tolist()) <= {3}
+        assert set(labels.tolist()) <= {3}
+        kept_labels, kept_vectors = kept_vectors_of(repo, "kb")
+        assert kept_labels.tolist() == labels.tolist()
         assert kept_vectors.shape == (len(kept_labels), DIM)
+
+    def test_kept_vectors_load_in_batches_and_by_label(self, repo):
+        docs = [make_doc(f"d{i}", [10 + i]) for i in range(5)]
+        self.add(repo, *docs)
+        labels = repo.chunk_labels("kb")
+        if labels is None or not len(labels):
+            return  # nothing kept (shared or volatile stores)
+        assert labels.tolist() == [10, 11, 12, 13, 14]
+        whole = kept_vectors_of(repo, "kb")
+        some = kept_vectors_of(repo, "kb", np.array([14, 11, 99], dtype=np.int64))
+        assert some[0].tolist() == [11, 14]  # ascending; 99 is not kept
+        assert np.array_equal(some[1], whole[1][[1, 4]])
 
     def test_list_documents_with_a_filter_returns_matching_pages(self, repo):
         docs = [make_doc(f"d{i}", [i + 1], n=i, even=i % 2 == 0) for i in range(6)]
@@ -659,3 +672,11 @@ class JobStoreContract:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(write, range(100)))
         assert store.get("job").status is JobStatus.CANCELLED
+
+
+def kept_vectors_of(repo, kb, labels=None):
+    """Every batch of `repo.load_vectors` in one (labels, vectors) pair."""
+    batches = list(repo.load_vectors(kb, labels))
+    if not batches:
+        return np.zeros(0, np.int64), np.zeros((0, DIM), np.float32)
+    return np.concatenate([b[0] for b in batches]), np.vstack([b[1] for b in batches])

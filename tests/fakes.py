@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -117,10 +117,21 @@ class FakeEncoder(FakeEmbedder):
 class FakeVectorIndex:
     """Brute-force `VectorIndex` over a dict: the reference the FAISS adapter must match."""
 
-    def __init__(self, dimension: int) -> None:
+    def __init__(self, dimension: int, kept: dict[int, Vectors] | None = None) -> None:
         self._dimension = dimension
         self._vectors: dict[int, Vectors] = {}
         self.expected: list[int] = []  # every `expect` hint, for tests of who gives them
+        # Its "copy kept between runs": taken back by `resume`, emptied by `discard`.
+        self.kept = kept if kept is not None else {}
+        self.discarded = False
+
+    def resume(self) -> np.ndarray:
+        self._vectors = {label: vector.copy() for label, vector in self.kept.items()}
+        return np.array(sorted(self._vectors), dtype=np.int64)
+
+    def discard(self) -> None:
+        self.kept.clear()
+        self.discarded = True
 
     @property
     def dimension(self) -> int:
@@ -288,13 +299,18 @@ class FakeDocumentRepository:
         owners = {c.id: d for d in self._docs(kb).values() for c in d.chunks}
         return {label: owners[label] for label in chunk_ids if label in owners}
 
-    def load_vectors(self, kb: str) -> tuple[np.ndarray, Vectors]:
+    def chunk_labels(self, kb: str) -> np.ndarray:
         self._docs(kb)
+        return np.array(sorted(self.vectors[kb]), dtype=np.int64)
+
+    def load_vectors(
+        self, kb: str, labels: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, Vectors]]:
         kept = self.vectors[kb]
-        labels = np.array(sorted(kept), dtype=np.int64)
-        rows = [kept[int(label)] for label in labels]
-        dimension = self.kbs[kb].dimension
-        return labels, (np.vstack(rows) if rows else np.zeros((0, dimension), np.float32))
+        wanted = self.chunk_labels(kb) if labels is None else np.intersect1d(list(kept), labels)
+        for first in range(0, len(wanted), 2):  # tiny batches: callers must take several
+            batch = wanted[first : first + 2]
+            yield batch, np.vstack([kept[int(label)] for label in batch])
 
 
 class FakeKeywordIndex:
@@ -313,6 +329,12 @@ class FakeKeywordIndex:
     def remove(self, document_ids: Collection[str]) -> None:
         for doc_id in document_ids:
             self._words.pop(doc_id, None)
+
+    def resume(self, kept) -> list[str] | None:
+        return None
+
+    def discard(self) -> None:
+        return None
 
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from domain.errors import InvalidInputError
@@ -188,6 +188,12 @@ class NoKeywordIndex:
 
     def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
         raise _unavailable()
+
+    def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
+        return []
+
+    def discard(self) -> None:
+        return None
 
 
 def _unavailable() -> InvalidInputError:

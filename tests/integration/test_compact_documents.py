@@ -10,7 +10,7 @@ from adapters.memory import document_records as records
 from adapters.memory.chunk_owners import ChunkOwners
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite.repository import SqliteDocumentRepository
-from contracts import make_kb, unit_rows
+from contracts import kept_vectors_of, make_kb, unit_rows
 from domain.filters import parse_filter
 from domain.model import Chunk, Document, Span
 
@@ -164,7 +164,7 @@ def test_documents_reload_with_their_own_chunks_when_labels_interleave(tmp_path)
     assert {label: doc.id for label, doc in repo.documents_for_chunks("kb", range(9)).items()} == {
         2: "b", 3: "b", 5: "a", 6: "a", 7: "a"
     }  # fmt: skip
-    labels, vectors = repo.load_vectors("kb")
+    labels, vectors = kept_vectors_of(repo, "kb")
     assert labels.tolist() == [2, 3, 5, 6, 7]
     assert vectors.shape == (5, make_kb().dimension) and vectors.dtype == np.float32
     repo.close()

@@ -14,6 +14,7 @@ from adapters.faiss.index import FaissVectorIndex
 from adapters.memory.repository import InMemoryDocumentRepository
 from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.vectors import SqliteVectorStore
+from contracts import kept_vectors_of
 from domain.model import NewDocument
 from domain.ports import by_dimension
 from domain.search_request import SearchRequest
@@ -141,7 +142,7 @@ def test_a_compressed_knowledge_base_restarts_compressed_with_the_same_answers(t
 def test_the_vector_store_reads_committed_vectors_in_the_order_asked(stack):
     add([stack.service], 0, 3)
     labels = [doc.chunks[0].id for doc in stack.repository.list_documents("kb", 10)]
-    stored = stack.repository.load_vectors("kb")
+    stored = kept_vectors_of(stack.repository, "kb")
     assert stored is not None
     by_label = dict(zip(stored[0].tolist(), stored[1]))
     asked = np.array([labels[2], 999_999, labels[0]], dtype=np.int64)

@@ -11,7 +11,13 @@ import pytest
 from adapters.sqlite import texts as sqlite_texts
 from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from contracts import DocumentRepositoryContract, make_doc, make_kb, unit_rows
+from contracts import (
+    DocumentRepositoryContract,
+    kept_vectors_of,
+    make_doc,
+    make_kb,
+    unit_rows,
+)
 from domain.digests import content_hash
 from domain.errors import StorageError
 from domain.model import Layout
@@ -51,7 +57,7 @@ def test_everything_written_is_there_after_reopening(path):
     repo = reopen(repo, path)
     assert repo.get_document("kb", "a") == a
     assert repo.get_document("kb", "b").metadata == {"tag": "y"}
-    labels, kept = repo.load_vectors("kb")
+    labels, kept = kept_vectors_of(repo, "kb")
     assert labels.tolist() == [1, 2, 3]
     assert np.array_equal(kept, vectors)
     assert repo.allocate_chunk_ids(1) == [4]
@@ -66,7 +72,7 @@ def test_an_unpublished_knowledge_base_stays_unpublished_after_reopening(path):
     repo.add_documents("kb", [make_doc("b", [3])], unit_rows(1))
     repo = reopen(repo, path)
     assert [kb.name for kb in repo.list_knowledge_bases(10)] == ["kb"]
-    assert repo.load_vectors("kb")[0].tolist() == [3]  # loads beside an unpublished one
+    assert kept_vectors_of(repo, "kb")[0].tolist() == [3]  # loads beside an unpublished one
     assert repo.unpublished_knowledge_bases() == [("new", "job-1")]
     assert repo.remove_unpublished("new")
     repo = reopen(repo, path)
@@ -87,7 +93,7 @@ def test_removals_and_replacements_survive_reopening(path):
     repo = reopen(repo, path)
     assert [d.id for d in repo.list_documents("kb", 10)] == ["b"]
     assert [c.id for c in repo.get_document("kb", "b").chunks] == [3, 4]
-    assert repo.load_vectors("kb")[0].tolist() == [3, 4]
+    assert kept_vectors_of(repo, "kb")[0].tolist() == [3, 4]
     assert [kb.name for kb in repo.list_knowledge_bases(10)] == ["kb"]
     repo.close()
 
@@ -102,7 +108,7 @@ def test_each_knowledge_base_reloads_its_own_documents_and_vectors(path):
     repo.add_documents("big", [make_doc("c", [5], tag="x")], big[3:])
     repo = reopen(repo, path)
     for name, labels, vectors in [("big", [1, 2, 4, 5], big), ("small", [3, 6], small)]:
-        kept_labels, kept = repo.load_vectors(name)
+        kept_labels, kept = kept_vectors_of(repo, name)
         assert kept_labels.tolist() == labels
         assert np.array_equal(kept, vectors)
     assert {k: d.id for k, d in repo.documents_for_chunks("big", range(8)).items()} == {
@@ -233,7 +239,7 @@ def test_a_database_of_the_first_schema_version_is_migrated_and_loads(path):
     first_version_database(path, make_kb(), document, vectors)
     repo = SqliteDocumentRepository(path)
     assert repo.get_document("kb", "a") == document
-    labels, kept = repo.load_vectors("kb")
+    labels, kept = kept_vectors_of(repo, "kb")
     assert labels.tolist() == [1, 2, 3] and np.array_equal(kept, vectors)
     repo.close()
     with sqlite3.connect(path) as db:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Sequence
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from adapters.faiss import compressed, ivf, rebuild
 from adapters.faiss.bulk import BulkLoad
 from adapters.faiss.compressed import VectorStore
+from adapters.faiss.kept import KeptCopy
 from adapters.heap import release_free_memory
 from domain.ports import IndexInfo, Labels, Vectors
 
@@ -47,6 +49,7 @@ class FaissVectorIndex:
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
         store: VectorStore | None = None,
+        kept: Path | None = None,
     ) -> None:
         if ann_threshold < 1 or compress_threshold < 1:
             raise ValueError("ann_threshold and compress_threshold must be at least 1")
@@ -62,6 +65,7 @@ class FaissVectorIndex:
         self._builder: threading.Thread | None = None
         self._failed_at: int | None = None
         self._bulk: BulkLoad | None = None  # while `expect`ed vectors go straight into IVF
+        self._kept = None if kept is None else KeptCopy(kept, self._mutex, lambda: self._current)
 
     @property
     def dimension(self) -> int:
@@ -117,6 +121,7 @@ class FaissVectorIndex:
             if self._changes is not None:
                 self._changes.append((labels.copy(), vectors.copy()))
             self._maybe_rebuild()
+            self._changed(len(labels))
 
     def expect(self, count: int) -> None:
         """About `count` vectors are about to be added to this empty index, in one or more
@@ -142,6 +147,8 @@ class FaissVectorIndex:
             release_free_memory()  # the exact index that held the training sample
         if self._bulk.complete(self._current):
             self._bulk = None
+            if self._kept is not None:  # the build a restart would otherwise do again
+                self._kept.built(approximate=True, wait=False)
 
     def remove(self, labels: Collection[int]) -> int:
         keys = np.fromiter(labels, dtype=np.int64, count=len(labels))
@@ -153,6 +160,7 @@ class FaissVectorIndex:
             if removed and self._changes is not None:
                 self._changes.append((keys, None))
             self._maybe_rebuild()
+            self._changed(removed)
         return removed
 
     def get(self, labels: Sequence[int]) -> Vectors:
@@ -197,6 +205,35 @@ class FaissVectorIndex:
                 return False
         return True
 
+    # The copy kept between runs (adapters.faiss.kept)
+
+    def resume(self) -> Labels:
+        """Take back the kept copy, if any: the labels it holds (see `VectorIndex.resume`)."""
+        with self._mutex:
+            if self._kept is None or len(self) or self._bulk or self._builder:
+                return np.sort(ivf.all_labels(self._current))
+            index = self._kept.read(self._dimension, compressed_ok=self._store is not None)
+            if index is None:
+                return np.zeros(0, dtype=np.int64)
+            labels = np.sort(ivf.all_labels(index))
+            self._current, self._trained_for = index, int(index.ntotal)
+            self._highest = int(labels[-1]) if len(labels) else -1
+        return labels
+
+    def discard(self) -> None:
+        if self._kept is not None:
+            self._kept.discard()
+
+    def close(self) -> None:
+        """At shutdown: write the copy if the index changed since it was written."""
+        if self._kept is not None:
+            self._kept.close(self.approximate and self._bulk is None)
+
+    def _changed(self, count: int) -> None:
+        """`count` vectors were added or removed; the caller holds `self._mutex`."""
+        if self._kept is not None and count:
+            self._kept.changed(count, len(self), self.approximate and self._bulk is None)
+
     # Rebuilding
 
     def _compressing(self, count: int) -> bool:
@@ -239,6 +276,8 @@ class FaissVectorIndex:
                     self._swap(target)
                     del target
                     release_free_memory()  # the replaced index and the copies made
+                    if self._kept is not None:
+                        self._kept.built(self.approximate, wait=True)
         except Exception:
             log.exception("rebuilding the vector index failed; keeping the current one")
             self._failed_at = len(self)

@@ -62,6 +62,14 @@ class ChunkOwners:
             if position >= 0
         ]
 
+    def labels(self) -> NDArray[np.int64]:
+        """Every label held, ascending (a copy)."""
+        held = self._labels[: self._size]
+        if not self._holes:
+            return held.copy()
+        live: NDArray[np.bool_] = self._owners[: self._size] != None  # noqa: E711  # elementwise
+        return held[live]
+
     def _positions(self, keys: NDArray[np.int64]) -> NDArray[np.int64]:
         """Where each key is held, -1 where it is not (absent, or a hole)."""
         held = self._labels[: self._size]

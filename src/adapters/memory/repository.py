@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -266,7 +266,20 @@ class InMemoryDocumentRepository:
                 found[label] = document
             return found
 
-    def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
+    def chunk_labels(self, kb: str) -> Labels:
+        """None kept (the index holds the vectors, and a new process starts empty)."""
         with self._lock:
-            dimension = self._shelf(kb).kb.dimension
-        return np.zeros(0, np.int64), np.zeros((0, dimension), np.float32)
+            self._shelf(kb)
+        return np.zeros(0, np.int64)
+
+    def load_vectors(
+        self, kb: str, labels: Labels | None = None
+    ) -> Iterator[tuple[Labels, Vectors]]:
+        with self._lock:
+            self._shelf(kb)
+        return iter(())
+
+    def labels_of(self, kb: str) -> Labels:
+        """Every chunk label of `kb`, ascending: what a journal behind this cache keeps."""
+        with self._lock:
+            return self._shelf(kb).owners.labels()

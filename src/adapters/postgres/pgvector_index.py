@@ -76,6 +76,17 @@ class PgVectorIndex:
     def expect(self, count: int) -> None:
         """Nothing to prepare: the rows are the index, and HNSW builds in the background."""
 
+    def resume(self) -> Labels:
+        """The rows are the index, kept by the database itself: every label they hold."""
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT label FROM kb_vectors WHERE kb = %s ORDER BY label", (self._kb,)
+            ).fetchall()
+        return np.array([label for (label,) in rows], dtype=np.int64)
+
+    def discard(self) -> None:
+        """Nothing of its own to delete: the rows go with the knowledge base."""
+
     def add(self, labels: Labels, vectors: Vectors) -> None:
         if not len(labels):
             return

@@ -2,12 +2,12 @@
 
 Vectors are not kept here: the `postgres` backend's vector and keyword indexes
 (PgVectorIndex, PgKeywordIndex) are tables of the same database, written in the same
-transaction (PostgresDatabase.transaction), so `load_vectors` answers None: nothing to load.
+transaction (PostgresDatabase.transaction), so `chunk_labels` answers None: nothing to load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -291,10 +291,16 @@ class PostgresDocumentRepository:
             found[int(row[0])] = document
         return found
 
-    def load_vectors(self, kb: str) -> tuple[Labels, Vectors] | None:
+    def chunk_labels(self, kb: str) -> Labels | None:
         with self._db.connection() as conn:
             require_kb(conn, kb)
         return None  # the vectors are the index's own table: nothing to load
+
+    def load_vectors(
+        self, kb: str, labels: Labels | None = None
+    ) -> Iterator[tuple[Labels, Vectors]]:
+        """Nothing: the vectors are the index's own table, never loaded into a process."""
+        return iter(())
 
     def ping(self) -> None:
         self._db.ping()

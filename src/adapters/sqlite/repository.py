@@ -6,7 +6,7 @@ import json
 import sqlite3
 import sys
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from domain.errors import (
 from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
+
+NEXT = "next_chunk_id"  # the counters row of the next chunk label
 
 
 class SqliteDocumentRepository:
@@ -84,7 +86,8 @@ class SqliteDocumentRepository:
         for kb, loaded in scans.document_records(self._db, self._path, self._names()).items():
             self._cache.load_records(kb, loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
-        self._next_id = int(top) + 1
+        (kept,) = self._db.execute(f"SELECT value FROM counters WHERE name = '{NEXT}'").fetchone()
+        self._next_id = max(int(top) + 1, int(kept))
         release_free_memory()  # the rows read: without it their pages stay resident
 
     # Reads: the cache answers, and the file gives the texts of the documents returned. Both
@@ -251,17 +254,29 @@ class SqliteDocumentRepository:
             removed = self._cache.remove_documents(kb, present)
             return texts.with_texts(self._path, kb, removed, known)
 
-    def load_vectors(self, kb: str) -> tuple[Labels, Vectors]:
-        """Every kept vector of `kb`, read row by row into one array sized up front."""
-        with self._lock:
-            count = self._cache.stats(kb).chunk_count
-            dimension = self._cache.get_knowledge_base(kb).dimension
-            # Most of the file: a scan in rowid order beats an index walk (see `scans`).
-            published = self._cache.list_knowledge_bases(sys.maxsize)
-            total = sum(self._cache.stats(other.name).chunk_count for other in published)
-            labels, vectors = scans.vectors(self._db, kb, count, dimension, count * 2 > total)
+    def chunk_labels(self, kb: str) -> Labels:
+        return self._cache.labels_of(kb)
+
+    def load_vectors(
+        self, kb: str, labels: Labels | None = None
+    ) -> Iterator[tuple[Labels, Vectors]]:
+        """The kept vectors of `kb` (or of `labels`) in batches, through a read-only connection
+        of its own: a load at start does not hold the repository's lock for minutes."""
+        db = scans.reader(self._path)
+        try:
+            with self._lock:  # the file's snapshot and the labels taken at one moment
+                db.execute("SELECT 1 FROM chunks LIMIT 1").fetchall()
+                dimension = self._cache.get_knowledge_base(kb).dimension
+                kept = self._cache.labels_of(kb)
+                wanted = kept if labels is None else np.intersect1d(kept, labels)
+                # Most of the file: a scan in rowid order beats lookups (see `scans`).
+                published = self._cache.list_knowledge_bases(sys.maxsize)
+                total = sum(self._cache.stats(other.name).chunk_count for other in published)
+            whole = labels is None and len(wanted) * 2 > total
+            yield from scans.vectors(db, kb, wanted, dimension, whole)
+        finally:
+            db.close()
         release_free_memory()
-        return labels, vectors
 
     def _insert(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
         self._db.executemany(
@@ -270,6 +285,11 @@ class SqliteDocumentRepository:
             [sqlite_rows.document_row(kb, doc) for doc in documents],
         )
         chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]
+        if chunks:  # labels are never handed out again, not even after a restart
+            top = max(chunk.id for _, chunk in chunks) + 1
+            self._db.execute(
+                f"UPDATE counters SET value = MAX(value, ?) WHERE name = '{NEXT}'", (top,)
+            )
         blobs = np.ascontiguousarray(vectors, dtype=np.float32)
         self._db.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",

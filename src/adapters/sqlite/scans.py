@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from adapters.memory import document_records as records
 from adapters.sqlite import rows as sqlite_rows
 from domain.digests import digest_bytes
 from domain.errors import StorageError
-from domain.ports import Labels, Vectors
+from domain.ports import VECTOR_BATCH, Labels, Vectors
 
 
 def document_records(
@@ -64,26 +64,69 @@ def document_records(
     return loaded
 
 
+def reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection in a read transaction, for `vectors`: its snapshot of the file
+    is taken at its first read (WAL: writers go on beside it); the caller closes it."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    db.execute("BEGIN")
+    return db
+
+
 def vectors(
-    db: sqlite3.Connection, kb: str, count: int, dimension: int, most_of_the_file: bool
-) -> tuple[Labels, Vectors]:
-    """The `count` kept vectors of `kb`, read row by row into one array sized up front."""
-    labels = np.empty(count, dtype=np.int64)
-    found = np.empty((count, dimension), dtype=np.float32)
-    # reshape(-1): a memoryview of a (0, d) array cannot be cast (an empty KB at start)
-    target = found.reshape(-1).data.cast("B")
-    width = dimension * 4
-    # Most of the file: "+kb" keeps SQLite off the (kb, document_id) index, for a scan
-    # in rowid order instead of rows in random order. A small part: the index.
-    column = "+kb" if most_of_the_file else "kb"
-    rows = db.execute(f"SELECT id, vector FROM chunks WHERE {column} = ? ORDER BY id", (kb,))
-    rows.row_factory = None
-    done = 0
-    for done, (label, blob) in enumerate(rows, start=1):
-        if done > count or len(blob) != width:
-            raise StorageError(f"knowledge base {kb!r}: the stored vectors do not match")
-        labels[done - 1] = label
-        target[(done - 1) * width : done * width] = blob
-    if done != count:
-        raise StorageError(f"knowledge base {kb!r}: the stored vectors do not match")
-    return labels, found
+    db: sqlite3.Connection, kb: str, labels: Labels, dimension: int, whole: bool
+) -> Iterator[tuple[Labels, Vectors]]:
+    """The vectors of `labels` (ascending, all kept in `kb`) in batches of VECTOR_BATCH rows;
+    StorageError unless every one is found.
+
+    `whole` (`labels` are all of `kb`, most of the file): one scan in rowid order ("+kb"
+    keeps SQLite off the (kb, document_id) index, which would read the rows in random order).
+    Else rowid lookups in ascending order, a batch at a time.
+    """
+    try:
+        if whole:
+            rows = db.execute("SELECT id, vector FROM chunks WHERE +kb = ? ORDER BY id", (kb,))
+            yield from _batches(rows, kb, labels, dimension)
+            return
+        for first in range(0, len(labels), VECTOR_BATCH):
+            wanted = labels[first : first + VECTOR_BATCH]
+            rows = db.execute(READ_SOME, (kb, json.dumps(wanted.tolist())))
+            yield from _batches(rows, kb, wanted, dimension)
+    except sqlite3.Error as error:
+        raise StorageError(f"reading the vectors of {kb!r}: {error}") from error
+
+
+READ_SOME = (
+    "SELECT id, vector FROM chunks WHERE kb = ? AND id IN (SELECT value FROM json_each(?)) "
+    "ORDER BY id"
+)
+
+
+def _batches(
+    rows: Iterable[tuple[int, bytes]], kb: str, labels: Labels, dimension: int
+) -> Iterator[tuple[Labels, Vectors]]:
+    """Rows (label, float32 blob) as (labels, vectors) batches; StorageError unless the rows
+    are exactly `labels`, in order."""
+    width, done = dimension * 4, 0
+    batch: list[bytes] = []
+    for label, blob in rows:
+        if done + len(batch) >= len(labels) or label != labels[done + len(batch)]:
+            raise _disagree(kb)
+        if len(blob) != width:
+            raise _disagree(kb)
+        batch.append(blob)
+        if len(batch) == VECTOR_BATCH:
+            yield labels[done : done + len(batch)], _matrix(batch, dimension)
+            done, batch = done + len(batch), []
+    if batch:
+        yield labels[done : done + len(batch)], _matrix(batch, dimension)
+        done += len(batch)
+    if done != len(labels):
+        raise _disagree(kb)
+
+
+def _matrix(blobs: list[bytes], dimension: int) -> Vectors:
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)
+
+
+def _disagree(kb: str) -> StorageError:
+    return StorageError(f"knowledge base {kb!r}: the stored vectors do not match")

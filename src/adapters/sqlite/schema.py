@@ -101,6 +101,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN report TEXT;
     """,
+    # The next chunk label to hand out, kept across restarts: MAX(id) + 1 would hand the
+    # labels of the last chunks removed out again, and an index's kept copy (a FAISS file)
+    # may still hold them with their old vectors.
+    """
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO counters SELECT 'next_chunk_id', COALESCE(MAX(id), 0) + 1 FROM chunks;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.vectors import SqliteVectorStore
 from domain.jobs import JobStore
 from domain.model import KnowledgeBase
-from domain.ports import DocumentRepository, VectorIndexFactory, by_dimension
+from domain.ports import DocumentRepository, VectorIndex, VectorIndexFactory
 from entrypoints.settings import Settings
 
 DATABASE_FILE = "kb.sqlite3"
@@ -95,16 +95,29 @@ def vector_store(
         store.close()
 
 
-def faiss_indexes(settings: Settings, store: SqliteVectorStore | None) -> VectorIndexFactory:
-    """FAISS indexes that compress past KB_COMPRESS_THRESHOLD when the file holds the vectors."""
-    return by_dimension(
-        functools.partial(
-            FaissVectorIndex,
+def faiss_indexes(
+    settings: Settings, store: SqliteVectorStore | None
+) -> Iterator[VectorIndexFactory]:
+    """FAISS indexes that compress past KB_COMPRESS_THRESHOLD when the file holds the vectors
+    and keep a copy of themselves in KB_DATA_DIR/indexes; each writes it at shutdown if due."""
+    made: weakref.WeakSet[FaissVectorIndex] = weakref.WeakSet()
+
+    def make(kb: KnowledgeBase) -> VectorIndex:
+        index = FaissVectorIndex(
+            kb.dimension,
             ann_threshold=settings.ann_threshold,
             compress_threshold=settings.compress_threshold,
             store=store,
+            kept=kept_copy(settings.data_dir, kb, ".faiss"),
         )
-    )
+        made.add(index)
+        return index
+
+    try:
+        yield make
+    finally:
+        for index in list(made):
+            index.close()
 
 
 def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
@@ -135,7 +148,7 @@ class MemoryBackend(containers.DeclarativeContainer):
     vectors = providers.Resource(
         vector_store, data_dir=settings.provided.data_dir, repository=repository
     )
-    index_factory = providers.Callable(faiss_indexes, settings=settings, store=vectors)
+    index_factory = providers.Resource(faiss_indexes, settings=settings, store=vectors)
     keyword_factory = providers.Object(fts5_keywords)
     job_store = providers.Resource(
         memory_job_store, data_dir=settings.provided.data_dir, repository=repository
