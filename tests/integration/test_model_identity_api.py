@@ -11,7 +11,7 @@ import pytest
 import postgres
 from adapters.postgres import schema as postgres_schema
 from adapters.sqlite import schema as sqlite_schema
-from aging import columns_since
+from aging import undo_since
 from entrypoints.app import close_app
 from entrypoints.backends.memory import DATABASE_FILE
 from fakes import FakeEmbedder
@@ -58,16 +58,16 @@ def age(backend: str, data_dir: Path) -> None:
     if backend == "memory":
         version = before_fingerprints(sqlite_schema.MIGRATIONS)
         with sqlite3.connect(data_dir / DATABASE_FILE) as db:
-            for table, column in columns_since(sqlite_schema.MIGRATIONS, version):
-                db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+            for statement in undo_since(sqlite_schema.MIGRATIONS, version):
+                db.execute(statement)
             db.execute("UPDATE knowledge_bases SET model = ?", (OLD_PATH,))
             db.execute(f"PRAGMA user_version = {version}")
         db.close()
         return
     with psycopg.connect(postgres.database_url(), autocommit=True) as conn:
         version = before_fingerprints(postgres_schema.MIGRATIONS)
-        for table, column in columns_since(postgres_schema.MIGRATIONS, version):
-            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        for statement in undo_since(postgres_schema.MIGRATIONS, version):
+            conn.execute(statement)
         conn.execute("UPDATE kb_knowledge_bases SET model = %s", (OLD_PATH,))
         conn.execute("UPDATE kb_schema SET version = %s", (version,))
 
