@@ -1,7 +1,9 @@
-"""Large knowledge bases: recall, latency, build time, memory and restart time, 100k and 1M chunks.
+"""Large knowledge bases: recall, latency, build time, memory and two starts, up to 10M chunks.
 
     python -m bench.scale [--sizes 100000,1000000] [--queries 300] [--cache-dir DIR]
-        [--model FOLDER] [--restart-size 1000000 | --no-restart] [--data-dir DIR] [--noise 0.05]
+        [--model FOLDER] [--restart-size 1000000 | --no-restart] [--data-dir DIR]
+        [--fresh-indexes] [--write-with sqlite|repository] [--noise 0.05]
+        [--start-timeout S] [--ann-timeout S] [--settle-timeout S] [--stop-timeout S]
 
 1. Real embeddings, once: every WordNet gloss of Debian's `wordnet-base` (/usr/share/wordnet,
    the text after '|'; `apt-get install -y wordnet-base`), in bench.corpus's seeded order,
@@ -11,19 +13,19 @@
    noise of --noise per dimension, re-normalised; the default puts a copy at cosine ~0.71 from
    its gloss, as far as a gloss's own nearest neighbour typically is) until N; texts repeat with
    a " (round k)" suffix.
-3. Through the adapter (`FaissVectorIndex`, in this process), per size:
-   exact search p50/p99 (one thread), the flat `add` time, the background IVF build time (and
-   search p50 while it runs), then recall@10 against exact search (faiss.knn) and p50/p99 at the
-   default probes and a sweep of `probes`, and the index's own memory estimate.
+3. Through the adapter (`FaissVectorIndex`, in this process), per --sizes (at most 2,000,000:
+   these hold the whole corpus in RAM): exact search p50/p99 (one thread), the flat `add`
+   time, the background IVF build time (and search p50 while it runs), then recall@10 against
+   exact search (faiss.knn) and p50/p99 at the default probes and a sweep of `probes`, and the
+   index's own memory estimate.
 4. Resident memory: a fresh subprocess loads the vectors, adds them, drops its copy, waits for
    the IVF index and reports its RSS beyond its start (python, numpy, faiss loaded) and peak.
-5. Restart (at --restart-size): the data dir is written directly with
-   `SqliteDocumentRepository` (real texts and vectors, no embedding), then `kb serve` starts
-   with KB_DATA_DIR and KB_EMBEDDING_MODEL=<L6 folder>; it reports the time to /readyz 200,
-   when GET /v1/knowledge-bases/{kb} reports the "ivf" index after that, HTTP search p50/p99
-   by vector while it builds and after, recall@10 of those HTTP hits (document ids) against
-   exact search, the worker's RSS and CPU time at ready, the machine's load average, and the
-   same for an empty data dir (the model's share).
+5. Two starts of `kb serve` at --restart-size (bench.scale_restart): the corpus is streamed
+   block by block (bench.scale_data: exact truth merged per block, the data dir written with
+   plain sqlite3 in the repository's rows, or --write-with repository), so the bench process
+   stays small at 10M; then a first start and, after a graceful stop, a restart on the same
+   data dir, each with time to ready, HTTP search latency and recall@10, worker RSS (peak
+   too) and CPU, index type and memory, and disk per chunk (SQLite + KB_DATA_DIR/indexes).
 
 Figures are noisy on a shared 2-core machine: ratios within one run are the reliable part.
 """
