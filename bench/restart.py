@@ -301,9 +301,7 @@ class Start:
 def start_server(
     data_dir: Path, model: str, timeout: float = STARTUP_TIMEOUT
 ) -> tuple[Server, Start]:
-    """Start `kb serve` on `data_dir`; return it once /readyz says 200, with the timings.
-
-    BenchError if it is not ready within `timeout` seconds (or exits)."""
+    """Start `kb serve` on `data_dir`; return it once /readyz says 200 (within `timeout` s)."""
     port = free_port()
     env = dict(os.environ)
     env.update(

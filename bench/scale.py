@@ -270,7 +270,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--data-dir", type=Path, help="write the restart's data dir here; reused if it has one")
     add("--fresh-indexes", action="store_true", help="delete DATA_DIR/indexes before starting")
     add("--write-with", choices=sorted(WRITERS), default="sqlite", help="default sqlite")
-    add("--start-timeout", type=float, default=1800.0, help="seconds to /readyz (1800)")
+    add("--start-timeout", type=float, default=3600.0, help="seconds to /readyz (3600)")
     add("--ann-timeout", type=float, default=3600.0, help="seconds from ready to IVF (3600)")
     add("--settle-timeout", type=float, default=1800.0, help="for the kept copies (1800)")
     add("--stop-timeout", type=float, default=900.0, help="SIGTERM to exit (900)")

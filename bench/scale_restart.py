@@ -72,6 +72,8 @@ def prepare(
         check_counts(data_dir, count)
         written = round(time.monotonic() - started, 1)
         print(f"  data dir written in {written:.0f} s (with {args.write_with})", flush=True)
+    else:
+        print(f"  reused {data_dir}: exact truth in {time.monotonic() - started:.0f} s", flush=True)
     ids = ids_of_rows(rows.ravel().tolist())
     gc.collect()
     return [{ids[row] for row in found} for found in rows.tolist()], written
@@ -196,7 +198,6 @@ def one_start(
     """Start on `data_dir`, measure, wait for the kept copies, stop gracefully."""
     kept_before = sum(size for size, _ in kept_files(data_dir).values())
     server, start = start_server(data_dir, args.model, timeout=args.start_timeout)
-    stopped: dict[str, Any] = {}
     try:
         kb = knowledge_base(server)
         if kb["document_count"] != args.restart_size or kb["chunk_count"] != args.restart_size:
