@@ -306,9 +306,10 @@ def report_start(label: str, figures: dict[str, Any], count: int) -> None:
 
 def report_restart(result: dict[str, Any], count: int) -> None:
     print(f"\n== two starts with {count:,} chunks (kb serve, gunicorn) ==")
+    written = result["write_seconds"]
     print(
-        f"data dir written {result['write_seconds']} s with {result['write_with']} (None: "
-        f"reused); bench process peak {mb(result['bench_peak_rss'])}; empty data dir: ready "
+        (f"data dir written in {written} s with {result['write_with']}" if written else "reused")
+        + f"; bench process peak {mb(result['bench_peak_rss'])}; empty data dir: ready "
         f"{result['empty_ready_seconds']} s, worker {mb(result['empty_rss'])}"
     )
     first = (
