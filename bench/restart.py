@@ -298,8 +298,10 @@ class Start:
     cpu_seconds: float  # CPU time (user + system) the worker had used when it was ready
 
 
-def start_server(data_dir: Path, model: str) -> tuple[Server, Start]:
-    """Start `kb serve` on `data_dir`; return it once /readyz says 200, with the timings."""
+def start_server(
+    data_dir: Path, model: str, timeout: float = STARTUP_TIMEOUT
+) -> tuple[Server, Start]:
+    """Start `kb serve` on `data_dir`; return it once /readyz says 200 (within `timeout` s)."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -338,8 +340,8 @@ def start_server(data_dir: Path, model: str) -> tuple[Server, Start]:
                 if status == 200:
                     seconds = time.monotonic() - started
                     break
-            if time.monotonic() - started > STARTUP_TIMEOUT:
-                raise BenchError(f"not ready within {STARTUP_TIMEOUT:.0f} s:\n{server.tail()}")
+            if time.monotonic() - started > timeout:
+                raise BenchError(f"not ready within {timeout:.0f} s:\n{server.tail()}")
             time.sleep(POLL_SECONDS)
         return server, Start(
             seconds, body, server.worker_rss(), load_average, server.worker_cpu_seconds()
