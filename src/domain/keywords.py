@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from domain.errors import InvalidInputError
@@ -179,6 +179,12 @@ class NoKeywordIndex:
         return None
 
     def remove(self, document_ids: Collection[str]) -> None:
+        return None
+
+    def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
+        return []  # nothing to hold, so nothing lacks
+
+    def discard(self) -> None:
         return None
 
     def search(

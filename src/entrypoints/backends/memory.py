@@ -19,7 +19,12 @@ from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.vectors import SqliteVectorStore
 from domain.jobs import JobStore
 from domain.model import KnowledgeBase
-from domain.ports import DocumentRepository, VectorIndexFactory, by_dimension
+from domain.ports import (
+    DocumentRepository,
+    KeywordIndexFactory,
+    VectorIndexFactory,
+    by_dimension,
+)
 from entrypoints.settings import Settings
 
 DATABASE_FILE = "kb.sqlite3"
@@ -107,9 +112,10 @@ def faiss_indexes(settings: Settings, store: SqliteVectorStore | None) -> Vector
     )
 
 
-def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
-    """Each knowledge base's keyword index lives in this process (rebuilt at start)."""
-    return Fts5KeywordIndex()
+def fts5_keywords(settings: Settings) -> KeywordIndexFactory:
+    """Each knowledge base's keyword index, in a file of KB_DATA_DIR/indexes that it takes
+    back at the next start (a private temporary one for :memory:, rebuilt at start)."""
+    return lambda kb: Fts5KeywordIndex(kept_copy(settings.data_dir, kb, ".fts"))
 
 
 def check_file(data_dir: str) -> None:
@@ -136,7 +142,7 @@ class MemoryBackend(containers.DeclarativeContainer):
         vector_store, data_dir=settings.provided.data_dir, repository=repository
     )
     index_factory = providers.Callable(faiss_indexes, settings=settings, store=vectors)
-    keyword_factory = providers.Object(fts5_keywords)
+    keyword_factory = providers.Callable(fts5_keywords, settings=settings)
     job_store = providers.Resource(
         memory_job_store, data_dir=settings.provided.data_dir, repository=repository
     )
