@@ -489,9 +489,7 @@ class KeywordIndexContract:
         assert _answers(second) == _answers(fresh)
         assert [d for d, _ in second.search("friends lighthouse", 5)] == ["b"]
 
-    def test_discard_deletes_the_copy_and_later_calls_never_bring_it_back(
-        self, make_kept_keywords
-    ):
+    def test_discard_deletes_the_copy_and_later_calls_never_bring_it_back(self, make_kept_keywords):
         first = _first_run(make_kept_keywords, KEPT_DOCS)
         first.discard()
         first.add([("z", "A zebra crossing")])
