@@ -102,7 +102,9 @@ def test_a_restart_takes_back_the_file_and_scores_as_a_fresh_build(tmp_path):
     assert answers(second) == answers(fresh(docs))  # equal scores, not merely close
 
 
-def test_changes_while_down_are_caught_by_their_content_hashes(tmp_path):
+@pytest.mark.parametrize("page", [7, 1000, fts_file.PAGE])
+def test_changes_while_down_are_caught_by_their_content_hashes(tmp_path, monkeypatch, page):
+    monkeypatch.setattr(fts_file, "PAGE", page)  # pages of either side end anywhere
     path = tmp_path / "kb.1.fts"
     docs = corpus(2000)
     stop(start(path, docs)[0])
@@ -116,6 +118,27 @@ def test_changes_while_down_are_caught_by_their_content_hashes(tmp_path):
     stop(index)
     again, lacking = start(path, now)
     assert lacking == [] and answers(again) == answers(fresh(now))
+
+
+@pytest.mark.parametrize("page", [3, fts_file.PAGE])
+@pytest.mark.parametrize(
+    "keep",
+    [
+        lambda doc_id: doc_id in ("d00000", "d01999"),  # long runs of rows to forget
+        lambda doc_id: doc_id > "d01990",  # the first pages hold nothing kept
+        lambda doc_id: doc_id < "d00010",  # nothing kept after the first page
+    ],
+)
+def test_a_store_that_kept_few_documents_leaves_only_those(tmp_path, monkeypatch, page, keep):
+    monkeypatch.setattr(fts_file, "PAGE", page)
+    path = tmp_path / "kb.1.fts"
+    docs = corpus(2000)
+    stop(start(path, docs)[0])
+    now = {doc_id: text for doc_id, text in docs.items() if keep(doc_id)}
+    now |= corpus(5, seed=9, prefix="c") | corpus(5, seed=9, prefix="e")
+    index, lacking = start(path, now)
+    assert lacking == sorted(corpus(5, seed=9, prefix="c") | corpus(5, seed=9, prefix="e"))
+    assert len(index) == len(now) and answers(index) == answers(fresh(now))
 
 
 def test_too_many_lacking_rebuilds_from_scratch(tmp_path, monkeypatch):
@@ -220,3 +243,12 @@ def test_a_file_left_by_a_killed_writer_opens_and_is_brought_in_line(tmp_path, w
     index, lacking = start(path, docs)
     assert lacking is not None and len(index) == len(docs)
     assert answers(index) == answers(fresh(docs))
+
+
+def test_a_file_holding_no_kept_text_is_rebuilt_whole(tmp_path):
+    path = tmp_path / "kb.1.fts"
+    stop(start(path, corpus(300))[0])
+    now = corpus(300, seed=4)  # the same ids, every text another
+    index, lacking = start(path, now)
+    assert lacking is None
+    assert len(index) == 300 and answers(index) == answers(fresh(now))

@@ -13,12 +13,14 @@ another layout, is truncated or fails to read is deleted and the index rebuilt.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
-from domain.digests import digest_bytes
+from domain.digests import HASH_PREFIX
 
 CACHE_KIB = 2048  # SQLite's own default page cache, made explicit: the RAM it may hold
 PAGE_BYTES = 32768
@@ -94,45 +96,80 @@ def delete(path: Path) -> None:
 
 
 def reconcile(db: sqlite3.Connection, kept: Iterable[tuple[str, str]]) -> Reconciled:
-    """Merge-join the kept rows, in id order, with `kept` (id, content hash) in the same
-    order, a page of rows at a time: rows not kept or kept with another text are deleted,
-    ids without a row listed. Memory holds one page and the list of ids lacking.
+    """Merge the kept rows with `kept` (id, content hash), both in id order, a page at a
+    time: rows not kept or kept with another text are deleted, ids without a row listed.
+    Memory holds a page of each side and the ids lacking, whatever the number of documents.
 
     Document ids hold no lone surrogates (domain.model), so Python's order of str, by code
     point, is SQLite's BINARY order of their UTF-8 bytes: one order on both sides.
     """
-    wanted = _ascending(kept)
     lacking: list[str] = []
     held = 0
-    last_row = 0
-    after = ""  # below every id: none is empty
-    want = next(wanted, None)
-    while page := db.execute(
-        "SELECT doc, hash, row FROM rows WHERE doc > ? ORDER BY doc LIMIT ?", (after, PAGE)
-    ).fetchall():
+    low = ""  # every id compared so far is at most this; below every id at first
+    for chunk in _chunks(kept):
+        held += _reconcile_range(db, chunk, low, lacking)
+        low = chunk[-1][0]
+        if len(lacking) > MAX_LACKING:
+            return Reconciled(None, held, 0)
+    while rows := _rows_after(db, low, None):  # past the last document kept
+        forget(db, [(doc, row) for doc, _, row in rows])
+    last = db.execute("SELECT rowid FROM words ORDER BY rowid DESC LIMIT 1").fetchone()
+    return Reconciled(lacking, held, (last[0] if last else 0) + 1)
+
+
+def _reconcile_range(
+    db: sqlite3.Connection, chunk: list[tuple[str, str]], low: str, lacking: list[str]
+) -> int:
+    """Reconcile the rows of ids in (low, last id of `chunk`] with `chunk`; extend `lacking`
+    and return how many rows are held."""
+    high = chunk[-1][0]
+    rows = _rows_after(db, low, high)
+    if _same(rows, chunk):  # the usual case: nothing changed, nothing compared one by one
+        return len(rows)
+    hashes = dict(chunk)
+    found: set[str] = set()
+    while rows:
         doomed: list[tuple[str, int]] = []
-        for doc, digest, row in page:
-            while want is not None and want[0] < doc:
-                lacking.append(want[0])
-                want = next(wanted, None)
-            if want is not None and want[0] == doc:
-                if want[1] == digest:
-                    held += 1
-                    last_row = max(last_row, row)
-                else:
-                    doomed.append((doc, row))
-                    lacking.append(doc)
-                want = next(wanted, None)
+        for doc, digest, row in rows:
+            if hashes.get(doc) == HASH_PREFIX + digest.hex():
+                found.add(doc)
             else:
                 doomed.append((doc, row))
         forget(db, doomed)
-        after = page[-1][0]
-        if len(lacking) > MAX_LACKING:
-            return Reconciled(None, held, last_row + 1)
-    while want is not None and len(lacking) <= MAX_LACKING:
-        lacking.append(want[0])
-        want = next(wanted, None)
-    return Reconciled(None if want is not None else lacking, held, last_row + 1)
+        rows = _rows_after(db, rows[-1][0], high)
+    lacking.extend(doc for doc, _ in chunk if doc not in found)
+    return len(found)
+
+
+def _same(rows: list[tuple[str, bytes, int]], chunk: list[tuple[str, str]]) -> bool:
+    """Whether `rows` hold exactly the documents and hashes of `chunk`, compared in bulk."""
+    return (
+        len(rows) == len(chunk)
+        and [doc for doc, _, _ in rows] == [doc for doc, _ in chunk]
+        and b"".join(digest for _, digest, _ in rows).hex()
+        == "".join(content for _, content in chunk).replace(HASH_PREFIX, "")
+    )
+
+
+def _rows_after(db: sqlite3.Connection, low: str, high: str | None) -> list[tuple[str, bytes, int]]:
+    """Up to PAGE kept rows of ids in (low, high], by id."""
+    if high is None:
+        query = "SELECT doc, hash, row FROM rows WHERE doc > ? ORDER BY doc LIMIT ?"
+        return db.execute(query, (low, PAGE)).fetchall()
+    query = "SELECT doc, hash, row FROM rows WHERE doc > ? AND doc <= ? ORDER BY doc LIMIT ?"
+    return db.execute(query, (low, high, PAGE)).fetchall()
+
+
+def _chunks(kept: Iterable[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    """`kept` in lists of up to PAGE; ValueError if an id does not follow the one before."""
+    stream = iter(kept)
+    previous = ""
+    while chunk := list(islice(stream, PAGE)):
+        ids = [doc for doc, _ in chunk]
+        if not (previous < ids[0] and all(map(operator.lt, ids, ids[1:]))):
+            raise ValueError(f"document ids not in ascending order after {previous!r}")
+        previous = ids[-1]
+        yield chunk
 
 
 def forget(db: sqlite3.Connection, doomed: list[tuple[str, int]]) -> None:
@@ -147,16 +184,6 @@ def forget(db: sqlite3.Connection, doomed: list[tuple[str, int]]) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-def _ascending(kept: Iterable[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
-    """`kept` with raw digests; ValueError if an id does not follow the one before."""
-    previous: str | None = None
-    for doc, content_hash in kept:
-        if previous is not None and doc <= previous:
-            raise ValueError(f"document ids not in ascending order: {previous!r}, {doc!r}")
-        previous = doc
-        yield doc, digest_bytes(content_hash)
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:
