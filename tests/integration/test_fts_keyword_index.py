@@ -252,3 +252,18 @@ def test_a_file_holding_no_kept_text_is_rebuilt_whole(tmp_path):
     index, lacking = start(path, now)
     assert lacking is None
     assert len(index) == 300 and answers(index) == answers(fresh(now))
+
+
+def test_an_error_of_the_disk_not_the_file_keeps_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "kb.1.fts"
+    docs = corpus(200)
+    stop(start(path, docs)[0])
+
+    def full(db, kept):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fts_file, "reconcile", full)
+        with pytest.raises(sqlite3.OperationalError):
+            Fts5KeywordIndex(path).resume(digests(docs))
+    assert start(path, docs)[1] == []  # taken back whole at the next start

@@ -28,6 +28,8 @@ APPLICATION_ID = 0x6B624654  # "kbFT" in the file's header: a keyword index of t
 LAYOUT = 1  # user_version: the tables below; a file of another layout is rebuilt
 WAL_LIMIT_BYTES = 64 * 1024 * 1024  # the log is cut back to this after a checkpoint
 SIDE_FILES = ("-wal", "-shm", "-journal")
+SQLITE_CORRUPT = 11  # "database disk image is malformed"
+SQLITE_NOTADB = 26  # "file is not a database"
 HEADER = b"SQLite format 3\x00"
 PAGE = 10_000  # kept rows compared per step of a resume
 MAX_LACKING = 1_000_000  # past this many to add, rebuilding from scratch is as quick
@@ -87,6 +89,15 @@ def open_kept(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def unusable(error: Exception) -> bool:
+    """Whether `error` says the file itself is bad (not ours, corrupt), so that rebuilding it
+    is the remedy; not a full disk or an I/O error, which would fail the rebuild too."""
+    if isinstance(error, UnusableFileError):
+        return True
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    return isinstance(error, sqlite3.DatabaseError) and code in (SQLITE_CORRUPT, SQLITE_NOTADB)
 
 
 def delete(path: Path) -> None:

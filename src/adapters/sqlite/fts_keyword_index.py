@@ -36,6 +36,7 @@ class Fts5KeywordIndex:
         # Opened on first use: a file found at `path` is only taken back by `resume`.
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._closed = False
         self._count = 0
         self._next_row = 1
 
@@ -44,7 +45,7 @@ class Fts5KeywordIndex:
 
     def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
         with self._lock:
-            if self._db is not None:
+            if self._db is not None or self._closed:
                 raise RuntimeError("resume is for a new index, before any other call")
             if self._path is None or not self._path.exists():
                 self._database()
@@ -52,13 +53,13 @@ class Fts5KeywordIndex:
             try:
                 self._db = fts_file.open_kept(self._path)
                 done = fts_file.reconcile(self._db, kept)
-            except (sqlite3.DatabaseError, fts_file.UnusableFileError) as error:
+            except Exception as error:
+                if not fts_file.unusable(error):
+                    self._close()  # a full disk, say: the file stays for the next start
+                    raise
                 log.warning("keyword index %s is unusable, rebuilt: %s", self._path, error)
                 self._wipe()
                 return None
-            except BaseException:
-                self._wipe()  # ids out of order: nothing half-reconciled stays behind
-                raise
             if done.lacking is None or not done.held:
                 self._wipe()  # little or nothing to keep: adding every text is as quick
                 return None
@@ -72,6 +73,13 @@ class Fts5KeywordIndex:
             self._close()
             if path is not None:
                 fts_file.delete(path)
+
+    def close(self) -> None:
+        """The service stops: close the file (SQLite folds its log in). Any later call raises
+        instead of starting a new file over the kept one."""
+        with self._lock:
+            self._close()
+            self._closed = True
 
     def add(self, documents: Sequence[tuple[str, str]]) -> None:
         with self._lock:
@@ -162,6 +170,8 @@ class Fts5KeywordIndex:
     def _database(self) -> sqlite3.Connection:
         """The open tables; new empty ones on first use (a kept file found at the path is
         deleted: only `resume` takes one back)."""
+        if self._closed:
+            raise sqlite3.ProgrammingError(f"keyword index {self._path} is closed")
         if self._db is None:
             if self._path is not None:
                 self._path.parent.mkdir(parents=True, exist_ok=True)

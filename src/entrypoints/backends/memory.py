@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -112,10 +113,22 @@ def faiss_indexes(settings: Settings, store: SqliteVectorStore | None) -> Vector
     )
 
 
-def fts5_keywords(settings: Settings) -> KeywordIndexFactory:
+def fts5_keywords(settings: Settings) -> Iterator[KeywordIndexFactory]:
     """Each knowledge base's keyword index, in a file of KB_DATA_DIR/indexes that it takes
-    back at the next start (a private temporary one for :memory:, rebuilt at start)."""
-    return lambda kb: Fts5KeywordIndex(kept_copy(settings.data_dir, kb, ".fts"))
+    back at the next start (a private temporary one for :memory:, rebuilt at start). Each is
+    closed at shutdown: its file whole, no descriptor left open on the data folder."""
+    made: weakref.WeakSet[Fts5KeywordIndex] = weakref.WeakSet()
+
+    def make(kb: KnowledgeBase) -> Fts5KeywordIndex:
+        index = Fts5KeywordIndex(kept_copy(settings.data_dir, kb, ".fts"))
+        made.add(index)
+        return index
+
+    try:
+        yield make
+    finally:
+        for index in list(made):
+            index.close()
 
 
 def check_file(data_dir: str) -> None:
@@ -142,7 +155,7 @@ class MemoryBackend(containers.DeclarativeContainer):
         vector_store, data_dir=settings.provided.data_dir, repository=repository
     )
     index_factory = providers.Callable(faiss_indexes, settings=settings, store=vectors)
-    keyword_factory = providers.Callable(fts5_keywords, settings=settings)
+    keyword_factory = providers.Resource(fts5_keywords, settings=settings)
     job_store = providers.Resource(
         memory_job_store, data_dir=settings.provided.data_dir, repository=repository
     )
