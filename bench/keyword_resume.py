@@ -35,31 +35,34 @@ def text(number: int, version: str = "") -> str:
 
 
 class Store:
-    """The documents as the store holds them: ids, texts by version, content hashes."""
+    """The documents as the store holds them, texts and content hashes ready in RAM (as the
+    SQLite repository's records hold hashes), so that only the index is timed."""
 
     def __init__(self, documents: int, changed: float) -> None:
         self.ids = [f"doc-{n:08d}" for n in range(documents)]
+        self.texts = [text(n) for n in range(documents)]
+        self.hashes = [content_hash(t) for t in self.texts]
         touched = int(documents * changed)
         step = max(1, documents // max(1, touched))
         picked = list(range(0, documents, step))[:touched]
-        self.changed = set(picked[: touched // 2])
+        self.changed = {n: text(n, "changed") for n in picked[: touched // 2]}
         self.removed = set(picked[touched // 2 : touched * 3 // 4])
-        self.new = [f"new-{n:08d}" for n in range(touched - len(self.changed) - len(self.removed))]
+        count = touched - len(self.changed) - len(self.removed)
+        self.new = {f"new-{n:08d}": text(-n - 1) for n in range(count)}
+        self.after = [
+            (doc_id, content_hash(self.changed[n]) if n in self.changed else self.hashes[n])
+            for n, doc_id in enumerate(self.ids)
+            if n not in self.removed
+        ] + [(doc_id, content_hash(body)) for doc_id, body in self.new.items()]
 
     def digests(self, after_changes: bool) -> Iterator[tuple[str, str]]:
         """(id, content hash) in id order: "doc-..." sorts before "new-..."."""
-        for number, doc_id in enumerate(self.ids):
-            if after_changes and number in self.removed:
-                continue
-            version = "changed" if after_changes and number in self.changed else ""
-            yield doc_id, content_hash(text(number, version))
-        if after_changes:
-            yield from ((doc_id, content_hash(text(-n - 1))) for n, doc_id in enumerate(self.new))
+        return iter(self.after) if after_changes else zip(self.ids, self.hashes, strict=True)
 
     def text_of(self, doc_id: str) -> str:
-        if doc_id.startswith("new-"):
-            return text(-int(doc_id[4:]) - 1)
-        return text(int(doc_id[4:]), "changed")
+        if doc_id in self.new:
+            return self.new[doc_id]
+        return self.changed[int(doc_id[4:])]
 
 
 def build(path: Path, store: Store) -> float:
@@ -68,7 +71,7 @@ def build(path: Path, store: Store) -> float:
     index.resume(iter([]))
     for first in range(0, len(store.ids), BATCH):
         batch = store.ids[first : first + BATCH]
-        index.add([(doc_id, text(first + n)) for n, doc_id in enumerate(batch)])
+        index.add(list(zip(batch, store.texts[first : first + BATCH], strict=True)))
     index.close()
     return time.perf_counter() - started
 
