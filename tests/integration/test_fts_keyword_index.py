@@ -267,3 +267,17 @@ def test_an_error_of_the_disk_not_the_file_keeps_the_file(tmp_path, monkeypatch)
         with pytest.raises(sqlite3.OperationalError):
             Fts5KeywordIndex(path).resume(digests(docs))
     assert start(path, docs)[1] == []  # taken back whole at the next start
+
+
+def test_a_failed_commit_is_rolled_back_so_the_next_batch_can_begin(tmp_path):
+    db = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("CREATE TABLE a (id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE b (a INTEGER REFERENCES a (id) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sqlite3.IntegrityError), fts_file.transaction(db):
+        db.execute("INSERT INTO b VALUES (7)")  # refused at COMMIT, which leaves it open
+    assert not db.in_transaction
+    with fts_file.transaction(db):
+        db.execute("INSERT INTO a VALUES (7)")
+    assert db.execute("SELECT count(*) FROM b").fetchone() == (0,)
+    db.close()

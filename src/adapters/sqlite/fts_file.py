@@ -16,6 +16,7 @@ from __future__ import annotations
 import operator
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -187,14 +188,23 @@ def forget(db: sqlite3.Connection, doomed: list[tuple[str, int]]) -> None:
     """Delete (document id, row) pairs from both tables, in one transaction."""
     if not doomed:
         return
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         db.executemany("DELETE FROM words WHERE rowid = ?", [(row,) for _, row in doomed])
         db.executemany("DELETE FROM rows WHERE doc = ?", [(doc,) for doc, _ in doomed])
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction: committed at the end, rolled back on any error, a failed COMMIT's
+    too (a full disk). SQLite may have rolled it back itself already."""
+    db.execute("BEGIN")
+    try:
+        yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:

@@ -89,17 +89,12 @@ class Fts5KeywordIndex:
             rows = [
                 (first + i, doc_id, text_digest(body)) for i, (doc_id, body) in enumerate(documents)
             ]
-            db.execute("BEGIN")
-            try:
+            with fts_file.transaction(db):
                 db.executemany("INSERT INTO rows (row, doc, hash) VALUES (?, ?, ?)", rows)
                 db.executemany(
                     "INSERT INTO words (rowid, doc, body) VALUES (?, ?, ?)",
                     [(first + i, doc_id, body) for i, (doc_id, body) in enumerate(documents)],
                 )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
             self._next_row += len(documents)
             self._count += len(documents)
 
