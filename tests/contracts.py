@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from domain.chunking import chunk_spans
+from domain.digests import content_hash
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -464,6 +465,112 @@ class KeywordIndexContract:
         assert keywords.term_matches("'); DROP TABLE words; -- \\ '' \"", ["a"]).matched == {}
         odd = "see https://x.org/a:b?c=d&e, C:\\dir\\f.txt it's ___ x_y a|b !c (d) fox's"
         assert keywords.term_matches(odd, ["a", "c"]).documents == 4
+
+    # Taking back a kept copy at start. `make_kept_keywords()` opens a new index over the one
+    # copy (each call is one run of the service); KEEPS_A_COPY is False for an index that is
+    # the store's own table, always complete, whose resume has nothing to take back.
+    KEEPS_A_COPY = True
+
+    def test_a_new_index_with_nothing_kept_asks_for_every_document(self, make_kept_keywords):
+        lacking = make_kept_keywords().resume(_digests(KEPT_DOCS))
+        assert lacking == (None if self.KEEPS_A_COPY else [])
+
+    def test_a_reopened_index_takes_back_its_copy_and_answers_as_before(self, make_kept_keywords):
+        first = _first_run(make_kept_keywords, KEPT_DOCS)
+        before = _answers(first)
+        second = make_kept_keywords()
+        assert second.resume(_digests(KEPT_DOCS)) == []
+        assert len(second) == len(KEPT_DOCS)
+        assert _answers(second) == before
+
+    def test_documents_changed_while_down_are_forgotten_and_asked_for(
+        self, make_kept_keywords, make_keywords
+    ):
+        _first_run(make_kept_keywords, KEPT_DOCS)
+        now = {**KEPT_DOCS, "b": "A lighthouse on the rocky coast", "e": "Zebras on the plain"}
+        del now["c"]
+        second = make_kept_keywords()
+        lacking = second.resume(_digests(now))
+        if not self.KEEPS_A_COPY:
+            assert lacking == []  # its rows changed with the store's
+            return
+        assert lacking == ["b", "e"]
+        assert len(second) == 2
+        second.add([(doc_id, now[doc_id]) for doc_id in lacking])
+        fresh = make_keywords()
+        fresh.add(sorted(now.items()))
+        assert _answers(second) == _answers(fresh)
+        assert [d for d, _ in second.search("friends lighthouse", 5)] == ["b"]
+
+    def test_discard_deletes_the_copy_and_later_calls_never_bring_it_back(self, make_kept_keywords):
+        first = _first_run(make_kept_keywords, KEPT_DOCS)
+        first.discard()
+        first.add([("z", "A zebra crossing")])
+        first.remove(["a"])
+        first.search("zebra", 5)
+        lacking = make_kept_keywords().resume(_digests(KEPT_DOCS))
+        assert lacking == (None if self.KEEPS_A_COPY else [])
+
+    def test_odd_ids_are_matched_in_the_order_the_store_lists_them(self, make_kept_keywords):
+        # Code point order, which is UTF-8 byte order: U+FFFF before U+10000 (UTF-16 differs).
+        ids = ["a", "a b", "a/b", "a/b/c", "Z", "é", "ß", "中文", "\uffff", "\U00010000", "😀"]
+        ids += ["x" * 256, 'q"uote', "it's", "%2F", "a\u00a0b"]
+        docs = {doc_id: f"shared word{n}" for n, doc_id in enumerate(ids)}
+        _first_run(make_kept_keywords, docs)
+        now = {**docs, "\U00010000": "shared changed", "x" * 256: "shared other"}
+        now["\ufffd"] = "shared new"
+        del now["中文"]
+        second = make_kept_keywords()
+        lacking = second.resume(_digests(now))
+        if not self.KEEPS_A_COPY:
+            assert lacking == []
+            return
+        assert lacking == sorted(["\U00010000", "\ufffd", "x" * 256])
+        second.add([(doc_id, now[doc_id]) for doc_id in lacking])
+        assert len(second) == len(now)
+        for n, doc_id in enumerate(ids):
+            expected = [] if doc_id not in now or now[doc_id] != docs[doc_id] else [doc_id]
+            assert [d for d, _ in second.search(f"word{n}", 5)] == expected
+        assert {d for d, _ in second.search("shared", 50)} == set(now)
+
+    def test_ids_out_of_order_are_refused(self, make_kept_keywords):
+        _first_run(make_kept_keywords, KEPT_DOCS)
+        shuffled = iter(sorted(_digests(KEPT_DOCS), reverse=True))
+        if not self.KEEPS_A_COPY:
+            assert make_kept_keywords().resume(shuffled) == []
+            return
+        with pytest.raises(ValueError, match="order"):
+            make_kept_keywords().resume(shuffled)
+
+
+KEPT_DOCS = {
+    "a": "The quick brown fox jumps over the lazy dog",
+    "b": "A database index speeds up queries",
+    "c": "Foxes and dogs are not friends",
+    "d": "Error code E1234 in the parser",
+}
+KEPT_QUERIES = ["fox", "dog database", "E1234 parser", "lighthouse zebras", "foxes friends"]
+
+
+def _digests(docs):
+    """(id, content hash) in ascending id order, as the store streams them at start."""
+    return iter(sorted((doc_id, content_hash(text)) for doc_id, text in docs.items()))
+
+
+def _first_run(make_kept_keywords, docs):
+    """A run that starts with nothing kept and adds `docs` as writes do; its index."""
+    index = make_kept_keywords()
+    index.resume(iter([]))
+    index.add(sorted(docs.items()))
+    return index
+
+
+def _answers(index):
+    """Every query's hits as (id, score rounded), ties in id order."""
+    return [
+        sorted((doc_id, round(score, 9)) for doc_id, score in index.search(query, 50))
+        for query in KEPT_QUERIES
+    ]
 
 
 PARAGRAPH = (

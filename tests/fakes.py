@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from domain.digests import DocumentDigest
+from domain.digests import DocumentDigest, content_hash
 from domain.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -314,10 +314,16 @@ class FakeDocumentRepository:
 
 
 class FakeKeywordIndex:
-    """Word-overlap keyword index scored by inverse document frequency: a tiny BM25 stand-in."""
+    """Word-overlap keyword index scored by inverse document frequency: a tiny BM25 stand-in.
 
-    def __init__(self) -> None:
+    With `kept`, a dict the test holds (document id -> text), it keeps a copy of itself there
+    as the FTS5 index keeps its file: every add and remove is written to it, `resume` takes it
+    back (an empty one counts as none), `discard` empties it and writes to it no more.
+    """
+
+    def __init__(self, kept: dict[str, str] | None = None) -> None:
         self._words: dict[str, set[str]] = {}
+        self._kept = kept
 
     def __len__(self) -> int:
         return len(self._words)
@@ -325,16 +331,35 @@ class FakeKeywordIndex:
     def add(self, documents: Sequence[tuple[str, str]]) -> None:
         for doc_id, text in documents:
             self._words[doc_id] = {w.lower() for w in re.findall(r"\w+", text)}
+            if self._kept is not None:
+                self._kept[doc_id] = text
 
     def remove(self, document_ids: Collection[str]) -> None:
         for doc_id in document_ids:
             self._words.pop(doc_id, None)
+            if self._kept is not None:
+                self._kept.pop(doc_id, None)
 
-    def resume(self, kept) -> list[str] | None:
-        return None
+    def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
+        stored = list(kept)
+        if [doc_id for doc_id, _ in stored] != sorted({doc_id for doc_id, _ in stored}):
+            raise ValueError("document ids not in ascending order")
+        copy = self._kept
+        if not copy:
+            return None
+        hashes = dict(stored)
+        for doc_id, text in list(copy.items()):
+            if hashes.get(doc_id) != content_hash(text):
+                del copy[doc_id]
+        if not copy:
+            return None
+        self.add(list(copy.items()))
+        return [doc_id for doc_id, _ in stored if doc_id not in copy]
 
     def discard(self) -> None:
-        return None
+        if self._kept is not None:
+            self._kept.clear()
+        self._kept = None
 
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None

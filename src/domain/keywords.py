@@ -181,6 +181,12 @@ class NoKeywordIndex:
     def remove(self, document_ids: Collection[str]) -> None:
         return None
 
+    def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
+        return []  # nothing to hold, so nothing lacks
+
+    def discard(self) -> None:
+        return None
+
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
@@ -188,12 +194,6 @@ class NoKeywordIndex:
 
     def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
         raise _unavailable()
-
-    def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
-        return []
-
-    def discard(self) -> None:
-        return None
 
 
 def _unavailable() -> InvalidInputError:

@@ -38,6 +38,10 @@ class TestFts5KeywordIndex(KeywordIndexContract):
     def make_keywords(self):
         return Fts5KeywordIndex
 
+    @pytest.fixture
+    def make_kept_keywords(self, tmp_path):
+        return lambda: Fts5KeywordIndex(tmp_path / "indexes" / "kb.1.fts")
+
 
 class TestCoalescingEmbedder(EmbedderContract):
     """The batching wrapper over a fake encoder; test_onnx_embedder and test_real_model bind it

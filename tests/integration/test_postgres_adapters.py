@@ -65,9 +65,16 @@ class TestPgVectorIndexHnsw(VectorIndexContract):
 
 
 class TestPgKeywordIndex(KeywordIndexContract):
+    KEEPS_A_COPY = False  # kb_keywords is the store's own table
+
     @pytest.fixture
     def make_keywords(self, database):
         return lambda: PgKeywordIndex(database, knowledge_base(database, 8))
+
+    @pytest.fixture
+    def make_kept_keywords(self, database):
+        name = knowledge_base(database, 8)
+        return lambda: PgKeywordIndex(database, name)
 
 
 class TestPostgresJobStore(JobStoreContract):

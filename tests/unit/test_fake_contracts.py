@@ -35,6 +35,11 @@ class TestFakeKeywordIndex(KeywordIndexContract):
     def make_keywords(self):
         return FakeKeywordIndex
 
+    @pytest.fixture
+    def make_kept_keywords(self):
+        kept: dict[str, str] = {}
+        return lambda: FakeKeywordIndex(kept)
+
 
 class TestFakeEmbedder(EmbedderContract):
     @pytest.fixture

@@ -10,7 +10,7 @@ is PostgreSQL's), so both backends look up the same words.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from psycopg import sql
 
@@ -49,6 +49,15 @@ class PgKeywordIndex:
                 "SELECT count(*) FROM kb_keywords WHERE kb = %s", (self._kb,)
             ).fetchone()
         return int(row[0]) if row else 0
+
+    def resume(self, kept: Iterable[tuple[str, str]]) -> list[str] | None:
+        """Nothing to take back: the rows are the store's own, written in the same
+        transactions as the documents, so they are always complete."""
+        return []
+
+    def discard(self) -> None:
+        """Nothing kept apart: the rows go with the knowledge base's."""
+        return None
 
     def add(self, documents: Sequence[tuple[str, str]]) -> None:
         if not documents:

@@ -19,7 +19,12 @@ from adapters.sqlite.repository import SqliteDocumentRepository
 from adapters.sqlite.vectors import SqliteVectorStore
 from domain.jobs import JobStore
 from domain.model import KnowledgeBase
-from domain.ports import DocumentRepository, VectorIndex, VectorIndexFactory
+from domain.ports import (
+    DocumentRepository,
+    KeywordIndexFactory,
+    VectorIndex,
+    VectorIndexFactory,
+)
 from entrypoints.settings import Settings
 
 DATABASE_FILE = "kb.sqlite3"
@@ -120,9 +125,22 @@ def faiss_indexes(
             index.close()
 
 
-def fts5_keywords(kb: KnowledgeBase) -> Fts5KeywordIndex:
-    """Each knowledge base's keyword index lives in this process (rebuilt at start)."""
-    return Fts5KeywordIndex()
+def fts5_keywords(settings: Settings) -> Iterator[KeywordIndexFactory]:
+    """Each knowledge base's keyword index, in a file of KB_DATA_DIR/indexes that it takes
+    back at the next start (a private temporary one for :memory:, rebuilt at start). Each is
+    closed at shutdown: its file whole, no descriptor left open on the data folder."""
+    made: weakref.WeakSet[Fts5KeywordIndex] = weakref.WeakSet()
+
+    def make(kb: KnowledgeBase) -> Fts5KeywordIndex:
+        index = Fts5KeywordIndex(kept_copy(settings.data_dir, kb, ".fts"))
+        made.add(index)
+        return index
+
+    try:
+        yield make
+    finally:
+        for index in list(made):
+            index.close()
 
 
 def check_file(data_dir: str) -> None:
@@ -149,7 +167,7 @@ class MemoryBackend(containers.DeclarativeContainer):
         vector_store, data_dir=settings.provided.data_dir, repository=repository
     )
     index_factory = providers.Resource(faiss_indexes, settings=settings, store=vectors)
-    keyword_factory = providers.Object(fts5_keywords)
+    keyword_factory = providers.Resource(fts5_keywords, settings=settings)
     job_store = providers.Resource(
         memory_job_store, data_dir=settings.provided.data_dir, repository=repository
     )
