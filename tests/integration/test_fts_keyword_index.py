@@ -281,3 +281,28 @@ def test_a_failed_commit_is_rolled_back_so_the_next_batch_can_begin(tmp_path):
         db.execute("INSERT INTO a VALUES (7)")
     assert db.execute("SELECT count(*) FROM b").fetchone() == (0,)
     db.close()
+
+
+def test_writes_the_disk_refuses_wait_in_ram_and_searches_leave_them_out(tmp_path, monkeypatch):
+    index = Fts5KeywordIndex(tmp_path / "kb.1.fts")
+    index.resume(iter(()))
+    index.add([("old", "alpha beta"), ("gone", "alpha gamma")])
+    real, forget = fts_file.transaction, fts_file.forget
+    full = {"now": True}
+
+    def refusing(db):
+        if full["now"]:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(db)
+
+    monkeypatch.setattr(fts_file, "transaction", refusing)
+    monkeypatch.setattr(fts_file, "forget", lambda db, doomed: refusing(db))
+    index.add([("new", "alpha delta")])  # no error: the journal answered for it already
+    index.remove(["gone"])
+    assert [doc for doc, _ in index.search("alpha", 10)] == ["old"]
+    assert index.term_matches("alpha", ["old", "gone", "new"]).matched.keys() == {"old"}
+    full["now"] = False
+    monkeypatch.setattr(fts_file, "forget", forget)
+    index.add([("later", "alpha epsilon")])  # room again: the waiting changes go first
+    assert sorted(doc for doc, _ in index.search("alpha", 10)) == ["later", "new", "old"]
+    assert len(index) == 3

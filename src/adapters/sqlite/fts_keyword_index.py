@@ -39,6 +39,9 @@ class Fts5KeywordIndex:
         self._closed = False
         self._count = 0
         self._next_row = 1
+        # Changes the disk refused, in order: (documents added, None) or (None, ids removed).
+        self._pending: list[tuple[list[tuple[str, str]] | None, list[str] | None]] = []
+        self._behind = False
 
     def __len__(self) -> int:
         return self._count
@@ -83,27 +86,61 @@ class Fts5KeywordIndex:
 
     def add(self, documents: Sequence[tuple[str, str]]) -> None:
         with self._lock:
-            db = self._database()
-            # One transaction per batch: row-by-row autocommit is five times slower.
-            first = self._next_row
-            rows = [
-                (first + i, doc_id, text_digest(body)) for i, (doc_id, body) in enumerate(documents)
-            ]
-            with fts_file.transaction(db):
-                db.executemany("INSERT INTO rows (row, doc, hash) VALUES (?, ?, ?)", rows)
-                db.executemany(
-                    "INSERT INTO words (rowid, doc, body) VALUES (?, ?, ?)",
-                    [(first + i, doc_id, body) for i, (doc_id, body) in enumerate(documents)],
-                )
-            self._next_row += len(documents)
-            self._count += len(documents)
+            self._pending.append((list(documents), None))
+            self._catch_up()
 
     def remove(self, document_ids: Collection[str]) -> None:
         with self._lock:
-            # Both tables in one transaction: a file is never left with a row and no words.
-            doomed = [(doc, row) for row, doc in self._rows_of(list(set(document_ids)))]
-            fts_file.forget(self._database(), doomed)
-            self._count -= len(doomed)
+            self._pending.append((None, list(set(document_ids))))
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Apply the changes the file lacks, oldest first. One the disk refuses (full) stays
+        pending in RAM: the journal, written first, holds the document, so the request still
+        succeeds; the next write tries again, and a start reconciles the file by content hash
+        anyway. Until then searches leave the pending documents out."""
+        while self._pending:
+            added, removed = self._pending[0]
+            try:
+                if added is not None:
+                    self._add_now(added)
+                else:
+                    self._forget_now(removed or [])
+            except sqlite3.OperationalError as error:
+                if not self._behind:
+                    log.warning("keyword index %s is behind, retrying at the next write: %s",
+                                self._path, error)  # fmt: skip
+                self._behind = True
+                return
+            self._pending.pop(0)
+        self._behind = False
+
+    def _held_back(self) -> set[str]:
+        """Ids with a change not in the file yet: searches must not answer with them."""
+        return {doc_id for added, removed in self._pending
+                for doc_id in (removed or [doc for doc, _ in added or []])}  # fmt: skip
+
+    def _add_now(self, documents: Sequence[tuple[str, str]]) -> None:
+        db = self._database()
+        # One transaction per batch: row-by-row autocommit is five times slower.
+        first = self._next_row
+        rows = [
+            (first + i, doc_id, text_digest(body)) for i, (doc_id, body) in enumerate(documents)
+        ]
+        with fts_file.transaction(db):
+            db.executemany("INSERT INTO rows (row, doc, hash) VALUES (?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO words (rowid, doc, body) VALUES (?, ?, ?)",
+                [(first + i, doc_id, body) for i, (doc_id, body) in enumerate(documents)],
+            )
+        self._next_row += len(documents)
+        self._count += len(documents)
+
+    def _forget_now(self, document_ids: list[str]) -> None:
+        # Both tables in one transaction: a file is never left with a row and no words.
+        doomed = [(doc, row) for row, doc in self._rows_of(document_ids)]
+        fts_file.forget(self._database(), doomed)
+        self._count -= len(doomed)
 
     def search(
         self, text: str, k: int, allowed: Collection[str] | None = None
@@ -116,12 +153,13 @@ class Fts5KeywordIndex:
         match = " OR ".join(_phrase(word) for word in sorted(words))
         found: list[tuple[str, float]] = []
         with self._lock:
+            held_back = self._held_back()
             rows = self._database().execute(
                 "SELECT doc, bm25(words) FROM words WHERE words MATCH ? ORDER BY bm25(words)",
                 (match,),
             )
             for doc_id, rank in rows:
-                if allowed is None or doc_id in allowed:
+                if (allowed is None or doc_id in allowed) and doc_id not in held_back:
                     found.append((doc_id, -float(rank)))
                     if len(found) == k:
                         break
@@ -129,10 +167,10 @@ class Fts5KeywordIndex:
 
     def term_matches(self, text: str, document_ids: Collection[str]) -> TermMatches:
         terms = query_terms(text)[:MAX_MATCHED_TERMS]
-        wanted = list(document_ids)
         frequencies: dict[str, int] = {}
         matched: dict[str, set[str]] = {}
         with self._lock:
+            wanted = list(set(document_ids) - self._held_back())
             db = self._database()
             rows = dict(self._rows_of(wanted))
             marks = ",".join("?" * len(rows))
