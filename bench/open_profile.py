@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from adapters.sqlite.repository import SqliteDocumentRepository
 
 PAGE = 1000
+cpu_mark = 0.0
 
 
 def rss_mb() -> float:
@@ -34,10 +35,13 @@ def rss_mb() -> float:
 
 
 def timed(label: str, started: float) -> None:
+    """Wall seconds since `started`, CPU seconds since the last call, RSS now and at peak."""
+    global cpu_mark
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu, cpu_mark = time.process_time() - cpu_mark, time.process_time()
     print(
-        f"{label:<28} {time.perf_counter() - started:7.2f} s  rss {rss_mb():7.0f} MB  "
-        f"peak {peak:7.0f} MB",
+        f"{label:<28} {time.perf_counter() - started:7.2f} s (cpu {cpu:6.2f} s)  "
+        f"rss {rss_mb():7.0f} MB  peak {peak:7.0f} MB",
         flush=True,
     )
 
