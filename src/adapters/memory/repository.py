@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import threading
 from collections.abc import Collection, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 
 from adapters.memory import document_records as records
 from adapters.memory.chunk_owners import ChunkOwners
+from adapters.memory.sorted_ids import SortedIds
 from domain.digests import DocumentDigest
 from domain.errors import (
     DocumentExistsError,
@@ -34,7 +34,7 @@ class _Shelf:
     keep_texts: bool = True
     building: str | None = None  # the job building it, while unpublished
     records: dict[str, bytes] = field(default_factory=dict)
-    ordered_ids: list[str] = field(default_factory=list)
+    ordered_ids: SortedIds = field(default_factory=SortedIds)  # GC-light order for pages
     owners: ChunkOwners = field(default_factory=ChunkOwners)
 
     @property
@@ -45,7 +45,7 @@ class _Shelf:
         """Store new documents, or replace ones whose old chunks were dropped."""
         for document in documents:
             if document.id not in self.records:
-                bisect.insort(self.ordered_ids, document.id)
+                self.ordered_ids.add(document.id)
             self.records[document.id] = records.pack(document, self.keep_texts)
         self.owners.add(
             [chunk.id for doc in documents for chunk in doc.chunks],
@@ -61,14 +61,14 @@ class _Shelf:
         else:
             self.records = loaded
         self.owners.add(labels, owners)
-        self.ordered_ids = sorted(self.records)
+        self.ordered_ids = SortedIds(sorted(self.records))
 
     def document(self, document_id: str) -> Document:
         return records.unpack(document_id, self.records[document_id])
 
     def drop(self, document_id: str) -> Document:
         record = self.records.pop(document_id)
-        del self.ordered_ids[bisect.bisect_left(self.ordered_ids, document_id)]
+        self.ordered_ids.remove(document_id)
         self.owners.remove(records.chunk_ids(record))
         return records.unpack(document_id, record)
 
@@ -208,12 +208,11 @@ class InMemoryDocumentRepository:
     ) -> list[Document]:
         with self._lock:
             shelf = self._shelf(kb)
-            start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
             if where is None:
-                return [shelf.document(i) for i in shelf.ordered_ids[start : start + limit]]
+                return [shelf.document(i) for i in shelf.ordered_ids.page(after, limit)]
             # Records are immutable bytes: a filter is tested on a copy of the references,
             # outside the lock, so a slow filter never holds up the other requests.
-            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids[start:]]
+            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids.following(after)]
         found: list[Document] = []
         for doc_id, record in candidates:
             if matches(where, records.metadata(record)):
@@ -228,11 +227,10 @@ class InMemoryDocumentRepository:
         """From the records alone: the SQLite repository answers with this, reading no text."""
         with self._lock:
             shelf = self._shelf(kb)
-            start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
             if where is None:
-                chosen = shelf.ordered_ids[start : start + limit]
+                chosen = shelf.ordered_ids.page(after, limit)
                 return [records.digest(i, shelf.records[i]) for i in chosen]
-            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids[start:]]
+            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids.following(after)]
         found: list[DocumentDigest] = []
         for doc_id, record in candidates:
             if matches(where, records.metadata(record)):
