@@ -2,8 +2,8 @@
 
 No port of its own: `SqliteDocumentRepository` refills its in-memory cache and the vector index
 with these. The start reads two things end to end: the chunk spans from their covering index
-(in id order, not one vector blob read) and the documents in rowid order, the fastest way
-through a large table.
+(in document id order, without reading one vector blob) and the documents in rowid order, the
+fastest way through a large table.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def document_records(db: sqlite3.Connection, path: Path, names: Sequence[str]) -
 
     StorageError if a document's chunk rows are not the ones it was stored with. At 10 million
     documents the chunks table holds 15 GB of vectors: the spans come from the covering index
-    chunks_spans instead (a twentieth of that), and no second map of spans is kept beside the
+    chunks_spans instead (0.6 GB), and no second map of spans is kept beside the
     records: each document's record replaces its spans in the same dict.
     """
     loaded = _chunk_spans(db, names)
