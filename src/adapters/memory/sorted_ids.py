@@ -45,7 +45,7 @@ class SortedIds:
             at -= 1
         block = self._blocks[at]
         where = bisect.bisect_left(block, item)
-        grown = block[:where] + (item,) + block[where:]
+        grown = block[:where] + (item,) + block[where:]  # noqa: RUF005  # no list built
         if len(grown) > 2 * BLOCK:  # split: no block grows past twice its size
             half = len(grown) // 2
             self._blocks[at : at + 1] = [grown[:half], grown[half:]]
