@@ -281,6 +281,9 @@ class DocumentRepositoryContract:
         assert repo.documents_for_chunks("kb", [2, 3]) == {2: doc, 3: plain}
         where = parse_filter({"tag": "x"})
         assert repo.list_documents("kb", 10, where=where) == [doc]
+        assert [(d.id, d.content_hash, d.metadata) for d in repo.list_digests("kb", 10)] == [
+            (d.id, d.content_hash, d.metadata) for d in (doc, plain)
+        ]  # the metadata found past the layout's offsets
         updated = repo.update_metadata("kb", "a", {"tag": "y"}, T0 + timedelta(days=1))
         assert updated.layout == layout == repo.get_document("kb", "a").layout
         fresh = replace(make_doc("a", [5]), layout=Layout(pages=(3,)))

@@ -1,5 +1,7 @@
 """The memory backend's compact storage gives back exactly what it was given."""
 
+import bisect
+import gc
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -9,6 +11,7 @@ import pytest
 from adapters.memory import document_records as records
 from adapters.memory.chunk_owners import ChunkOwners
 from adapters.memory.repository import InMemoryDocumentRepository
+from adapters.memory.sorted_ids import BLOCK, SortedIds
 from adapters.sqlite.repository import SqliteDocumentRepository
 from contracts import kept_vectors_of, make_kb, unit_rows
 from domain.filters import parse_filter
@@ -193,3 +196,37 @@ def test_chunk_owners_agree_with_a_dict_through_random_adds_and_removes():
         assert len(owners) == len(expected)
     asked = list(range(next_label + 5))
     assert dict(owners.owners(asked)) == expected
+
+
+def test_sorted_ids_agree_with_a_sorted_list_through_random_adds_and_removes():
+    rng = random.Random(11)
+    start = sorted({f"{rng.randrange(10**6):06}" for _ in range(3 * BLOCK)})
+    ids, expected = SortedIds(start), list(start)
+    for _ in range(6000):  # enough adds in one region to split its block
+        if rng.random() < 0.6 or not expected:
+            item = (
+                f"{rng.randrange(10**6):06}" if rng.random() < 0.7 else f"{rng.randrange(500):06}"
+            )
+            if item in expected:
+                continue
+            ids.add(item)
+            expected.insert(bisect.bisect_left(expected, item), item)
+        else:
+            item = rng.choice(expected)
+            ids.remove(item)
+            expected.remove(item)
+        after = rng.choice([None, rng.choice(expected), f"{rng.randrange(10**6):06}", "zzz"])
+        limit = rng.choice([1, 7, BLOCK + 3])
+        above = [i for i in expected if after is None or i > after]
+        assert ids.page(after, limit) == above[:limit]
+    assert len(ids) == len(expected) and list(ids.following()) == expected
+    with pytest.raises(KeyError):
+        ids.remove("absent")
+
+
+def test_sorted_ids_leave_the_garbage_collector_nothing_long_to_walk():
+    ids = SortedIds(f"id-{i:06}" for i in range(5 * BLOCK))
+    ids.add("id-000500x")
+    gc.collect()
+    holding = [o for o in gc.get_objects() if isinstance(o, (list, tuple)) and "id-000700" in o]
+    assert holding == []  # a list of every id would be walked on each full collection

@@ -328,3 +328,75 @@ def test_layouts_survive_a_reopen_and_a_file_from_before_layouts_migrates(path):
         stored = dict(db.execute("SELECT id, layout FROM documents").fetchall())
     db.close()
     assert stored == {"a": None, "b": '{"sections": [0, 5], "pages": [5]}'}
+
+
+SPAN_SCAN = "SELECT kb, document_id, id, start, stop FROM chunks ORDER BY kb, document_id, id"
+
+
+def test_a_start_reads_the_chunk_spans_from_their_own_index_and_not_one_vector(path):
+    stored_document_and_chunks(path, chunks=3)
+    with sqlite3.connect(path) as db:
+        indexes = db.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'chunks' AND type = 'index'"
+        )
+        assert {name for (name,) in indexes if not name.startswith("sqlite_")} == {"chunks_spans"}
+        (*_, plan), *_ = db.execute(f"EXPLAIN QUERY PLAN {SPAN_SCAN}").fetchall()
+    db.close()
+    assert plan == "SCAN chunks USING COVERING INDEX chunks_spans"  # no sort, no table read
+
+
+def test_a_file_from_before_the_span_index_gets_it_and_loads_the_same(path):
+    before = next(i for i, step in enumerate(MIGRATIONS) if "chunks_spans" in step)
+    repo = SqliteDocumentRepository(path)
+    repo.add_knowledge_base(make_kb())
+    documents = [make_doc("b", [1, 2], tag="x"), make_doc("a", [3]), make_doc("c", [4, 5, 6])]
+    repo.add_documents("kb", documents, unit_rows(6))
+    repo.close()
+    with sqlite3.connect(path) as db:  # as kb-service left it before chunks_spans
+        db.execute("DROP INDEX chunks_spans")
+        db.execute("CREATE INDEX chunks_by_document ON chunks(kb, document_id)")
+        db.execute(f"PRAGMA user_version = {before}")
+    db.close()
+    repo = SqliteDocumentRepository(path)
+    assert repo.list_documents("kb", 10) == sorted(documents, key=lambda doc: doc.id)
+    assert {k: d.id for k, d in repo.documents_for_chunks("kb", range(8)).items()} == {
+        1: "b", 2: "b", 3: "a", 4: "c", 5: "c", 6: "c"
+    }  # fmt: skip
+    repo.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert (
+            db.execute(f"EXPLAIN QUERY PLAN {SPAN_SCAN}")
+            .fetchall()[-1][-1]
+            .endswith("COVERING INDEX chunks_spans")
+        )
+    db.close()
+
+
+def test_chunk_rows_of_no_document_are_refused_at_start(path):
+    stored_document_and_chunks(path, kb="notes", doc_id="a", chunks=1)
+    with sqlite3.connect(path) as db:  # foreign keys are off in this connection
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, 'notes', 'ghost', 0, 1, ?)",
+            [(label, unit_rows(1)[0].tobytes()) for label in (8, 9)],
+        )
+    db.close()
+    with pytest.raises(StorageError, match=r"knowledge base 'notes'.*document 'ghost'") as refused:
+        SqliteDocumentRepository(path)
+    assert "has 2 chunk row(s) but 0 were stored" in refused.value.message
+
+
+def test_metadata_of_thousands_of_documents_reloads_each_with_its_own(path):
+    repo = SqliteDocumentRepository(path)
+    repo.add_knowledge_base(make_kb())
+    values = [{}, {"n": -0.0}, {"s": "\u00e9\ud800"}, {"tags": ["a", 1.5, True]}]
+    documents = [
+        replace(make_doc(f"d{i:05}", [i + 1]), metadata=values[i % 4] | {"i": i} if i % 4 else {})
+        for i in range(5000)  # more than one batch of rows read at start (scans.BATCH)
+    ]
+    repo.add_documents("kb", documents, unit_rows(5000))
+    repo = reopen(repo, path)
+    kept = repo.list_documents("kb", 5000)
+    assert [(d.id, d.metadata) for d in kept] == [(d.id, d.metadata) for d in documents]
+    assert repr(repo.list_digests("kb", 1, after="d04996")[0].metadata) == "{'n': -0.0, 'i': 4997}"
+    repo.close()

@@ -32,7 +32,7 @@ class ChunkOwners:
 
     def add(self, labels: Sequence[int], owners: Sequence[str]) -> None:
         """Map each of `labels` to the owner at the same place in `owners`."""
-        keys = np.array(labels, dtype=np.int64)
+        keys = np.asarray(labels, dtype=np.int64)  # an array("q") is taken without a copy
         if not len(keys):
             return
         ascending = len(keys) == 1 or bool(np.all(keys[1:] > keys[:-1]))

@@ -26,13 +26,21 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from domain.digests import DIGEST_SIZE, DocumentDigest, digest_bytes, hash_of_digest
+from domain.digests import (
+    DIGEST_SIZE,
+    HASH_PREFIX,
+    DocumentDigest,
+    digest_bytes,
+    hash_of_digest,
+)
 from domain.layout import NO_LAYOUT
 from domain.model import Chunk, Document, Layout, Span
 
 HEADER = struct.Struct("<qqqqBII")
 CHUNK = struct.Struct("<qqq")
 CHUNKS_AT = HEADER.size + DIGEST_SIZE  # where the chunks begin
+COUNTS = struct.Struct("<BII")  # the header's last fields: flags, chunk count, metadata size
+COUNTS_AT = HEADER.size - COUNTS.size
 LAYOUT_COUNTS = struct.Struct("<II")  # sections, pages; then that many "<q" offsets
 TRUNCATED, LAYOUT = 1, 2  # flags
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -130,8 +138,20 @@ def unpack(document_id: str, record: bytes) -> Document:
 
 
 def digest(document_id: str, record: bytes) -> DocumentDigest:
-    """The document's id, content hash and metadata, its text left unread."""
-    return DocumentDigest(document_id, _hash(record), metadata(record))
+    """The document's id, content hash and metadata, its text left unread.
+
+    Written out, and built without the dataclass's __init__ (a third of the time): a start
+    lists the hashes of every document, ten million of them for a large knowledge base.
+    """
+    flags, count, size = COUNTS.unpack_from(record, COUNTS_AT)
+    at = _layout_end(record, flags, count) if flags & LAYOUT else CHUNKS_AT + count * CHUNK.size
+    found = object.__new__(DocumentDigest)
+    found.__dict__.update(
+        id=document_id,
+        content_hash=HASH_PREFIX + record[HEADER.size : CHUNKS_AT].hex(),
+        metadata=marshal.loads(record[at : at + size]) if size else {},
+    )
+    return found
 
 
 def metadata(record: bytes) -> dict[str, Any]:

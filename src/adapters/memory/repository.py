@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import threading
 from collections.abc import Collection, Iterator, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 
 from adapters.memory import document_records as records
 from adapters.memory.chunk_owners import ChunkOwners
+from adapters.memory.sorted_ids import SortedIds
 from domain.digests import DocumentDigest
 from domain.errors import (
     DocumentExistsError,
@@ -34,7 +34,7 @@ class _Shelf:
     keep_texts: bool = True
     building: str | None = None  # the job building it, while unpublished
     records: dict[str, bytes] = field(default_factory=dict)
-    ordered_ids: list[str] = field(default_factory=list)
+    ordered_ids: SortedIds = field(default_factory=SortedIds)  # GC-light order for pages
     owners: ChunkOwners = field(default_factory=ChunkOwners)
 
     @property
@@ -45,31 +45,30 @@ class _Shelf:
         """Store new documents, or replace ones whose old chunks were dropped."""
         for document in documents:
             if document.id not in self.records:
-                bisect.insort(self.ordered_ids, document.id)
+                self.ordered_ids.add(document.id)
             self.records[document.id] = records.pack(document, self.keep_texts)
         self.owners.add(
             [chunk.id for doc in documents for chunk in doc.chunks],
             [doc.id for doc in documents for _ in doc.chunks],
         )
 
-    def load(self, loaded: Sequence[tuple[str, bytes]]) -> None:
-        """Store many new (id, record) pairs at once (at start): one sort, one map update."""
-        labels: list[int] = []
-        owners: list[str] = []
-        for document_id, record in loaded:
-            self.records[document_id] = record
-            chunk_ids = records.chunk_ids(record)
-            labels += chunk_ids
-            owners += [document_id] * len(chunk_ids)
+    def load(self, loaded: dict[str, bytes], labels: Sequence[int], owners: Sequence[str]) -> None:
+        """Store many new records at once (at start): one sort, one map update. An empty shelf
+        takes `loaded` as its own dict (no second copy of ten million entries); ids that come
+        in order make the sort a single pass."""
+        if self.records:
+            self.records.update(loaded)
+        else:
+            self.records = loaded
         self.owners.add(labels, owners)
-        self.ordered_ids = sorted(self.records)
+        self.ordered_ids = SortedIds(sorted(self.records))
 
     def document(self, document_id: str) -> Document:
         return records.unpack(document_id, self.records[document_id])
 
     def drop(self, document_id: str) -> Document:
         record = self.records.pop(document_id)
-        del self.ordered_ids[bisect.bisect_left(self.ordered_ids, document_id)]
+        self.ordered_ids.remove(document_id)
         self.owners.remove(records.chunk_ids(record))
         return records.unpack(document_id, record)
 
@@ -95,10 +94,13 @@ class InMemoryDocumentRepository:
             raise KnowledgeBaseNotFoundError(name)
         return shelf
 
-    def load_records(self, kb: str, loaded: Sequence[tuple[str, bytes]]) -> None:
-        """Store many new (id, packed record) pairs of `kb` at once: how a journal refills RAM."""
+    def load_records(
+        self, kb: str, loaded: dict[str, bytes], labels: Sequence[int], owners: Sequence[str]
+    ) -> None:
+        """Store many new packed records of `kb` (by id) at once, with their chunk labels and
+        the id owning each: how a journal refills RAM. The cache keeps `loaded` itself."""
         with self._lock:
-            self._shelf(kb, unpublished=True).load(loaded)
+            self._shelf(kb, unpublished=True).load(loaded, labels, owners)
 
     def add_knowledge_base(self, kb: KnowledgeBase, building: str | None = None) -> None:
         with self._lock:
@@ -206,12 +208,11 @@ class InMemoryDocumentRepository:
     ) -> list[Document]:
         with self._lock:
             shelf = self._shelf(kb)
-            start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
             if where is None:
-                return [shelf.document(i) for i in shelf.ordered_ids[start : start + limit]]
+                return [shelf.document(i) for i in shelf.ordered_ids.page(after, limit)]
             # Records are immutable bytes: a filter is tested on a copy of the references,
             # outside the lock, so a slow filter never holds up the other requests.
-            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids[start:]]
+            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids.following(after)]
         found: list[Document] = []
         for doc_id, record in candidates:
             if matches(where, records.metadata(record)):
@@ -226,11 +227,10 @@ class InMemoryDocumentRepository:
         """From the records alone: the SQLite repository answers with this, reading no text."""
         with self._lock:
             shelf = self._shelf(kb)
-            start = 0 if after is None else bisect.bisect_right(shelf.ordered_ids, after)
             if where is None:
-                chosen = shelf.ordered_ids[start : start + limit]
+                chosen = shelf.ordered_ids.page(after, limit)
                 return [records.digest(i, shelf.records[i]) for i in chosen]
-            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids[start:]]
+            candidates = [(i, shelf.records[i]) for i in shelf.ordered_ids.following(after)]
         found: list[DocumentDigest] = []
         for doc_id, record in candidates:
             if matches(where, records.metadata(record)):

@@ -84,7 +84,7 @@ class SqliteDocumentRepository:
         for row in self._db.execute("SELECT * FROM knowledge_bases ORDER BY name"):
             self._cache.add_knowledge_base(sqlite_rows.kb_from_row(row), row["building"])
         for kb, loaded in scans.document_records(self._db, self._path, self._names()).items():
-            self._cache.load_records(kb, loaded)
+            self._cache.load_records(kb, *loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
         (kept,) = self._db.execute(f"SELECT value FROM counters WHERE name = '{NEXT}'").fetchone()
         self._next_id = max(int(top) + 1, int(kept))
