@@ -197,6 +197,10 @@ class DirectWriter:
                     for row, (doc_id, chunk) in enumerate(chunks)
                 ],
             )
+            self.db.execute(  # the label counter, as _insert keeps it
+                "UPDATE counters SET value = MAX(value, ?) WHERE name = 'next_chunk_id'",
+                (self.next_label,),
+            )
 
     def close(self) -> None:
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

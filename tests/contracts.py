@@ -333,6 +333,13 @@ class DocumentRepositoryContract:
         assert [d.id for d in repo.list_documents("kb", 2, where=where)] == ["d0", "d2"]
         assert [d.id for d in repo.list_documents("kb", 5, after="d2", where=where)] == ["d4"]
 
+    def test_content_hashes_list_ids_and_hashes_by_page(self, repo):
+        docs = [make_doc(f"d{i}", [i + 1], text=f"body {i}", n=i) for i in range(5)]
+        self.add(repo, *docs)
+        assert repo.content_hashes("kb", 2) == [(d.id, content_hash(d.text)) for d in docs[:2]]
+        assert [i for i, _ in repo.content_hashes("kb", 10, after="d2")] == ["d3", "d4"]
+        assert repo.content_hashes("kb", 10, after="d4") == []
+
     def test_digests_list_ids_hashes_and_metadata_by_page_and_filter(self, repo):
         docs = [
             make_doc(f"d{i}", [i + 1], text=f"body {i}", n=i, even=i % 2 == 0) for i in range(5)

@@ -284,6 +284,9 @@ class FakeDocumentRepository:
         listed = self.list_documents(kb, limit, after, where)
         return [DocumentDigest(d.id, d.content_hash, d.metadata) for d in listed]
 
+    def content_hashes(self, kb: str, limit: int, after: str | None = None):
+        return [(d.id, d.content_hash) for d in self.list_documents(kb, limit, after)]
+
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         docs = self._docs(kb).values()
         return [c.id for d in docs if matches(where, d.metadata) for c in d.chunks]

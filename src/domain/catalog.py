@@ -30,6 +30,7 @@ from domain.ports import (
 log = logging.getLogger(__name__)
 
 KEYWORD_PAGE = 1000  # documents read at a time to fill a keyword index
+HASH_PAGE = 10_000  # content hashes listed at a time to check a kept keyword index
 
 
 @dataclass
@@ -119,9 +120,9 @@ class Catalog:
 
     def _digests(self, kb: str) -> Iterator[tuple[str, str]]:
         after: str | None = None
-        while page := self._store.list_digests(kb, KEYWORD_PAGE, after):
-            yield from ((digest.id, digest.content_hash) for digest in page)
-            after = page[-1].id
+        while page := self._store.content_hashes(kb, HASH_PAGE, after):
+            yield from page
+            after = page[-1][0]
 
     def _new_slot(self, kb: KnowledgeBase) -> Slot:
         return Slot(self._index_factory(kb), self._keyword_factory(kb))

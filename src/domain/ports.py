@@ -297,6 +297,12 @@ class CatalogStore(KnowledgeBaseStore, DocumentLookup, Protocol):
     date from their content hashes (`list_digests`), unless `chunk_labels` is None.
     """
 
+    def content_hashes(
+        self, kb: str, limit: int, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(id, content hash) of up to `limit` documents ordered by id, ids strictly after
+        `after`: what a start compares a kept keyword index with (no text, no metadata)."""
+
     def chunk_labels(self, kb: str) -> Labels | None:
         """Every kept chunk label of a knowledge base, ascending (empty if none are kept).
 

@@ -15,6 +15,7 @@ from bench import scale, scale_data, scale_restart
 from bench.restart import DATABASE_FILE, BenchError
 
 from adapters.sqlite.repository import SqliteDocumentRepository
+from contracts import kept_vectors_of
 from model_folder import l6_folder
 
 
@@ -93,11 +94,12 @@ def test_plain_sqlite_writes_the_rows_the_repository_writes(tmp_path: Path) -> N
         "SELECT * FROM knowledge_bases",
         "SELECT * FROM documents ORDER BY id",
         "SELECT * FROM chunks ORDER BY id",
+        "SELECT * FROM counters",
     ):
         assert table(tmp_path / "sqlite", query) == table(tmp_path / "repository", query)
     repository = SqliteDocumentRepository(tmp_path / "sqlite" / DATABASE_FILE)
     try:
-        labels, vectors = repository.load_vectors(scale_data.KB_NAME)
+        labels, vectors = kept_vectors_of(repository, scale_data.KB_NAME)
         ids = scale_data.ids_of_rows([0, count - 1])
         assert repository.get_document(scale_data.KB_NAME, ids[count - 1]).text == (
             f"gloss {(count - 1) % len(pool)} (round 3)"

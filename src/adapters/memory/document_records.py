@@ -137,6 +137,11 @@ def unpack(document_id: str, record: bytes) -> Document:
     return trusted(Document, fields)
 
 
+def content_hash(record: bytes) -> str:
+    """The document's content hash alone (a start lists ten million of them)."""
+    return HASH_PREFIX + record[HEADER.size : CHUNKS_AT].hex()
+
+
 def digest(document_id: str, record: bytes) -> DocumentDigest:
     """The document's id, content hash and metadata, its text left unread.
 

@@ -239,6 +239,16 @@ class InMemoryDocumentRepository:
                     break
         return found
 
+    def content_hashes(
+        self, kb: str, limit: int, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        with self._lock:
+            shelf = self._shelf(kb)
+            return [
+                (i, records.content_hash(shelf.records[i]))
+                for i in shelf.ordered_ids.page(after, limit)
+            ]
+
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         with self._lock:
             stored = list(self._shelf(kb).records.values())

@@ -249,6 +249,11 @@ class PostgresDocumentRepository:
             rows = page_rows(conn, kb, DIGEST_COLUMNS, (limit, after), where)
         return [digest_from_row(row) for row in rows]
 
+    def content_hashes(
+        self, kb: str, limit: int, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        return [(d.id, d.content_hash) for d in self.list_digests(kb, limit, after)]
+
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         condition, params = where_sql(where)
         query = sql.SQL(

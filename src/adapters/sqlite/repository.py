@@ -120,6 +120,11 @@ class SqliteDocumentRepository:
     ) -> list[DocumentDigest]:
         return self._cache.list_digests(kb, limit, after, where)  # hashes are in RAM: no text
 
+    def content_hashes(
+        self, kb: str, limit: int, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        return self._cache.content_hashes(kb, limit, after)  # in RAM: no text read
+
     def chunk_ids_matching(self, kb: str, where: Filter) -> list[int]:
         return self._cache.chunk_ids_matching(kb, where)
 
