@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 DEFAULT_ANN_THRESHOLD = 50_000  # exact scan ~5 ms here; IVF at 100k: ~2 ms, recall@10 0.99
 DEFAULT_COMPRESS_THRESHOLD = 500_000  # float32 lists: 0.8 GB here; SQ8 codes: 0.2 GB
 RETRAIN_GROWTH = 4  # retrain the lists when the size is 4x off the size they were trained for
-REPLAY_ROUNDS = 3  # changes made during a build are replayed in rounds outside the mutex ...
-REPLAY_UNDER_LOCK = 16  # ... until this few are left, which are replayed under it
 
 # One rebuild at a time in the process: each holds a second copy of its vectors while it runs.
 _REBUILDS = threading.Semaphore(1)
@@ -308,24 +306,11 @@ class FaissVectorIndex:
 
     def _swap(self, target: faiss.IndexIVF) -> None:
         """Replay the recorded changes onto `target`, the last few under the mutex, and swap."""
-        done = 0
-        for _ in range(REPLAY_ROUNDS):
-            with self._mutex:
-                pending = (self._changes or [])[done:]
-            if len(pending) <= REPLAY_UNDER_LOCK:
-                break
-            rebuild.replay(target, pending)
-            done += len(pending)
+        done = rebuild.catch_up(target, lambda: self._changes or [], self._mutex)
         with self._mutex:
             rebuild.replay(target, (self._changes or [])[done:])
             self._changes = None
             self._trained_for = int(target.ntotal)
             self._current = target
             self._failed_at = None
-        log.info(
-            "vector index now %s over %d vectors",
-            "exact"
-            if ivf.is_exact(target)
-            else f"IVF ({target.nlist} lists, {target.nprobe} probes)",
-            target.ntotal,
-        )
+        log.info("vector index now %s", rebuild.describe(target))

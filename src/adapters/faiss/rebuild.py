@@ -129,3 +129,29 @@ def _fill(
             chosen = chosen[np.isin(kept[start:end], batch)]
         ivf.add(target, batch, vectors, chosen)
         start = end
+
+
+REPLAY_ROUNDS = 3  # changes made during a build are replayed in rounds outside the mutex ...
+REPLAY_UNDER_LOCK = 16  # ... until this few are left, which the caller replays under it
+
+
+def catch_up(
+    target: faiss.IndexIVF, recorded: Callable[[], list[Change]], lock: threading.Lock
+) -> int:
+    """Replay what `recorded()` holds (it grows while writers go on) onto `target` outside
+    `lock`, in rounds, until few are left; return how many were replayed."""
+    done = 0
+    for _ in range(REPLAY_ROUNDS):
+        with lock:
+            pending = recorded()[done:]
+        if len(pending) <= REPLAY_UNDER_LOCK:
+            break
+        replay(target, pending)
+        done += len(pending)
+    return done
+
+
+def describe(index: faiss.IndexIVF) -> str:
+    """For the log: "exact over n vectors" or "IVF (l lists, p probes) over n vectors"."""
+    kind = "exact" if ivf.is_exact(index) else f"IVF ({index.nlist} lists, {index.nprobe} probes)"
+    return f"{kind} over {index.ntotal} vectors"

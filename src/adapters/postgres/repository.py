@@ -22,9 +22,11 @@ from adapters.postgres.rows import (
     DOC_COLUMNS,
     KB_COLUMNS,
     MAX_LIMIT,
+    OWNERS_OF_LABELS,
     add_counts,
     digest_from_row,
     document_from_row,
+    documents_by_label,
     insert_documents,
     kb_from_row,
     lock_kb,
@@ -281,20 +283,8 @@ class PostgresDocumentRepository:
         if not labels:
             return {}
         with self._db.connection() as conn:
-            rows = conn.execute(
-                f"SELECT c.label, {', '.join('d.' + c for c in DOC_COLUMNS.split(', '))} "
-                "FROM kb_chunks c JOIN kb_documents d ON d.kb = c.kb AND d.id = c.document_id "
-                "WHERE c.kb = %s AND c.label = ANY(%s)",
-                (kb, labels),
-            ).fetchall()
-        documents: dict[str, Document] = {}
-        found: dict[int, Document] = {}
-        for row in rows:
-            document = documents.get(row[1]) or documents.setdefault(
-                row[1], document_from_row(row[1:])
-            )
-            found[int(row[0])] = document
-        return found
+            rows = conn.execute(OWNERS_OF_LABELS, (kb, labels)).fetchall()
+        return documents_by_label(rows)
 
     def chunk_labels(self, kb: str) -> Labels | None:
         with self._db.connection() as conn:

@@ -166,3 +166,21 @@ def _layout_json(layout: Layout) -> Json | None:
 
 def _layout_fields(stored: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
     return {"sections": tuple(stored["sections"]), "pages": tuple(stored["pages"])}
+
+
+# (label, document columns...) of chunk labels of one knowledge base: see `documents_by_label`.
+OWNERS_OF_LABELS = (
+    f"SELECT c.label, {', '.join('d.' + c for c in DOC_COLUMNS.split(', '))} "
+    "FROM kb_chunks c JOIN kb_documents d ON d.kb = c.kb AND d.id = c.document_id "
+    "WHERE c.kb = %s AND c.label = ANY(%s)"
+)
+
+
+def documents_by_label(rows: Sequence[Sequence[Any]]) -> dict[int, Document]:
+    """Each label's document from OWNERS_OF_LABELS rows: one Document per document, shared."""
+    documents: dict[str, Document] = {}
+    found: dict[int, Document] = {}
+    for row in rows:
+        document = documents.get(row[1]) or documents.setdefault(row[1], document_from_row(row[1:]))
+        found[int(row[0])] = document
+    return found

@@ -30,8 +30,6 @@ from domain.filters import Filter
 from domain.model import Document, KnowledgeBase, KnowledgeBaseStats
 from domain.ports import Labels, Vectors
 
-NEXT = "next_chunk_id"  # the counters row of the next chunk label
-
 
 class SqliteDocumentRepository:
     """A durable `DocumentRepository`: each write commits to SQLite before RAM changes.
@@ -86,7 +84,9 @@ class SqliteDocumentRepository:
         for kb, loaded in scans.document_records(self._db, self._path, self._names()).items():
             self._cache.load_records(kb, *loaded)
         (top,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()
-        (kept,) = self._db.execute(f"SELECT value FROM counters WHERE name = '{NEXT}'").fetchone()
+        (kept,) = self._db.execute(
+            f"SELECT value FROM counters WHERE name = '{sqlite_rows.NEXT}'"
+        ).fetchone()
         self._next_id = max(int(top) + 1, int(kept))
         release_free_memory()  # the rows read: without it their pages stay resident
 
@@ -218,7 +218,7 @@ class SqliteDocumentRepository:
             taken = self._cache.existing_ids(kb, [doc.id for doc in documents], unpublished=True)
             if taken:
                 raise DocumentExistsError(kb, taken)
-            self._writes.commit(lambda: self._insert(kb, documents, vectors))
+            self._writes.commit(lambda: sqlite_rows.insert(self._db, kb, documents, vectors))
             self._cache.add_documents(kb, documents, vectors)
 
     def replace_document(self, kb: str, document: Document, vectors: Vectors) -> Document | None:
@@ -226,8 +226,8 @@ class SqliteDocumentRepository:
             self._cache.get_knowledge_base(kb)
 
             def replace() -> None:
-                self._delete(kb, [document.id])
-                self._insert(kb, [document], vectors)
+                sqlite_rows.delete(self._db, kb, [document.id])
+                sqlite_rows.insert(self._db, kb, [document], vectors)
 
             known = texts.read(self._db, self._path, kb, [document.id])  # before the row goes
             self._writes.commit(replace)
@@ -255,7 +255,7 @@ class SqliteDocumentRepository:
         with self._lock:
             present = self._cache.existing_ids(kb, list(dict.fromkeys(document_ids)))
             known = texts.read(self._db, self._path, kb, present)  # before the rows go
-            self._writes.commit(lambda: self._delete(kb, present))
+            self._writes.commit(lambda: sqlite_rows.delete(self._db, kb, present))
             removed = self._cache.remove_documents(kb, present)
             return texts.with_texts(self._path, kb, removed, known)
 
@@ -282,29 +282,3 @@ class SqliteDocumentRepository:
         finally:
             db.close()
         release_free_memory()
-
-    def _insert(self, kb: str, documents: Sequence[Document], vectors: Vectors) -> None:
-        self._db.executemany(
-            f"INSERT INTO documents ({sqlite_rows.DOCUMENT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [sqlite_rows.document_row(kb, doc) for doc in documents],
-        )
-        chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]
-        if chunks:  # labels are never handed out again, not even after a restart
-            top = max(chunk.id for _, chunk in chunks) + 1
-            self._db.execute(
-                f"UPDATE counters SET value = MAX(value, ?) WHERE name = '{NEXT}'", (top,)
-            )
-        blobs = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._db.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (chunk.id, kb, doc_id, chunk.span.start, chunk.span.end, blobs[row].tobytes())
-                for row, (doc_id, chunk) in enumerate(chunks)
-            ],
-        )
-
-    def _delete(self, kb: str, document_ids: Sequence[str]) -> None:
-        keys = [(kb, doc_id) for doc_id in document_ids]
-        self._db.executemany("DELETE FROM chunks WHERE kb = ? AND document_id = ?", keys)
-        self._db.executemany("DELETE FROM documents WHERE kb = ? AND id = ?", keys)

@@ -1,4 +1,4 @@
-"""The rows of kb-service's SQLite file: knowledge bases and documents to and from columns.
+"""The rows of kb-service's SQLite file: knowledge bases, documents and chunks to and from columns.
 
 No port of its own: `SqliteDocumentRepository` reads and writes its file through it.
 """
@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from domain.errors import StorageError
 from domain.model import Chunking, Document, KnowledgeBase, Layout
+from domain.ports import Vectors
+
+NEXT = "next_chunk_id"  # the counters row of the next chunk label to hand out
 
 KB_COLUMNS = (
     "name, model, dimension, created_at, description, metadata, chunking, chunk_overlap, "
@@ -75,3 +81,31 @@ def disagreement(path: Path, kb: str, doc_id: str, found: int, stored: int) -> S
         "not start on this file. Something other than kb-service changed it; restore it from a "
         "backup."
     )
+
+
+def insert(
+    db: sqlite3.Connection, kb: str, documents: Sequence[Document], vectors: Vectors
+) -> None:
+    """Insert the documents' rows and their chunks' (a float32 blob each, `vectors` in order)."""
+    db.executemany(
+        f"INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [document_row(kb, doc) for doc in documents],
+    )
+    chunks = [(doc.id, chunk) for doc in documents for chunk in doc.chunks]
+    if chunks:  # labels are never handed out again, not even after a restart
+        top = max(chunk.id for _, chunk in chunks) + 1
+        db.execute(f"UPDATE counters SET value = MAX(value, ?) WHERE name = '{NEXT}'", (top,))
+    blobs = np.ascontiguousarray(vectors, dtype=np.float32)
+    db.executemany(
+        "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (chunk.id, kb, doc_id, chunk.span.start, chunk.span.end, blobs[row].tobytes())
+            for row, (doc_id, chunk) in enumerate(chunks)
+        ],
+    )
+
+
+def delete(db: sqlite3.Connection, kb: str, document_ids: Sequence[str]) -> None:
+    keys = [(kb, doc_id) for doc_id in document_ids]
+    db.executemany("DELETE FROM chunks WHERE kb = ? AND document_id = ?", keys)
+    db.executemany("DELETE FROM documents WHERE kb = ? AND id = ?", keys)
