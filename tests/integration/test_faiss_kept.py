@@ -224,3 +224,20 @@ def test_labels_of_removed_chunks_are_never_handed_out_again_after_a_restart(tmp
         assert repo.allocate_chunk_ids(1)[0] > max(labels)
     finally:
         repo.close()
+
+
+def test_a_writer_killed_half_way_leaves_the_old_copy_whole(stack, monkeypatch):
+    add([stack.service], 0, 300)
+    index = stack.settled()
+    whole = stack.kept.read_bytes()
+
+    def killed(built, path):  # the process dies half-way through writing the new copy
+        Path(path).write_bytes(whole[: len(whole) // 2])
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(faiss_kept.faiss, "write_index", killed)
+    stack.service.delete_documents("kb", ["d1"])
+    with pytest.raises(SystemExit):
+        index.close()
+    assert stack.kept.read_bytes() == whole  # the half is only ever the temporary file
+    assert stack.kept.with_name(stack.kept.name + ".tmp").exists()  # swept at the next start
