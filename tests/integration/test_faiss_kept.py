@@ -241,3 +241,18 @@ def test_a_writer_killed_half_way_leaves_the_old_copy_whole(stack, monkeypatch):
         index.close()
     assert stack.kept.read_bytes() == whole  # the half is only ever the temporary file
     assert stack.kept.with_name(stack.kept.name + ".tmp").exists()  # swept at the next start
+
+
+def test_thresholds_changed_since_the_copy_apply_at_start(stack):
+    add([stack.service], 0, 300)
+    assert stack.settled().compressed
+    before = answers(stack.service)
+    stack.close()
+    stack.compress = 1000  # KB_COMPRESS_THRESHOLD raised: float32 lists again
+    again = restarted(stack)
+    try:
+        index = again.settled()
+        assert index.approximate and not index.compressed
+        assert_same(answers(again.service), before)
+    finally:
+        again.close()

@@ -216,6 +216,7 @@ class FaissVectorIndex:
             labels = np.sort(ivf.all_labels(index))
             self._current, self._trained_for = index, int(index.ntotal)
             self._highest = int(labels[-1]) if len(labels) else -1
+            self._maybe_rebuild()  # the thresholds may have changed since it was written
         return labels
 
     def discard(self) -> None:
