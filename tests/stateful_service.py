@@ -35,8 +35,11 @@ def document_path(kb: str, doc_id: str) -> str:
 class Service:
     """One backend's `kb` process; `fresh()` empties it for the next example (reused if sound)."""
 
-    def __init__(self, backend: str, folder: Path) -> None:
+    def __init__(
+        self, backend: str, folder: Path, thresholds: dict[str, str] | None = None
+    ) -> None:
         self.backend = backend
+        self.thresholds = thresholds or {}  # KB_ANN_THRESHOLD, KB_COMPRESS_THRESHOLD
         self.folder = folder
         self.database_url = postgres.database_url() if backend == "postgres" else ""
         self.server: Server | None = None
@@ -52,6 +55,7 @@ class Service:
             "KB_EMBEDDING_MODEL": l6_folder(),
             "KB_DATA_DIR": str(self.folder / f"store{self.stores}"),
             "KB_THREADS": "4",
+            **self.thresholds,
         }
         if self.backend == "postgres":
             settings.update(KB_BACKEND="postgres", KB_DATABASE_URL=self.database_url)

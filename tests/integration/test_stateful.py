@@ -314,3 +314,19 @@ def test_the_service_agrees_with_a_model_of_it_through_random_operations_and_res
         "the worker did not exit on these stops: gunicorn killed it at its graceful timeout",
         service.killed_on_stop,
     )
+
+
+# IVF past 2 chunks and SQ8 codes past 4: every rebuild, compression and start goes through
+# the FAISS copy kept in KB_DATA_DIR/indexes, taken back after SIGTERM, SIGINT and SIGKILL.
+TINY_THRESHOLDS = {"KB_ANN_THRESHOLD": "2", "KB_COMPRESS_THRESHOLD": "4"}
+
+
+def test_kept_index_copies_agree_with_the_model_through_random_operations_and_restarts(
+    tmp_path: Any,
+) -> None:
+    service = Service("memory", tmp_path, TINY_THRESHOLDS)
+    try:
+        run_state_machine_as_test(lambda: KnowledgeBaseMachine(service), settings=SETTINGS)
+    finally:
+        service.close()
+    assert not service.killed_on_stop, service.killed_on_stop
