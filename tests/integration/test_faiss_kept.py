@@ -176,6 +176,9 @@ def test_a_failed_write_keeps_the_old_copy_and_leaves_no_temporary_file(stack, m
     index.close()  # due: one change; the write fails with a warning, nothing raised
     assert stack.kept.read_bytes() == old
     assert [p.name for p in stack.kept.parent.iterdir() if p.suffix == ".tmp"] == []
+    monkeypatch.undo()  # room again: the change is still due, and written at the next chance
+    index.close()
+    assert faiss.read_index(str(stack.kept)).ntotal == 299
 
 
 def test_many_changes_write_a_new_copy_in_the_background(stack, monkeypatch):

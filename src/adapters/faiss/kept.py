@@ -129,6 +129,7 @@ class KeptCopy:
                 except (OSError, RuntimeError) as error:  # a full disk: the old copy stays
                     log.warning("could not keep the vector index in %s: %s", self.path, error)
                     temporary.unlink(missing_ok=True)
+                    self._unsaved = max(self._unsaved, 1)  # due again (at shutdown at least)
         finally:
             if self._writer is threading.current_thread():
                 self._writer = None
