@@ -7,6 +7,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from dependency_injector import containers, providers
 
@@ -22,7 +23,6 @@ from domain.model import KnowledgeBase
 from domain.ports import (
     DocumentRepository,
     KeywordIndexFactory,
-    VectorIndex,
     VectorIndexFactory,
 )
 from entrypoints.settings import Settings
@@ -39,8 +39,11 @@ def kept_copy(data_dir: str, kb: KnowledgeBase, suffix: str) -> Path | None:
     never takes another's copy."""
     if data_dir == IN_RAM:
         return None
-    instant = int(kb.created_at.timestamp() * 1_000_000)
-    return Path(data_dir) / KEPT_INDEXES / f"{kb.name}.{instant}{suffix}"
+    return Path(data_dir) / KEPT_INDEXES / f"{_stem(kb)}{suffix}"
+
+
+def _stem(kb: KnowledgeBase) -> str:
+    return f"{kb.name}.{int(kb.created_at.timestamp() * 1_000_000)}"
 
 
 def sweep_kept_copies(data_dir: str, repository: DocumentRepository) -> None:
@@ -53,7 +56,7 @@ def sweep_kept_copies(data_dir: str, repository: DocumentRepository) -> None:
     live: set[str] = set()
     after: str | None = None
     while page := repository.list_knowledge_bases(1000, after):
-        live |= {f"{kb.name}.{int(kb.created_at.timestamp() * 1_000_000)}" for kb in page}
+        live |= {_stem(kb) for kb in page}
         after = page[-1].name
     for path in folder.iterdir():
         kept = KEPT_NAME.fullmatch(path.name)
@@ -105,39 +108,49 @@ def faiss_indexes(
 ) -> Iterator[VectorIndexFactory]:
     """FAISS indexes that compress past KB_COMPRESS_THRESHOLD when the file holds the vectors
     and keep a copy of themselves in KB_DATA_DIR/indexes; each writes it at shutdown if due."""
-    made: weakref.WeakSet[FaissVectorIndex] = weakref.WeakSet()
 
-    def make(kb: KnowledgeBase) -> VectorIndex:
-        index = FaissVectorIndex(
+    def make(kb: KnowledgeBase) -> FaissVectorIndex:
+        return FaissVectorIndex(
             kb.dimension,
             ann_threshold=settings.ann_threshold,
             compress_threshold=settings.compress_threshold,
             store=store,
             kept=kept_copy(settings.data_dir, kb, ".faiss"),
         )
-        made.add(index)
-        return index
 
-    try:
-        yield make
-    finally:
-        for index in list(made):
-            index.close()
+    yield from _closed_at_shutdown(make)
 
 
 def fts5_keywords(settings: Settings) -> Iterator[KeywordIndexFactory]:
     """Each knowledge base's keyword index, in a file of KB_DATA_DIR/indexes that it takes
     back at the next start (a private temporary one for :memory:, rebuilt at start). Each is
     closed at shutdown: its file whole, no descriptor left open on the data folder."""
-    made: weakref.WeakSet[Fts5KeywordIndex] = weakref.WeakSet()
+    yield from _closed_at_shutdown(
+        lambda kb: Fts5KeywordIndex(kept_copy(settings.data_dir, kb, ".fts"))
+    )
 
-    def make(kb: KnowledgeBase) -> Fts5KeywordIndex:
-        index = Fts5KeywordIndex(kept_copy(settings.data_dir, kb, ".fts"))
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+ClosableT = TypeVar("ClosableT", bound=_Closable)
+
+
+def _closed_at_shutdown(
+    make: Callable[[KnowledgeBase], ClosableT],
+) -> Iterator[Callable[[KnowledgeBase], ClosableT]]:
+    """A factory that makes what `make` does and, when the resource shuts down, closes every
+    one still alive (a knowledge base deleted meanwhile took its own along)."""
+    made: weakref.WeakSet[ClosableT] = weakref.WeakSet()
+
+    def tracked(kb: KnowledgeBase) -> ClosableT:
+        index = make(kb)
         made.add(index)
         return index
 
     try:
-        yield make
+        yield tracked
     finally:
         for index in list(made):
             index.close()
