@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_faiss_ann import clustered, labels_from, recall, settled
+from test_faiss_ann import SettledFaissVectorIndex, clustered, labels_from, recall, settled
 
 from adapters.faiss import ivf as faiss_ivf
 from adapters.faiss.index import FaissVectorIndex
@@ -33,7 +33,7 @@ class DictStore:
         return present, np.stack([self.rows[k] for k in present.tolist()])
 
 
-class StoredIndex(FaissVectorIndex):
+class StoredIndex(SettledFaissVectorIndex):
     """Puts vectors in its store before adding them (the repository commits them first), and
     waits for the rebuild each write starts, so every step sees the settled layout."""
 
@@ -44,12 +44,6 @@ class StoredIndex(FaissVectorIndex):
     def add(self, labels, vectors):
         self.store.put(labels, vectors)
         super().add(labels, vectors)
-        settled(self)
-
-    def remove(self, labels):
-        removed = super().remove(labels)
-        settled(self)
-        return removed
 
 
 class TestCompressedFaissVectorIndex(VectorIndexContract):

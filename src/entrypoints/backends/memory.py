@@ -77,26 +77,34 @@ def memory_repository(data_dir: str) -> Iterator[DocumentRepository]:
         repository.close()
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+ClosableT = TypeVar("ClosableT", bound=_Closable)
+InRamT = TypeVar("InRamT")
+
+
 def memory_job_store(data_dir: str, repository: DocumentRepository) -> Iterator[JobStore]:
     """The `jobs` table of the same file, opened once the repository owns and migrated it."""
-    if data_dir == IN_RAM:
-        yield InMemoryJobStore()
-        return
-    store = SqliteJobStore(Path(data_dir) / DATABASE_FILE)
-    try:
-        yield store
-    finally:
-        store.close()
+    yield from _beside_the_file(data_dir, SqliteJobStore, InMemoryJobStore)
 
 
 def vector_store(
     data_dir: str, repository: DocumentRepository
 ) -> Iterator[SqliteVectorStore | None]:
     """The file's float32 vectors for compressed indexes; none in RAM only (nothing to read)."""
+    yield from _beside_the_file(data_dir, SqliteVectorStore, lambda: None)
+
+
+def _beside_the_file(
+    data_dir: str, open_file: Callable[[Path], ClosableT], in_ram: Callable[[], InRamT]
+) -> Iterator[ClosableT | InRamT]:
+    """`open_file` on the repository's file, closed at shutdown; `in_ram()` for :memory:."""
     if data_dir == IN_RAM:
-        yield None
+        yield in_ram()
         return
-    store = SqliteVectorStore(Path(data_dir) / DATABASE_FILE)
+    store = open_file(Path(data_dir) / DATABASE_FILE)
     try:
         yield store
     finally:
@@ -128,13 +136,6 @@ def fts5_keywords(settings: Settings) -> Iterator[KeywordIndexFactory]:
     yield from _closed_at_shutdown(
         lambda kb: Fts5KeywordIndex(kept_copy(settings.data_dir, kb, ".fts"))
     )
-
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-
-ClosableT = TypeVar("ClosableT", bound=_Closable)
 
 
 def _closed_at_shutdown(
